@@ -1,0 +1,392 @@
+"""Typed, frozen run configuration: the single description of one training run.
+
+A ``RunConfig`` is fully resolved before launch (explicit shape, explicit ``n_tokens``); sweeps
+build them, ``train(cfg, run_dir)`` consumes them, and ``config.json`` in every run directory is
+``RunConfig.to_dict()``. Every dataclass validates itself in ``__post_init__`` and raises
+``ConfigError`` (a ``ValueError``) naming the field and the fix. JSON round-trips exactly;
+unknown keys are an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the fix."""
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _positive_int(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            f"{type(obj).__name__}.{name} must be a positive integer, got {value!r}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a GPT-style decoder-only transformer (see ``scaling.model.GPT``).
+
+    Attributes:
+        n_layers: number of transformer blocks.
+        d_model: residual-stream width.
+        n_heads: attention heads; ``d_head = d_model // n_heads``.
+        d_mlp: hidden width of the MLP (usually ``4 * d_model``).
+        vocab_size: number of token ids (256 for the default byte-level tokenizer).
+        seq_len: context length in tokens (learned absolute positions, GPT-2 style).
+        tie_embeddings: share the token-embedding matrix with the LM head.
+        dropout: dropout probability on attention and residual branches (0 for scaling runs).
+    """
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_mlp: int
+    vocab_size: int = 256
+    seq_len: int = 256
+    tie_embeddings: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive_int(self, "n_layers", "d_model", "n_heads", "d_mlp", "vocab_size", "seq_len")
+        _require(
+            self.d_model % self.n_heads == 0,
+            f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}; "
+            "choose n_heads dividing d_model",
+        )
+        _require(
+            0.0 <= self.dropout < 1.0, f"ModelConfig.dropout must be in [0, 1), got {self.dropout}"
+        )
+
+    @property
+    def d_head(self) -> int:
+        """Per-head width ``d_model // n_heads``."""
+        return self.d_model // self.n_heads
+
+
+DataSource = Literal["stdlib", "text", "tokens"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the tokens come from.
+
+    Attributes:
+        source: ``"stdlib"`` (the running interpreter's standard-library ``.py`` files, byte
+            tokens), ``"text"`` (a user's text file or folder, byte tokens) or ``"tokens"``
+            (a folder with nanoGPT-layout ``train.bin`` and ``val.bin`` of ``uint16`` ids).
+        path: file or folder for ``text`` and ``tokens``; must be ``None`` for ``stdlib``.
+        include_tests: ``stdlib`` only: also use the ``test``/``tests`` folders (~30 MB vs ~12 MB).
+        val_fraction: fraction of files (``stdlib``/``text`` folders) or of the byte stream (a
+            single text file) held out for validation, chosen deterministically.
+        val_tokens: number of validation tokens evaluated at every evaluation (fixed set, the
+            same for every run on the same data).
+    """
+
+    source: DataSource = "stdlib"
+    path: str | None = None
+    include_tests: bool = False
+    val_fraction: float = 0.04
+    val_tokens: int = 65536
+
+    def __post_init__(self) -> None:
+        _require(
+            self.source in typing.get_args(DataSource),
+            f"DataConfig.source must be one of {typing.get_args(DataSource)}, got {self.source!r}",
+        )
+        if self.source == "stdlib":
+            _require(self.path is None, "DataConfig.path must be omitted when source='stdlib'")
+        else:
+            _require(
+                bool(self.path),
+                f"DataConfig.path is required when source={self.source!r}; give a file or folder",
+            )
+        _require(
+            0.0 < self.val_fraction < 0.5,
+            f"DataConfig.val_fraction must be in (0, 0.5), got {self.val_fraction}",
+        )
+        _positive_int(self, "val_tokens")
+
+
+OptimizerName = Literal["adamw", "sgd"]
+ScheduleName = Literal["cosine", "wsd", "constant"]
+DecayShape = Literal["linear", "1-sqrt"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule.
+
+    Defaults follow common scaling-law practice (Hoffmann et al. 2022; nanoGPT): AdamW with
+    betas (0.9, 0.95), weight decay 0.1 on matrices only (not on embeddings' biases, norms or
+    gains; see ``scaling.optim``), gradient clipping at global norm 1.0, linear warmup then cosine
+    decay to ``min_lr_ratio * lr`` over the run's own length.
+
+    Attributes:
+        optimizer: ``"adamw"`` or ``"sgd"`` (SGD with momentum).
+        lr: peak learning rate.
+        betas: AdamW (beta1, beta2).
+        eps: AdamW epsilon.
+        weight_decay: decoupled weight decay on 2-D weight matrices.
+        momentum: SGD momentum.
+        grad_clip: max global L2 norm of gradients; 0 disables clipping.
+        schedule: ``"cosine"``, ``"wsd"`` (warmup-stable-decay) or ``"constant"``.
+        warmup_fraction: fraction of the run's steps spent in linear warmup.
+        min_lr_ratio: final learning rate as a fraction of ``lr`` (cosine and wsd).
+        decay_fraction: ``wsd`` only: fraction of steps in the final decay phase.
+        decay_shape: ``wsd`` only: ``"linear"`` or ``"1-sqrt"`` (Hägele et al. 2024).
+    """
+
+    optimizer: OptimizerName = "adamw"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    momentum: float = 0.9
+    grad_clip: float = 1.0
+    schedule: ScheduleName = "cosine"
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.1
+    decay_fraction: float = 0.2
+    decay_shape: DecayShape = "linear"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        _require(
+            self.optimizer in typing.get_args(OptimizerName),
+            f"OptimConfig.optimizer must be one of {typing.get_args(OptimizerName)}, "
+            f"got {self.optimizer!r}",
+        )
+        _require(
+            self.schedule in typing.get_args(ScheduleName),
+            f"OptimConfig.schedule must be one of {typing.get_args(ScheduleName)}, "
+            f"got {self.schedule!r}",
+        )
+        _require(
+            self.decay_shape in typing.get_args(DecayShape),
+            f"OptimConfig.decay_shape must be one of {typing.get_args(DecayShape)}, "
+            f"got {self.decay_shape!r}",
+        )
+        _require(self.lr > 0, f"OptimConfig.lr must be > 0, got {self.lr}")
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"OptimConfig.betas must be two numbers in [0, 1), got {self.betas}",
+        )
+        _require(
+            self.weight_decay >= 0,
+            f"OptimConfig.weight_decay must be >= 0, got {self.weight_decay}",
+        )
+        _require(
+            self.grad_clip >= 0,
+            f"OptimConfig.grad_clip must be >= 0 (0 disables), got {self.grad_clip}",
+        )
+        _require(
+            0 <= self.warmup_fraction < 1,
+            f"OptimConfig.warmup_fraction must be in [0, 1), got {self.warmup_fraction}",
+        )
+        _require(
+            0 <= self.min_lr_ratio <= 1,
+            f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}",
+        )
+        _require(
+            0 < self.decay_fraction <= 1,
+            f"OptimConfig.decay_fraction must be in (0, 1], got {self.decay_fraction}",
+        )
+        if self.schedule == "wsd":
+            _require(
+                self.warmup_fraction + self.decay_fraction <= 1,
+                "OptimConfig.warmup_fraction + decay_fraction must be <= 1 for schedule='wsd'",
+            )
+
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16"]
+WandbMode = Literal["offline", "online", "disabled"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run.
+
+    Attributes:
+        model: the architecture.
+        data: the corpus.
+        optim: optimizer and schedule.
+        n_tokens: D, training tokens; rounded down to whole steps of ``batch_size_tokens``.
+        batch_size_tokens: tokens per optimizer step (a multiple of ``micro_batch_size * seq_len``;
+            gradient accumulation covers the rest).
+        micro_batch_size: sequences per forward/backward pass (memory knob only; results do not
+            depend on it beyond float rounding).
+        seed: seeds initialisation and the batch order; batches are a pure function of
+            (seed, step).
+        eval_interval_tokens: evaluate validation loss every this many training tokens (and at
+            the end).
+        log_interval_steps: write a ``metrics.jsonl`` row every this many steps (and at the end).
+        checkpoint_interval_steps: write ``checkpoint.pt`` every this many steps (and at the end).
+        device: ``"auto"`` picks CUDA when available, else CPU.
+        precision: ``"auto"`` is bf16 autocast on CUDA and fp32 on CPU.
+        compile: wrap the model in ``torch.compile``.
+        n_threads: torch intra-op threads on CPU (1 is fastest for small models when several
+            runs share a machine).
+        wandb_mode: ``"offline"`` (default), ``"online"`` or ``"disabled"``; wandb only mirrors
+            ``metrics.jsonl``.
+        wandb_project: wandb project name.
+        sweep_name: sweep this run belongs to (its wandb group), or ``None``.
+        flops_budget: the IsoFLOP budget label C in FLOPs, or ``None`` outside IsoFLOP sweeps.
+        point_key: runs that are LR or seed variants of one (shape, budget) point share it.
+    """
+
+    model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    n_tokens: int = 1_048_576
+    batch_size_tokens: int = 4096
+    micro_batch_size: int = 16
+    seed: int = 0
+    eval_interval_tokens: int = 262_144
+    log_interval_steps: int = 10
+    checkpoint_interval_steps: int = 200
+    device: Device = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
+    n_threads: int = 1
+    wandb_mode: WandbMode = "offline"
+    wandb_project: str = "scaling"
+    sweep_name: str | None = None
+    flops_budget: float | None = None
+    point_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.model, ModelConfig), "RunConfig.model must be a ModelConfig")
+        _require(isinstance(self.data, DataConfig), "RunConfig.data must be a DataConfig")
+        _require(isinstance(self.optim, OptimConfig), "RunConfig.optim must be an OptimConfig")
+        _positive_int(
+            self,
+            "n_tokens",
+            "batch_size_tokens",
+            "micro_batch_size",
+            "eval_interval_tokens",
+            "log_interval_steps",
+            "checkpoint_interval_steps",
+            "n_threads",
+        )
+        micro_tokens = self.micro_batch_size * self.model.seq_len
+        _require(
+            self.batch_size_tokens % micro_tokens == 0,
+            f"RunConfig.batch_size_tokens={self.batch_size_tokens} must be a multiple of "
+            f"micro_batch_size * seq_len = {micro_tokens}; change batch_size_tokens or micro_batch_size",
+        )
+        _require(
+            self.n_tokens >= self.batch_size_tokens,
+            f"RunConfig.n_tokens={self.n_tokens} is less than one batch "
+            f"(batch_size_tokens={self.batch_size_tokens}); raise n_tokens or shrink the batch",
+        )
+        _require(
+            self.device in typing.get_args(Device),
+            f"RunConfig.device must be one of {typing.get_args(Device)}",
+        )
+        _require(
+            self.precision in typing.get_args(Precision),
+            f"RunConfig.precision must be one of {typing.get_args(Precision)}",
+        )
+        _require(
+            self.wandb_mode in typing.get_args(WandbMode),
+            f"RunConfig.wandb_mode must be one of {typing.get_args(WandbMode)}",
+        )
+        if self.flops_budget is not None:
+            _require(
+                self.flops_budget > 0,
+                f"RunConfig.flops_budget must be > 0, got {self.flops_budget}",
+            )
+
+    # -- derived quantities -------------------------------------------------------------------
+    @property
+    def n_steps(self) -> int:
+        """Optimizer steps: ``n_tokens // batch_size_tokens``."""
+        return self.n_tokens // self.batch_size_tokens
+
+    @property
+    def grad_accum_steps(self) -> int:
+        """Micro-batches per optimizer step."""
+        return self.batch_size_tokens // (self.micro_batch_size * self.model.seq_len)
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary (nested dicts for model, data, optim)."""
+        d = dataclasses.asdict(self)
+        d["optim"]["betas"] = list(self.optim.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """Build from ``to_dict()`` output.
+
+        Raises:
+            ConfigError: on an unknown key (named, with its section) or an invalid value.
+        """
+        d = dict(d)
+        nested = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig}
+        kwargs: dict[str, Any] = {}
+        for key, sub_cls in nested.items():
+            if key in d:
+                kwargs[key] = _build(sub_cls, d.pop(key), section=f"{key}.")
+        if "model" not in kwargs:
+            raise ConfigError("RunConfig.model is required; give n_layers, d_model, n_heads, d_mlp")
+        kwargs.update(_check_keys(cls, d, section="", skip=set(nested)))
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        """Indented JSON text of ``to_dict()``."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> RunConfig:
+        """Read a config JSON file.
+
+        Raises:
+            ConfigError: the file is missing, not JSON, or holds an invalid config.
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist; check the path") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {path} must hold a JSON object")
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """Copy with top-level fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_keys(
+    cls: type, d: dict[str, Any], section: str, skip: set[str] | None = None
+) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)} - (skip or set())
+    for key in d:
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key {section}{key!r}; valid keys in {cls.__name__}: {sorted(names)}"
+            )
+    return dict(d)
+
+
+def _build(cls: type, d: Any, section: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section {section[:-1]!r} must be a JSON object")
+    return cls(**_check_keys(cls, d, section))
