@@ -286,7 +286,8 @@ class RunConfig:
         _require(
             self.batch_size_tokens % micro_tokens == 0,
             f"RunConfig.batch_size_tokens={self.batch_size_tokens} must be a multiple of "
-            f"micro_batch_size * seq_len = {micro_tokens}; change batch_size_tokens or micro_batch_size",
+            f"micro_batch_size * seq_len = {micro_tokens}; "
+            "change batch_size_tokens or micro_batch_size",
         )
         _require(
             self.n_tokens >= self.batch_size_tokens,
@@ -381,7 +382,8 @@ def _check_keys(
     for key in d:
         if key not in names:
             raise ConfigError(
-                f"unknown config key {section}{key!r}; valid keys in {cls.__name__}: {sorted(names)}"
+                f"unknown config key {section}{key!r}; "
+                f"valid keys in {cls.__name__}: {sorted(names)}"
             )
     return dict(d)
 

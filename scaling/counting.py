@@ -144,7 +144,10 @@ def training_flops(cfg: ModelConfig, n_tokens: int, include_embedding: bool = Fa
 
 
 def kaplan_flops_per_token(cfg: ModelConfig) -> int:
-    """Training FLOPs per token in Kaplan et al. 2020, Table 1: ``3*(2*N + 2*n_layers*seq_len*d_model)``.
+    """Training FLOPs per token in Kaplan et al. 2020, Table 1.
+
+    ``3 * (2*N + 2*n_layers*seq_len*d_model)``: forward ``2N`` plus attention scores, times 3
+    for forward + backward.
 
     N is the non-embedding count; the LM head and embeddings are not counted.
     """
