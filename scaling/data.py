@@ -1,0 +1,391 @@
+"""Training and validation tokens: the corpus, its deterministic split, and batches.
+
+Three sources (``DataConfig.source``):
+
+- ``"stdlib"``: the running interpreter's standard-library ``.py`` files, byte tokens (vocab
+  256). Nothing is downloaded. Without ``include_tests`` the ``test``/``tests``/``idle_test``
+  folders are left out (~12 MB); with it they are kept (~30 MB). ``site-packages`` is never used.
+- ``"text"``: a user's text file or folder, byte tokens. A folder is split by file like
+  ``stdlib``; a single file (or a folder holding one file) gives its last ``val_fraction`` of
+  bytes to validation.
+- ``"tokens"``: a folder with nanoGPT-layout ``train.bin`` and ``val.bin`` (``uint16`` ids, read
+  with ``np.memmap``); every id must be ``< vocab_size`` (checked, vectorised and chunked).
+
+Files are split into train/val *by file*: a file goes to validation when the SHA-256 of its
+relative path, read as a number in [0, 1), is below ``val_fraction``. The choice depends only on
+the path, so it is stable when files are added, and the validation set spans many held-out files
+(a prefix of one file reads ~0.08 nats lower; see docs/cpu-isoflop-notes.md). Files are joined
+with a NUL byte (``SEPARATOR``), which source text does not contain.
+
+Batches are a pure function of ``(seed, step)``: ``numpy.random.Generator(PCG64([seed, step]))``
+draws one random start offset per sequence of the whole optimizer step, and micro-step ``m``
+takes rows ``[m * micro_batch_size, (m + 1) * micro_batch_size)``. A resumed run therefore sees
+exactly the batches it would have seen, and the micro-batch size changes nothing but memory. The
+validation set is fixed: the first ``val_tokens`` tokens of the validation split cut into
+non-overlapping ``seq_len`` windows, the same for every seed and run on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.config import DataConfig, RunConfig
+
+SEPARATOR = 0  # byte joining files; NUL does not occur in source text
+BYTE_VOCAB_SIZE = 256
+_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
+_CHUNK = 1 << 24  # ids per chunk when scanning token files (16 Mi ids, 32 MiB of uint16)
+
+
+class DataError(ValueError):
+    """The corpus cannot be used as configured; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a run trained on, recorded in ``config.json["data"]``.
+
+    Attributes:
+        source: ``DataConfig.source``.
+        sha256: hex SHA-256 of the corpus content (relative paths and bytes of every file for
+            ``stdlib``/``text``; ``train.bin`` then ``val.bin`` for ``tokens``).
+        train_bytes: bytes in the training split (files plus separators; for ``tokens`` the
+            size of ``train.bin``).
+        val_bytes: bytes in the validation split.
+        n_train_tokens: tokens in the training split.
+        n_val_tokens: tokens in the validation split (the evaluated set is ``val_tokens`` of it).
+        n_files_train: files in the training split.
+        n_files_val: files in the validation split.
+    """
+
+    source: str
+    sha256: str
+    train_bytes: int
+    val_bytes: int
+    n_train_tokens: int
+    n_val_tokens: int
+    n_files_train: int
+    n_files_val: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary with the contract keys."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """Loaded token streams.
+
+    Attributes:
+        train: 1-D ``uint8`` (byte tokens) or ``uint16`` (token files, possibly a memmap) ids.
+        val: 1-D validation ids, same dtype.
+        vocab_size: number of token ids.
+        bytes_per_token: 1.0 for byte tokens; ``None`` when unknown (token files), in which
+            case bits per byte cannot be reported.
+        info: provenance for ``config.json``.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    bytes_per_token: float | None
+    info: DataInfo
+
+
+# -- loading ------------------------------------------------------------------------------------
+def stdlib_files(include_tests: bool = False) -> tuple[Path, list[Path]]:
+    """The interpreter's standard-library ``.py`` files, sorted by relative path.
+
+    Args:
+        include_tests: keep ``test``/``tests``/``idle_test`` folders.
+
+    Returns:
+        ``(root, files)``: the stdlib folder and the absolute paths of the files.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return root, _walk(root, suffix=".py", skip_dirs=set() if include_tests else set(_TEST_DIRS))
+
+
+def _walk(root: Path, suffix: str | None, skip_dirs: set[str]) -> list[Path]:
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        # prune in place: never site-packages, never hidden folders, tests unless asked
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if d not in skip_dirs
+            and d != "site-packages"
+            and not d.startswith(".")
+            and d != "__pycache__"
+        ]
+        for name in filenames:
+            if name.startswith(".") or (suffix is not None and not name.endswith(suffix)):
+                continue
+            path = Path(dirpath) / name
+            if path.is_file():
+                files.append(path)
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def is_val_file(rel_path: str, val_fraction: float) -> bool:
+    """Whether a file belongs to the validation split.
+
+    The SHA-256 of the POSIX relative path, read as a number in [0, 1), is compared with
+    ``val_fraction``: a pure function of the path (independent of the seed and of other files).
+    """
+    h = int.from_bytes(hashlib.sha256(rel_path.encode("utf-8")).digest()[:8], "big")
+    return h / 2.0**64 < val_fraction
+
+
+def _split_files(root: Path, files: list[Path], val_fraction: float) -> tuple[list, list]:
+    rels = [f.relative_to(root).as_posix() for f in files]
+    val = [i for i, r in enumerate(rels) if is_val_file(r, val_fraction)]
+    if not val:  # tiny folders: hold out the file whose hash is smallest, still path-determined
+        val = [min(range(len(rels)), key=lambda i: hashlib.sha256(rels[i].encode()).digest())]
+    if len(val) == len(rels):  # keep at least one training file
+        val = val[:-1]
+    val_set = set(val)
+    train = [i for i in range(len(rels)) if i not in val_set]
+    return [(rels[i], files[i]) for i in train], [(rels[i], files[i]) for i in val]
+
+
+def _read_files(items: list[tuple[str, Path]], hasher: Any, field: str) -> bytes:
+    parts: list[bytes] = []
+    for rel, path in items:
+        try:
+            content = path.read_bytes()
+        except OSError as e:
+            raise DataError(
+                f"{field}: cannot read {path} ({e.strerror}); fix or remove it"
+            ) from None
+        hasher.update(rel.encode("utf-8") + b"\0" + len(content).to_bytes(8, "big"))
+        hasher.update(content)
+        parts.append(content)
+    return bytes([SEPARATOR]).join(parts) + bytes([SEPARATOR]) if parts else b""
+
+
+def _byte_data(root: Path, files: list[Path], cfg: DataConfig, field: str) -> TokenData:
+    if not files:
+        raise DataError(f"{field}: no files found under {root}; point it at a non-empty corpus")
+    hasher = hashlib.sha256()
+    if len(files) == 1:  # one file: its tail is the validation split
+        content = _read_files([(files[0].name, files[0])], hasher, field)[:-1]
+        if not content:
+            raise DataError(f"{field}: corpus {files[0]} is empty; give a file with text in it")
+        n_val = max(1, int(len(content) * cfg.val_fraction))
+        train_b, val_b = content[:-n_val], content[-n_val:]
+        n_train_files, n_val_files = 1, 1
+    else:
+        train_items, val_items = _split_files(root, files, cfg.val_fraction)
+        train_b = _read_files(train_items, hasher, field)
+        val_b = _read_files(val_items, hasher, field)
+        n_train_files, n_val_files = len(train_items), len(val_items)
+        if len(train_b) + len(val_b) == n_train_files + n_val_files:  # only separators
+            raise DataError(f"{field}: every file under {root} is empty; give a non-empty corpus")
+    train = np.frombuffer(train_b, dtype=np.uint8)
+    val = np.frombuffer(val_b, dtype=np.uint8)
+    info = DataInfo(
+        source=cfg.source,
+        sha256=hasher.hexdigest(),
+        train_bytes=len(train_b),
+        val_bytes=len(val_b),
+        n_train_tokens=int(train.size),
+        n_val_tokens=int(val.size),
+        n_files_train=n_train_files,
+        n_files_val=n_val_files,
+    )
+    return TokenData(train, val, BYTE_VOCAB_SIZE, 1.0, info)
+
+
+def _token_data(cfg: DataConfig, vocab_size: int) -> TokenData:
+    folder = Path(cfg.path or "")
+    if not folder.is_dir():
+        raise DataError(
+            f"data.path={cfg.path!r} is not a folder; for source='tokens' give a folder "
+            "holding train.bin and val.bin"
+        )
+    arrays = {}
+    hasher = hashlib.sha256()
+    for name in ("train.bin", "val.bin"):
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"data.path: {path} does not exist; write nanoGPT-layout {name}")
+        size = path.stat().st_size
+        if size == 0 or size % 2:
+            raise DataError(
+                f"data.path: {path} has {size} bytes; it must be a non-empty array of uint16 ids"
+            )
+        ids = np.memmap(path, dtype=np.uint16, mode="r")
+        max_id = -1
+        for start in range(0, ids.size, _CHUNK):  # chunked: a multi-GB file stays out of memory
+            chunk = ids[start : start + _CHUNK]
+            hasher.update(chunk.tobytes())
+            max_id = max(max_id, int(chunk.max()))
+        if max_id >= vocab_size:
+            raise DataError(
+                f"data.path: {path} holds token id {max_id} >= model.vocab_size={vocab_size}; "
+                f"set model.vocab_size to at least {max_id + 1} or re-tokenize"
+            )
+        arrays[name] = ids
+    train, val = arrays["train.bin"], arrays["val.bin"]
+    info = DataInfo(
+        source=cfg.source,
+        sha256=hasher.hexdigest(),
+        train_bytes=int(train.nbytes),
+        val_bytes=int(val.nbytes),
+        n_train_tokens=int(train.size),
+        n_val_tokens=int(val.size),
+        n_files_train=1,
+        n_files_val=1,
+    )
+    return TokenData(train, val, vocab_size, None, info)
+
+
+def load_data(cfg: DataConfig, vocab_size: int = BYTE_VOCAB_SIZE) -> TokenData:
+    """Load and split a corpus (module docstring describes the sources and the split).
+
+    Args:
+        cfg: where the tokens come from.
+        vocab_size: the model's vocabulary; must be >= 256 for byte sources, and bounds every id
+            of a token file.
+
+    Returns:
+        TokenData with 1-D train and val id arrays and provenance.
+
+    Raises:
+        DataError: missing or unreadable path, empty corpus, ids >= ``vocab_size``, or a byte
+            source with ``vocab_size < 256``.
+    """
+    if cfg.source == "tokens":
+        return _token_data(cfg, vocab_size)
+    if vocab_size < BYTE_VOCAB_SIZE:
+        raise DataError(
+            f"model.vocab_size={vocab_size} is too small for byte tokens (source={cfg.source!r}); "
+            f"set it to {BYTE_VOCAB_SIZE}"
+        )
+    if cfg.source == "stdlib":
+        root, files = stdlib_files(cfg.include_tests)
+        return _byte_data(root, files, cfg, "data.source='stdlib'")
+    path = Path(cfg.path or "")
+    if path.is_file():
+        return _byte_data(path.parent, [path], cfg, "data.path")
+    if path.is_dir():
+        return _byte_data(path, _walk(path, suffix=None, skip_dirs=set()), cfg, "data.path")
+    raise DataError(f"data.path={cfg.path!r} does not exist; give an existing text file or folder")
+
+
+def check_data_for_run(data: TokenData, cfg: RunConfig) -> None:
+    """Check that the corpus can feed ``cfg`` before any compute.
+
+    Raises:
+        DataError: ``seq_len`` longer than the train or val split, a corpus smaller than one
+            batch plus the validation set, or a validation split shorter than ``val_tokens``.
+    """
+    seq_len = cfg.model.seq_len
+    n_train, n_val = int(data.train.size), int(data.val.size)
+    if seq_len + 1 > n_train:
+        raise DataError(
+            f"model.seq_len={seq_len} is longer than the training split ({n_train} tokens); "
+            "lower seq_len or use a bigger corpus"
+        )
+    if seq_len + 1 > n_val:
+        raise DataError(
+            f"model.seq_len={seq_len} is longer than the validation split ({n_val} tokens); "
+            "lower seq_len or raise data.val_fraction"
+        )
+    need = cfg.batch_size_tokens + cfg.data.val_tokens
+    if n_train + n_val < need:
+        raise DataError(
+            f"corpus has {n_train + n_val} tokens, fewer than one batch plus the validation set "
+            f"(batch_size_tokens={cfg.batch_size_tokens} + data.val_tokens="
+            f"{cfg.data.val_tokens}); use a bigger corpus or shrink them"
+        )
+    if cfg.data.val_tokens + 1 > n_val:
+        raise DataError(
+            f"data.val_tokens={cfg.data.val_tokens} exceeds the validation split ({n_val} tokens, "
+            "one is kept for the shifted target); lower val_tokens or raise data.val_fraction"
+        )
+    if cfg.data.val_tokens < seq_len:
+        raise DataError(
+            f"data.val_tokens={cfg.data.val_tokens} is less than one window of model.seq_len="
+            f"{seq_len}; raise val_tokens"
+        )
+
+
+# -- batches ------------------------------------------------------------------------------------
+def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Any, Any]:
+    import torch
+
+    chunk = np.asarray(ids[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)
+    chunk_t = torch.from_numpy(chunk)
+    return chunk_t[:, :-1], chunk_t[:, 1:]
+
+
+def batch_offsets(
+    n_train_tokens: int, seed: int, step: int, n_rows: int, seq_len: int
+) -> np.ndarray:
+    """Start offsets of every sequence of optimizer step ``step``: a pure function of its inputs.
+
+    Args:
+        n_train_tokens: length of the training split.
+        seed: ``RunConfig.seed``.
+        step: 0-based optimizer step.
+        n_rows: sequences per optimizer step (``batch_size_tokens // seq_len``).
+        seq_len: tokens per sequence.
+
+    Returns:
+        ``int64[n_rows]`` offsets in ``[0, n_train_tokens - seq_len - 1]``.
+    """
+    rng = np.random.Generator(np.random.PCG64([seed, step]))
+    return rng.integers(0, n_train_tokens - seq_len, size=n_rows, dtype=np.int64)
+
+
+def get_batch(data: TokenData, cfg: RunConfig, step: int, micro_step: int) -> tuple[Any, Any]:
+    """Training micro-batch ``micro_step`` of optimizer step ``step`` (0-based).
+
+    Args:
+        data: loaded tokens.
+        cfg: run configuration (seed, seq_len, batch sizes).
+        step: 0-based optimizer step.
+        micro_step: ``0 <= micro_step < cfg.grad_accum_steps``.
+
+    Returns:
+        ``(x, y)``: CPU ``torch.int64`` tensors ``[micro_batch_size, seq_len]``; ``y`` is ``x``
+        shifted left by one token.
+
+    Raises:
+        ValueError: ``micro_step`` out of range.
+    """
+    if not 0 <= micro_step < cfg.grad_accum_steps:
+        raise ValueError(f"micro_step={micro_step} must be in [0, {cfg.grad_accum_steps})")
+    seq_len = cfg.model.seq_len
+    starts = batch_offsets(
+        int(data.train.size), cfg.seed, step, cfg.batch_size_tokens // seq_len, seq_len
+    )
+    mb = cfg.micro_batch_size
+    return _windows(data.train, starts[micro_step * mb : (micro_step + 1) * mb], seq_len)
+
+
+def val_batches(
+    data: TokenData, seq_len: int, val_tokens: int, micro_batch_size: int
+) -> Iterator[tuple[Any, Any]]:
+    """The fixed validation set: the first ``val_tokens`` tokens cut into ``seq_len`` windows.
+
+    ``val_tokens // seq_len`` non-overlapping windows starting at offset 0 (independent of the
+    seed), yielded ``micro_batch_size`` windows at a time (the last batch may be smaller).
+
+    Yields:
+        ``(x, y)``: ``torch.int64`` tensors ``[<= micro_batch_size, seq_len]``.
+    """
+    n_windows = val_tokens // seq_len
+    starts = np.arange(n_windows, dtype=np.int64) * seq_len
+    for i in range(0, n_windows, micro_batch_size):
+        yield _windows(data.val, starts[i : i + micro_batch_size], seq_len)
