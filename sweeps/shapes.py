@@ -59,9 +59,7 @@ def count_params(model: ModelConfig, n_params_kind: NParamsKind) -> int:
 
 def _check_kind(n_params_kind: str) -> None:
     if n_params_kind not in _KINDS:
-        raise ShapeRuleError(
-            f"n_params_kind must be one of {_KINDS}, got {n_params_kind!r}"
-        )
+        raise ShapeRuleError(f"n_params_kind must be one of {_KINDS}, got {n_params_kind!r}")
 
 
 def _check_target(n_params: float) -> None:

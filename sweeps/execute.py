@@ -1,0 +1,214 @@
+"""The function every executor runs for one run: lock, train (or resume, or skip), record errors.
+
+``run_one(cfg_dict, run_dir)`` is module-level and importable, so debug (in-process), local
+(``python -m sweeps.execute RUN_DIR`` with the config JSON on stdin) and Slurm (pickled by
+submitit, wrapped in ``SlurmRun``) all run the same code:
+
+1. take a non-blocking exclusive ``fcntl.flock`` on ``run_dir/.lock``; if another process holds
+   it the run is already being trained: return status ``"running"`` and do nothing. The lock is
+   released by the kernel when the holder dies, so a killed or preempted job never leaves a
+   stale lock. (On cluster file systems ``flock`` must be supported across nodes, e.g. Lustre
+   mounted with ``-o flock``; NFSv4 and GPFS support it.)
+2. a finished run (``summary.json`` present) returns at once without importing torch;
+3. otherwise remove ``error.txt`` and call ``scaling.train.train(cfg, run_dir)``, which resumes
+   from ``checkpoint.pt`` if present;
+4. an exception is written to ``error.txt`` (the traceback) and returned as status
+   ``"failed"``, so one failing run never stops the others.
+
+``SlurmRun`` is a ``submitit.helpers.Checkpointable``: on preemption or timeout submitit calls
+its ``checkpoint()``, which returns a ``DelayedSubmission`` of itself with the same arguments;
+submitit requeues the job and the new attempt resumes from ``checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from scaling import rundir
+from scaling.config import RunConfig
+
+LOCK = ".lock"
+
+# exit codes of ``python -m sweeps.execute`` (the local executor reads them, never stdout)
+EXIT_OK = 0  # complete or diverged
+EXIT_FAILED = 1  # the run raised; error.txt has the traceback
+EXIT_RUNNING = 75  # EX_TEMPFAIL: another process holds the run's lock
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one execution of ``run_one`` did.
+
+    Attributes:
+        run_name: the run directory's name.
+        run_dir: the run directory (string path).
+        status: ``"complete"``, ``"diverged"``, ``"failed"`` (``error`` holds the last line of
+            the traceback), ``"running"`` (lock held elsewhere; nothing done) or ``"skipped"``
+            (already finished before this call; nothing done).
+        wall_s: seconds this call took (including imports and data loading).
+        run_wall_time_s: the run's own ``wall_time_s`` from ``summary.json`` (None if none).
+        error: last line of the error, or None.
+    """
+
+    run_name: str
+    run_dir: str
+    status: str
+    wall_s: float
+    run_wall_time_s: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict."""
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path, retries: int = 3, wait_s: float = 0.05) -> Iterator[bool]:
+    """Hold the run's exclusive lock for the block; yields False if another process holds it.
+
+    Non-blocking; retries a few times (``retries`` x ``wait_s``) so a momentary holder (a status
+    probe) is not mistaken for a running trainer.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        held = False
+        for attempt in range(retries + 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if attempt < retries:
+                    time.sleep(wait_s)
+        yield held
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def lock_held(run_dir: str | Path) -> bool:
+    """Whether some process holds ``run_dir``'s lock right now (i.e. the run is training)."""
+    path = Path(run_dir) / LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        return False
+    finally:
+        os.close(fd)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_one(cfg_dict: dict[str, Any], run_dir: str | Path, *, progress: bool = False) -> RunOutcome:
+    """Train one run under its lock; never raises for a training error.
+
+    Args:
+        cfg_dict: ``RunConfig.to_dict()`` of the run.
+        run_dir: the run directory, ``<runs_dir>/<sweep_name>/<run_name>``.
+        progress: show train()'s progress bar.
+
+    Returns:
+        A ``RunOutcome`` (see its ``status``).
+    """
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    name = run_dir.name
+
+    def outcome(status: str, error: str | None = None) -> RunOutcome:
+        summary = rundir.read_summary(run_dir)
+        wall = summary.get("wall_time_s") if summary else None
+        return RunOutcome(name, str(run_dir), status, time.perf_counter() - t0, wall, error)
+
+    with run_lock(run_dir) as held:
+        if not held:
+            return outcome("running")
+        summary = rundir.read_summary(run_dir)
+        if summary is not None:
+            return outcome("skipped")
+        rundir.clear_error(run_dir)
+        try:
+            cfg = RunConfig.from_dict(cfg_dict)
+            from scaling.train import train
+
+            result = train(cfg, run_dir, progress=progress)
+        except Exception:
+            text = traceback.format_exc()
+            rundir.write_error(run_dir, text)
+            return outcome("failed", _last_line(text))
+        return outcome(result.status)
+
+
+class _CheckpointableBase:
+    """Placeholder base when submitit is absent (``SlurmRun`` then cannot be submitted)."""
+
+
+try:  # submitit is a dependency, but keep `run_one` importable without it
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover
+    _Checkpointable = _CheckpointableBase  # type: ignore[assignment,misc]
+
+
+class SlurmRun(_Checkpointable):
+    """Callable submitted to Slurm: ``SlurmRun()(cfg_dict, run_dir) -> RunOutcome``.
+
+    A ``submitit.helpers.Checkpointable``: when Slurm signals preemption or timeout, submitit
+    calls ``checkpoint`` (below) and requeues the returned ``DelayedSubmission``; the next
+    attempt calls ``run_one`` again, and ``train`` resumes from ``checkpoint.pt`` (rows logged
+    after that checkpoint are rewritten, not duplicated; see ``scaling.train``).
+    """
+
+    def __call__(self, cfg_dict: dict[str, Any], run_dir: str) -> RunOutcome:
+        return run_one(cfg_dict, run_dir)
+
+    def checkpoint(self, cfg_dict: dict[str, Any], run_dir: str) -> Any:
+        """Requeue this same call; state lives in ``run_dir/checkpoint.pt``, not in ``self``."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, cfg_dict, run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sweeps.execute RUN_DIR`` with the config JSON on stdin; returns the exit code.
+
+    Exit codes: 0 complete/diverged/skipped, 1 failed (``error.txt`` written), 75 lock held.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m sweeps.execute RUN_DIR  (RunConfig JSON on stdin)", file=sys.stderr)
+        return 2
+    cfg_dict = json.loads(sys.stdin.read())
+    out = run_one(cfg_dict, argv[0])
+    if out.status == "failed":
+        print(f"run {out.run_name} failed: {out.error}", file=sys.stderr)
+        return EXIT_FAILED
+    if out.status == "running":
+        return EXIT_RUNNING
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

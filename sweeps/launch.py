@@ -1,0 +1,379 @@
+"""Launch a sweep on an executor, idempotently.
+
+``launch(spec, runs_dir, executor=...)`` plans the sweep (refusing an invalid plan before
+anything runs), writes ``<runs_dir>/<sweep>/sweep.json``, skips finished runs (``summary.json``
+present) and runs whose lock is held (being trained elsewhere), and hands the rest to:
+
+- ``"debug"``: in this process, one after another (tests, debugging; ``pdb`` works);
+- ``"local"``: a pool of ``parallel`` subprocesses ``python -m sweeps.execute RUN_DIR``
+  (default: one per CPU core), each single-threaded (``OMP_NUM_THREADS=1``; configs carry
+  ``n_threads``), stdout/stderr in ``<sweep>/.logs/<run_name>.log``;
+- ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
+  on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
+  job ids appended to ``<sweep>/slurm_jobs.jsonl``.
+
+Relaunching a finished sweep does no training work and submits nothing; an incomplete run
+resumes from its checkpoint; a failed run (``error.txt``) is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaling import __version__, rundir
+from sweeps.execute import EXIT_RUNNING, RunOutcome, lock_held, run_one
+from sweeps.plan import PlannedRun, plan
+from sweeps.spec import SweepSpec
+
+EXECUTORS = ("debug", "local", "slurm")
+SWEEP_JSON = "sweep.json"
+
+
+class LaunchError(ValueError):
+    """Bad launch arguments (unknown executor, bad Slurm option); names the option and fix."""
+
+
+@dataclass
+class LaunchResult:
+    """What a launch did.
+
+    Attributes:
+        sweep_dir: ``<runs_dir>/<sweep_name>``.
+        outcomes: one ``RunOutcome`` per planned run, in plan order (``"skipped"`` for runs
+            finished before this launch; ``"submitted"`` for Slurm runs when not waiting).
+        n_planned: runs in the plan.
+        n_submitted: runs handed to the executor by this launch.
+        wall_s: seconds the launch took.
+        job_ids: Slurm job ids submitted (empty otherwise).
+    """
+
+    sweep_dir: Path
+    outcomes: list[RunOutcome]
+    n_planned: int
+    n_submitted: int
+    wall_s: float
+    job_ids: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of runs per outcome status."""
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True when every run is finished (complete, diverged or skipped as finished)."""
+        return all(o.status in ("complete", "diverged", "skipped") for o in self.outcomes)
+
+
+def _versions() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    out: dict[str, Any] = {"scaling": __version__, "python": sys.version.split()[0]}
+    for pkg in ("torch", "submitit", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def write_sweep_json(spec: SweepSpec, runs: list[PlannedRun], sweep_dir: Path) -> Path:
+    """Write ``sweep.json`` (definition, shape rule, plan, versions) atomically.
+
+    The file is rewritten only when the definition or plan changed, keeping ``created_at``
+    of the first launch otherwise.
+    """
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    path = sweep_dir / SWEEP_JSON
+    body = {
+        "name": spec.name,
+        "spec": spec.to_dict(),
+        "shape_rule": spec.shape_rule.to_dict() if spec.shape_rule is not None else None,
+        "plan": [{"run_name": r.run_name, "config": r.config.to_dict()} for r in runs],
+    }
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if all(old.get(k) == v for k, v in body.items()):
+            return path
+    body["versions"] = _versions()
+    body["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    rundir.atomic_write_text(path, json.dumps(body, indent=2, sort_keys=True))
+    return path
+
+
+def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
+    summary = rundir.read_summary(run_dir)
+    if summary is None:
+        return None
+    return RunOutcome(run.run_name, str(run_dir), "skipped", 0.0, summary.get("wall_time_s"))
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="run", dynamic_ncols=True)
+
+
+# -------------------------------------------------------------------------------------------
+# executors
+# -------------------------------------------------------------------------------------------
+def _run_debug(todo: list[tuple[PlannedRun, Path]], progress: bool) -> list[RunOutcome]:
+    out = []
+    with _progress(len(todo), progress, "runs (debug)") as bar:
+        for run, run_dir in todo:
+            out.append(run_one(run.config.to_dict(), run_dir))
+            bar.update(1)
+    return out
+
+
+def _run_local(
+    todo: list[tuple[PlannedRun, Path]], parallel: int, progress: bool, log_dir: Path
+) -> list[RunOutcome]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
+    results: dict[int, RunOutcome] = {}
+    pending = list(enumerate(todo))
+    active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
+    with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
+        while pending or active:
+            while pending and len(active) < parallel:
+                i, (run, run_dir) = pending.pop(0)
+                log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "sweeps.execute", str(run_dir)],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(run.config.to_dict()).encode())
+                proc.stdin.close()
+                active[i] = (proc, time.perf_counter(), log)
+            time.sleep(0.05)
+            for i in [i for i, (p, _, _) in active.items() if p.poll() is not None]:
+                proc, t0, log = active.pop(i)
+                log.close()
+                run, run_dir = todo[i]
+                wall = time.perf_counter() - t0
+                results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
+                bar.update(1)
+    return [results[i] for i in range(len(todo))]
+
+
+def _outcome_from_dir(
+    run: PlannedRun, run_dir: Path, wall: float, returncode: int, log_path: str
+) -> RunOutcome:
+    """Outcome of a finished subprocess from its exit code and the run directory's files."""
+    summary = rundir.read_summary(run_dir)
+    run_wall = summary.get("wall_time_s") if summary else None
+    if returncode == EXIT_RUNNING:
+        return RunOutcome(run.run_name, str(run_dir), "running", wall)
+    if summary is not None and returncode == 0:
+        return RunOutcome(run.run_name, str(run_dir), str(summary["status"]), wall, run_wall)
+    error_path = run_dir / rundir.ERROR
+    if not error_path.exists():  # died before run_one could record anything (import, kill)
+        tail = Path(log_path).read_text(errors="replace")[-4000:] if Path(log_path).exists() else ""
+        rundir.write_error(
+            run_dir, f"subprocess exited with code {returncode}; log {log_path}:\n{tail}"
+        )
+    text = error_path.read_text(errors="replace")
+    last = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return RunOutcome(
+        run.run_name, str(run_dir), "failed", wall, run_wall, last[-1] if last else None
+    )
+
+
+def slurm_parameters(
+    partition: str | None = None,
+    gpus_per_node: int | None = None,
+    cpus_per_task: int | None = None,
+    timeout_min: int = 240,
+    array_parallelism: int | None = None,
+    account: str | None = None,
+    qos: str | None = None,
+    mem_gb: float | None = None,
+    slurm_args: dict[str, str] | None = None,
+    job_name: str | None = None,
+) -> dict[str, Any]:
+    """Translate launch options into ``submitit.AutoExecutor.update_parameters`` keywords.
+
+    Raises:
+        LaunchError: on a non-positive count or timeout.
+    """
+    for name, value in [
+        ("gpus_per_node", gpus_per_node),
+        ("cpus_per_task", cpus_per_task),
+        ("array_parallelism", array_parallelism),
+        ("mem_gb", mem_gb),
+    ]:
+        if value is not None and not value > 0:
+            raise LaunchError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    if not timeout_min > 0:
+        raise LaunchError(f"--timeout-min must be > 0, got {timeout_min}")
+    params: dict[str, Any] = {"timeout_min": int(timeout_min)}
+    optional = {
+        "slurm_partition": partition,
+        "gpus_per_node": gpus_per_node,
+        "cpus_per_task": cpus_per_task,
+        "slurm_array_parallelism": array_parallelism,
+        "slurm_account": account,
+        "slurm_qos": qos,
+        "mem_gb": mem_gb,
+        "name": job_name,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    if slurm_args:
+        params["slurm_additional_parameters"] = dict(slurm_args)
+    return params
+
+
+def _run_slurm(
+    todo: list[tuple[PlannedRun, Path]],
+    sweep_dir: Path,
+    params: dict[str, Any],
+    progress: bool,
+    wait: bool,
+    poll_s: float,
+) -> tuple[list[RunOutcome], list[str], list[Any]]:
+    import submitit
+
+    from sweeps.execute import SlurmRun
+
+    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
+    executor.update_parameters(**params)
+    t0 = time.perf_counter()
+    jobs = executor.map_array(
+        SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
+    )
+    job_ids = [j.job_id for j in jobs]
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
+        for (run, _), job_id in zip(todo, job_ids, strict=True):
+            f.write(json.dumps({"run_name": run.run_name, "job_id": job_id, "at": stamp}) + "\n")
+    if not wait:
+        outs = [
+            RunOutcome(r.run_name, str(d), "submitted", time.perf_counter() - t0) for r, d in todo
+        ]
+        return outs, job_ids, jobs
+    results: dict[int, RunOutcome] = {}
+    with _progress(len(todo), progress, f"runs (slurm array {job_ids[0].split('_')[0]})") as bar:
+        while len(results) < len(jobs):
+            for i, job in enumerate(jobs):
+                if i in results or not job.done():
+                    continue
+                run, run_dir = todo[i]
+                wall = time.perf_counter() - t0
+                try:
+                    out = job.result()
+                    results[i] = RunOutcome(
+                        out.run_name, out.run_dir, out.status, wall, out.run_wall_time_s, out.error
+                    )
+                except Exception as e:  # job died: scancel, node failure, out of memory
+                    msg = f"Slurm job {job.job_id} did not return: {type(e).__name__}: {e}"
+                    if not (run_dir / rundir.ERROR).exists():
+                        rundir.write_error(run_dir, msg)
+                    results[i] = RunOutcome(
+                        run.run_name, str(run_dir), "failed", wall, None, msg.splitlines()[0]
+                    )
+                bar.update(1)
+            if len(results) < len(jobs):
+                time.sleep(poll_s)
+    return [results[i] for i in range(len(jobs))], job_ids, jobs
+
+
+# -------------------------------------------------------------------------------------------
+# the entry point
+# -------------------------------------------------------------------------------------------
+def launch(
+    spec: SweepSpec,
+    runs_dir: str | Path,
+    executor: str = "local",
+    parallel: int | None = None,
+    progress: bool = True,
+    *,
+    wait: bool = True,
+    poll_s: float = 1.0,
+    **slurm_kwargs: Any,
+) -> LaunchResult:
+    """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
+
+    Args:
+        spec: the sweep (``sweeps.registry.load_sweep(name)``).
+        runs_dir: root folder; runs go to ``runs_dir/<spec.name>/<run_name>/``.
+        executor: ``"debug"`` (in-process), ``"local"`` (subprocess pool) or ``"slurm"``.
+        parallel: local executor only: concurrent subprocesses (default ``os.cpu_count()``).
+        progress: tqdm progress bar (runs done / total, ETA) on stderr.
+        wait: Slurm only: wait for the array to finish (else return after submitting).
+        poll_s: Slurm only: seconds between job-state polls.
+        **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
+            ``gpus_per_node``, ``cpus_per_task``, ``timeout_min``, ``array_parallelism``,
+            ``account``, ``qos``, ``mem_gb``, ``slurm_args``, ``job_name``).
+
+    Returns:
+        A ``LaunchResult``; ``result.ok`` is True when every run finished.
+
+    Raises:
+        PlanError: the plan has invalid runs (nothing is started).
+        LaunchError: unknown executor, Slurm options given to another executor, bad values.
+    """
+    t0 = time.perf_counter()
+    if executor not in EXECUTORS:
+        raise LaunchError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if slurm_kwargs and executor != "slurm":
+        raise LaunchError(f"Slurm options {sorted(slurm_kwargs)} need executor='slurm'")
+    if parallel is not None and (executor != "local" or parallel < 1):
+        raise LaunchError("parallel must be a positive integer and needs executor='local'")
+    params = slurm_parameters(**slurm_kwargs) if executor == "slurm" else {}
+    if executor == "slurm":
+        params.setdefault("name", f"sweep-{spec.name}")
+
+    runs = plan(spec)
+    sweep_dir = Path(runs_dir) / spec.name
+    write_sweep_json(spec, runs, sweep_dir)
+
+    outcomes: dict[str, RunOutcome] = {}
+    todo: list[tuple[PlannedRun, Path]] = []
+    for run in runs:
+        run_dir = sweep_dir / run.run_name
+        finished = _finished_outcome(run, run_dir)
+        if finished is not None:
+            outcomes[run.run_name] = finished
+        elif lock_held(run_dir):
+            outcomes[run.run_name] = RunOutcome(run.run_name, str(run_dir), "running", 0.0)
+        else:
+            todo.append((run, run_dir))
+
+    job_ids: list[str] = []
+    if todo:
+        if executor == "debug":
+            done = _run_debug(todo, progress)
+        elif executor == "local":
+            done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
+        else:
+            done, job_ids, _ = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
+        for o in done:
+            outcomes[o.run_name] = o
+    return LaunchResult(
+        sweep_dir=sweep_dir,
+        outcomes=[outcomes[r.run_name] for r in runs],
+        n_planned=len(runs),
+        n_submitted=len(todo),
+        wall_s=time.perf_counter() - t0,
+        job_ids=job_ids,
+    )
