@@ -1,0 +1,208 @@
+"""``scaling sweep {plan,launch,status}``: plan, run and inspect a family of runs.
+
+- ``scaling sweep plan SWEEP [--json] [--no-measure]``: the validated plan (shape, N, D, C,
+  tokens/param, estimated wall time from a measured throughput) with totals; an invalid plan
+  lists every invalid run and exits 2.
+- ``scaling sweep launch SWEEP --executor {debug,local,slurm} --runs-dir DIR [...]``: run it
+  (idempotent: finished runs skipped, incomplete resumed, failed retried). Exit 0 when every run
+  finished, 1 otherwise.
+- ``scaling sweep status SWEEP --runs-dir DIR [--json]``: per-run state and counts.
+
+SWEEP is a definition name in ``sweeps/defs/`` (e.g. ``smoke``) or a path to a ``.py`` file with
+a ``sweep()`` function. Heavy imports (torch, submitit) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``sweep`` command and its subcommands to the top-level parser."""
+    p = subparsers.add_parser("sweep", help="plan, launch and inspect sweeps of runs")
+    sub = p.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
+
+    pp = sub.add_parser("plan", help="print the validated plan with N, D, C and time estimates")
+    pp.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
+    pp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pp.add_argument(
+        "--no-measure",
+        action="store_true",
+        help="estimate time from a documented FLOP/s constant instead of timing real steps",
+    )
+    pp.set_defaults(func=_plan)
+
+    pl = sub.add_parser("launch", help="run the sweep (skips finished runs, resumes the rest)")
+    pl.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
+    pl.add_argument("--executor", choices=("debug", "local", "slurm"), default="local")
+    pl.add_argument("--runs-dir", required=True, help="runs go to RUNS_DIR/<sweep>/<run_name>/")
+    pl.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
+    pl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = pl.add_argument_group("slurm")
+    g.add_argument("--partition")
+    g.add_argument("--gpus-per-node", type=int)
+    g.add_argument("--cpus-per-task", type=int)
+    g.add_argument("--timeout-min", type=int, default=240)
+    g.add_argument("--array-parallelism", type=int)
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--mem-gb", type=float)
+    g.add_argument(
+        "--slurm-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sbatch option, repeatable (e.g. --slurm-arg constraint=a100)",
+    )
+    g.add_argument("--no-wait", action="store_true", help="return after submitting the job array")
+    pl.set_defaults(func=_launch)
+
+    ps = sub.add_parser("status", help="per-run state of a sweep")
+    ps.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
+    ps.add_argument("--runs-dir", required=True)
+    ps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ps.set_defaults(func=_status)
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    cells = [[h for _, h in columns]] + [[str(r.get(k, "")) for k, _ in columns] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+    )
+
+
+def _load(name: str) -> Any:
+    from sweeps.registry import load_sweep
+
+    return load_sweep(name)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from sweeps.plan import plan
+    from sweeps.spec import sci
+    from sweeps.throughput import estimate
+
+    spec = _load(args.sweep)
+    runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    rows = []
+    for r in runs:
+        row = r.row()
+        row.update(estimate(r.config, measure=not args.no_measure))
+        rows.append(row)
+    totals = {
+        "n_runs": len(rows),
+        "flops": sum(r["flops"] for r in rows),
+        "n_tokens": sum(r["n_tokens"] for r in rows),
+        "est_wall_s": sum(r["est_wall_s"] for r in rows),
+    }
+    if args.json:
+        print(json.dumps({"sweep": spec.name, "runs": rows, "totals": totals}, indent=2))
+        return 0
+    show = [
+        {
+            "run_name": r["run_name"],
+            "n_layers": r["n_layers"],
+            "d_model": r["d_model"],
+            "n_heads": r["n_heads"],
+            "n_params_non_embedding": f"{r['n_params_non_embedding']:,}",
+            "n_params_total": f"{r['n_params_total']:,}",
+            "n_tokens": f"{r['n_tokens']:,}",
+            "flops": sci(r["flops"]),
+            "tokens_per_param": f"{r['tokens_per_param']:.1f}",
+            "lr": sci(r["lr"]),
+            "est_time": _fmt_s(r["est_wall_s"]) + ("" if r["source"] == "measured" else "*"),
+        }
+        for r in rows
+    ]
+    cols = [(k, k) for k in show[0]] if show else []
+    print(f"sweep {spec.name} ({spec.kind}): {len(rows)} runs")
+    print(_table(show, cols))
+    print(
+        f"total: {len(rows)} runs, {totals['n_tokens']:,} tokens, {sci(totals['flops'])} FLOPs, "
+        f"~{_fmt_s(totals['est_wall_s'])} of one worker "
+        "(* = from a documented FLOP/s constant, not measured)"
+    )
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from sweeps.launch import LaunchError, launch
+
+    slurm: dict[str, Any] = {}
+    if args.executor == "slurm":
+        extra = {}
+        for item in args.slurm_arg:
+            if "=" not in item:
+                raise LaunchError(f"--slurm-arg must be KEY=VALUE, got {item!r}")
+            key, value = item.split("=", 1)
+            extra[key] = value
+        slurm = {
+            "partition": args.partition,
+            "gpus_per_node": args.gpus_per_node,
+            "cpus_per_task": args.cpus_per_task,
+            "timeout_min": args.timeout_min,
+            "array_parallelism": args.array_parallelism,
+            "account": args.account,
+            "qos": args.qos,
+            "mem_gb": args.mem_gb,
+            "slurm_args": extra or None,
+        }
+        slurm = {k: v for k, v in slurm.items() if v is not None}
+    spec = _load(args.sweep)
+    result = launch(
+        spec,
+        args.runs_dir,
+        executor=args.executor,
+        parallel=args.parallel,
+        progress=not args.no_progress,
+        wait=not args.no_wait,
+        **slurm,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+    print(
+        f"sweep {spec.name}: {result.n_planned} runs, {result.n_submitted} launched "
+        f"({args.executor}); {counts}; {result.wall_s:.1f}s; dir {result.sweep_dir}"
+    )
+    if result.job_ids:
+        print(f"slurm job ids: {' '.join(result.job_ids)}")
+    for o in result.outcomes:
+        if o.status == "failed":
+            print(f"  failed {o.run_name}: {o.error}", file=sys.stderr)
+    return 0 if result.ok or (args.no_wait and args.executor == "slurm") else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sweeps.status import count_states, sweep_status
+
+    spec = _load(args.sweep)
+    statuses = sweep_status(spec, args.runs_dir)
+    counts = count_states(statuses)
+    if args.json:
+        print(json.dumps({"counts": counts, "runs": [s.to_dict() for s in statuses]}, indent=2))
+        return 0
+    rows = []
+    for s in statuses:
+        progress = "" if s.step is None else f"{s.step}/{s.n_steps}"
+        rows.append(
+            {"run_name": s.run_name, "state": s.state, "step": progress, "detail": s.detail or ""}
+        )
+    print(
+        _table(
+            rows,
+            [("run_name", "run_name"), ("state", "state"), ("step", "step"), ("detail", "detail")],
+        )
+    )
+    print(f"{len(statuses)} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0

@@ -1,0 +1,75 @@
+"""Per-run state of a sweep, read from the run directories only.
+
+States come from ``scaling.rundir.run_state`` (``pending``, ``incomplete``, ``complete``,
+``diverged``, ``failed``), plus ``running`` when a process holds the run's lock
+(``sweeps.execute.lock_held``). Incomplete runs report their last logged step; failed runs the
+last line of ``error.txt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from scaling import rundir
+from sweeps.execute import lock_held
+from sweeps.plan import plan
+from sweeps.spec import SweepSpec
+
+STATES = ("pending", "running", "incomplete", "failed", "diverged", "complete")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """State of one planned run.
+
+    Attributes:
+        run_name: the run's name.
+        state: one of ``STATES``.
+        step: last step done (``None`` if nothing ran).
+        n_steps: planned optimizer steps.
+        detail: last line of ``error.txt`` for failed runs, else ``None``.
+    """
+
+    run_name: str
+    state: str
+    step: int | None
+    n_steps: int
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict."""
+        return asdict(self)
+
+
+def run_status(run_dir: str | Path, n_steps: int) -> RunStatus:
+    """State of one run directory (see module docstring)."""
+    run_dir = Path(run_dir)
+    state = rundir.run_state(run_dir)
+    if state not in ("complete", "diverged") and lock_held(run_dir):
+        state = "running"
+    detail = None
+    if state == "failed":
+        text = (run_dir / rundir.ERROR).read_text(errors="replace").strip().splitlines()
+        detail = next((ln for ln in reversed(text) if ln.strip()), None)
+    step = rundir.last_step(run_dir) if state != "pending" else None
+    return RunStatus(run_dir.name, state, step, n_steps, detail)
+
+
+def sweep_status(spec: SweepSpec, runs_dir: str | Path) -> list[RunStatus]:
+    """State of every run of ``spec``'s plan under ``runs_dir/<spec.name>``, in plan order.
+
+    Raises:
+        PlanError: the spec's plan is invalid.
+    """
+    sweep_dir = Path(runs_dir) / spec.name
+    return [run_status(sweep_dir / r.run_name, r.config.n_steps) for r in plan(spec)]
+
+
+def count_states(statuses: list[RunStatus]) -> dict[str, int]:
+    """``{state: count}`` over ``STATES`` (zeros included)."""
+    counts = dict.fromkeys(STATES, 0)
+    for s in statuses:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    return counts
