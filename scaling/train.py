@@ -1,0 +1,406 @@
+"""Train one model: ``train(cfg, run_dir) -> RunSummary``, one function top to bottom.
+
+The run directory is the record (``scaling.rundir``): ``config.json`` first, ``metrics.jsonl``
+rows while training, ``checkpoint.pt`` every ``checkpoint_interval_steps`` and at the end,
+``summary.json`` last. Calling ``train`` again on the same directory resumes from the checkpoint
+(model, optimizer, RNG, schedule position and data position, which is just the step because
+batches are a pure function of ``(seed, step)``), and the finished curve equals an uninterrupted
+run's on CPU. A finished directory is returned as is, with no training work.
+
+Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
+``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files, whose bytes per token are
+unknown); ``flops`` are counted training FLOPs (Hoffmann et al. 2022, App. F, without the
+embedding lookup; ``scaling.counting.training_flops``) for the tokens trained so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaling import rundir
+from scaling.config import ConfigError, RunConfig
+from scaling.counting import (
+    flops_6nd,
+    kaplan_flops_per_token,
+    param_counts,
+    training_flops,
+)
+from scaling.data import DataError, check_data_for_run, get_batch, load_data, val_batches
+from scaling.loggers import make_logger
+from scaling.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
+
+# summary.json keys that are not Python identifiers
+_SLASH_KEYS = {"train_loss": "train/loss", "val_loss": "val/loss", "val_bpb": "val/bpb"}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The outcome of one run; ``to_dict()`` is the content of ``summary.json``.
+
+    ``train_loss`` is written as ``train/loss``, ``val_loss`` as ``val/loss``, ``val_bpb`` as
+    ``val/bpb``; every other key is the attribute name.
+
+    Attributes:
+        status: ``"complete"`` or ``"diverged"``.
+        step: last optimizer step done (``n_steps`` when complete).
+        n_steps: planned optimizer steps.
+        n_tokens: tokens actually trained, ``step * batch_size_tokens``.
+        train_loss: mean training loss (nats/token) of the last logged interval; ``None`` if
+            diverged before any row.
+        val_loss: last validation loss (nats/token); ``None`` if none was done.
+        val_bpb: last validation bits per byte; ``None`` if none or unknown.
+        n_params_total: all parameters (Chinchilla's N).
+        n_params_non_embedding: blocks plus final norm (Kaplan's N).
+        n_params_embedding: token embedding.
+        n_params_position: position embedding.
+        n_params_lm_head: untied LM head (0 when tied).
+        flops: counted training FLOPs, ``training_flops(model, n_tokens)`` (App. F, no
+            embedding lookup).
+        flops_with_embedding: App. F exactly (embedding lookup counted as a matmul).
+        flops_6nd: ``6 * n_params_total * n_tokens``.
+        flops_6nd_non_embedding: ``6 * n_params_non_embedding * n_tokens``.
+        flops_kaplan: Kaplan et al. 2020 Table 1 convention times ``n_tokens``.
+        flops_budget: the config's IsoFLOP label, or ``None``.
+        tokens_per_param: ``n_tokens / n_params_total``.
+        wall_time_s: seconds spent training, summed over resumed segments.
+        tokens_per_sec: ``n_tokens / wall_time_s``.
+        diverged_step: the step (1-based, as in ``metrics.jsonl``) whose loss or gradient was
+            non-finite, or ``None``.
+        seed: ``RunConfig.seed``.
+        lr: peak learning rate.
+        n_layers: model shape.
+        d_model: model shape.
+        n_heads: model shape.
+        d_mlp: model shape.
+        vocab_size: model shape.
+        seq_len: model shape.
+        sweep_name: ``RunConfig.sweep_name``.
+        point_key: ``RunConfig.point_key``.
+    """
+
+    status: str
+    step: int
+    n_steps: int
+    n_tokens: int
+    train_loss: float | None
+    val_loss: float | None
+    val_bpb: float | None
+    n_params_total: int
+    n_params_non_embedding: int
+    n_params_embedding: int
+    n_params_position: int
+    n_params_lm_head: int
+    flops: int
+    flops_with_embedding: int
+    flops_6nd: float
+    flops_6nd_non_embedding: float
+    flops_kaplan: int
+    flops_budget: float | None
+    tokens_per_param: float
+    wall_time_s: float
+    tokens_per_sec: float
+    diverged_step: int | None
+    seed: int
+    lr: float
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_mlp: int
+    vocab_size: int
+    seq_len: int
+    sweep_name: str | None
+    point_key: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``summary.json`` content (contract keys)."""
+        return {_SLASH_KEYS.get(k, k): v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSummary:
+        """Build from ``summary.json`` content (unknown keys are ignored)."""
+        inverse = {v: k for k, v in _SLASH_KEYS.items()}
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {inverse.get(k, k): v for k, v in d.items()}
+        return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def make_summary(
+    cfg: RunConfig,
+    *,
+    status: str,
+    step: int,
+    train_loss: float | None,
+    val_loss: float | None,
+    val_bpb: float | None,
+    wall_time_s: float,
+    diverged_step: int | None,
+) -> RunSummary:
+    """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps."""
+    counts = param_counts(cfg.model)
+    n_tokens = step * cfg.batch_size_tokens
+    m = cfg.model
+    return RunSummary(
+        status=status,
+        step=step,
+        n_steps=cfg.n_steps,
+        n_tokens=n_tokens,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        val_bpb=val_bpb,
+        n_params_total=counts.total,
+        n_params_non_embedding=counts.non_embedding,
+        n_params_embedding=counts.embedding,
+        n_params_position=counts.position,
+        n_params_lm_head=counts.lm_head,
+        flops=training_flops(m, n_tokens),
+        flops_with_embedding=training_flops(m, n_tokens, include_embedding=True),
+        flops_6nd=flops_6nd(counts.total, n_tokens),
+        flops_6nd_non_embedding=flops_6nd(counts.non_embedding, n_tokens),
+        flops_kaplan=kaplan_flops_per_token(m) * n_tokens,
+        flops_budget=cfg.flops_budget,
+        tokens_per_param=n_tokens / counts.total,
+        wall_time_s=wall_time_s,
+        tokens_per_sec=n_tokens / wall_time_s if wall_time_s > 0 else 0.0,
+        diverged_step=diverged_step,
+        seed=cfg.seed,
+        lr=cfg.optim.lr,
+        n_layers=m.n_layers,
+        d_model=m.d_model,
+        n_heads=m.n_heads,
+        d_mlp=m.d_mlp,
+        vocab_size=m.vocab_size,
+        seq_len=m.seq_len,
+        sweep_name=cfg.sweep_name,
+        point_key=cfg.point_key,
+    )
+
+
+def resolve_device(requested: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``.
+
+    Raises:
+        ConfigError: ``"cuda"`` requested without a CUDA device.
+    """
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("RunConfig.device='cuda' but no CUDA device is visible; use auto or cpu")
+    return requested
+
+
+def _is_eval_step(done: int, cfg: RunConfig) -> bool:
+    # after step `done` (1-based): the token count crossed a multiple of eval_interval_tokens,
+    # or this is the last step
+    b, e = cfg.batch_size_tokens, cfg.eval_interval_tokens
+    return done == cfg.n_steps or (done * b) // e > ((done - 1) * b) // e
+
+
+def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunSummary:
+    """Train ``GPT(cfg.model)`` on ``cfg.data`` for ``cfg.n_steps`` steps, recording ``run_dir``.
+
+    Args:
+        cfg: the fully resolved run configuration.
+        run_dir: the run directory (created; its name is the run name).
+        progress: show a tqdm progress bar (loss, tokens/s, ETA) on stderr.
+
+    Returns:
+        The ``RunSummary`` also written to ``summary.json``. A run whose loss becomes
+        non-finite stops with ``status="diverged"`` (it does not raise).
+
+    Raises:
+        ConfigError: ``run_dir`` holds a different config (nothing there is changed), or CUDA
+            was requested and is missing.
+        DataError: the corpus cannot feed this config (raised before anything is written), or
+            it changed since the run started.
+        CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from scaling.model import GPT
+
+    run_dir = Path(run_dir)
+    run_name = run_dir.name
+
+    # -- run directory: refuse a different config; a finished run is returned untouched ----------
+    has_config = rundir.check_config(run_dir, cfg)
+    if has_config:
+        stored_summary = rundir.read_summary(run_dir)
+        if stored_summary is not None:
+            return RunSummary.from_dict(stored_summary)
+    device = resolve_device(cfg.device)
+
+    # -- data: load and check before any compute or any write ---------------------------------
+    data = load_data(cfg.data, cfg.model.vocab_size)
+    check_data_for_run(data, cfg)
+    ckpt = None
+    if has_config:
+        stored_sha = rundir.read_config(run_dir).get("data", {}).get("sha256")
+        if stored_sha != data.info.sha256:
+            raise DataError(
+                f"the corpus changed since {run_dir} started (sha256 {stored_sha} -> "
+                f"{data.info.sha256}); restore the data or use a new run directory"
+            )
+        ckpt = rundir.load_checkpoint(run_dir)  # CheckpointError if corrupt; the file is kept
+    else:
+        rundir.write_config(run_dir, cfg, run_name, data.info.to_dict())
+    rundir.clear_error(run_dir)
+
+    # -- device, precision, threads -------------------------------------------------------------
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda")
+    if device == "cpu":
+        torch.set_num_threads(cfg.n_threads)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    def autocast() -> Any:
+        return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16)
+
+    # -- model and optimizer (the seed fixes the initialisation) ---------------------------------
+    torch.manual_seed(cfg.seed)
+    model = GPT(cfg.model).to(device)
+    optimizer = build_optimizer(
+        model.param_groups(cfg.optim.weight_decay),
+        cfg.optim,
+        fused=device == "cuda" and cfg.optim.optimizer == "adamw",
+    )
+    forward = torch.compile(model) if cfg.compile else model
+
+    # -- resume: model, optimizer, RNG, step (= data position); drop rows after the checkpoint --
+    start_step, elapsed_before = 0, 0.0
+    loss_sum, loss_count = 0.0, 0  # training loss accumulated since the last metrics row
+    train_loss = val_loss = val_bpb = None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if device == "cuda" and ckpt.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        start_step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+        loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
+        train_loss, val_loss, val_bpb = ckpt["train_loss"], ckpt["val_loss"], ckpt["val_bpb"]
+        rundir.truncate_metrics(run_dir, int(ckpt["metrics_bytes"]))
+    else:
+        rundir.truncate_metrics(run_dir, 0)  # killed before the first checkpoint: start over
+
+    @torch.no_grad()
+    def evaluate() -> tuple[float, float | None]:
+        # mean loss over the fixed validation windows, weighted by tokens
+        model.eval()
+        total, n = 0.0, 0
+        for x, y in val_batches(data, cfg.model.seq_len, cfg.data.val_tokens, cfg.micro_batch_size):
+            with autocast():
+                _, loss = forward(x.to(device), y.to(device))
+            total += float(loss) * y.numel()
+            n += y.numel()
+        model.train()
+        mean = total / n
+        bpb = mean / (math.log(2) * data.bytes_per_token) if data.bytes_per_token else None
+        return mean, bpb
+
+    def checkpoint(step: int, elapsed: float) -> None:
+        rundir.save_checkpoint(
+            run_dir,
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if device == "cuda" else None,
+                "metrics_bytes": rundir.metrics_size(run_dir),
+                "elapsed_s": elapsed,
+                "loss_sum": loss_sum,
+                "loss_count": loss_count,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_bpb": val_bpb,
+            },
+        )
+
+    # -- training loop ------------------------------------------------------------------------
+    logger = make_logger(cfg, run_dir, run_name, run_dir / rundir.METRICS)
+    n_steps, accum, b = cfg.n_steps, cfg.grad_accum_steps, cfg.batch_size_tokens
+    status, diverged_step, step_done = "complete", None, start_step
+    t_start = time.perf_counter()
+    t_row, step_row = t_start, start_step  # training-time clock for tokens_per_sec
+    bar = tqdm(total=n_steps, initial=start_step, disable=not progress, unit="step", leave=False)
+    model.train()
+    try:
+        for step in range(start_step, n_steps):
+            lr = lr_at(step, n_steps, cfg.optim)
+            set_lr(optimizer, lr)
+            step_loss_t = torch.zeros((), device=device)
+            for micro in range(accum):
+                x, y = get_batch(data, cfg, step, micro)
+                with autocast():
+                    _, loss = forward(x.to(device), y.to(device))
+                (loss / accum).backward()
+                step_loss_t += loss.detach().float() / accum
+            step_loss = float(step_loss_t)  # one host sync per step (divergence check)
+            grad_norm = clip_grad_norm(model.parameters(), cfg.optim.grad_clip)
+            done = step + 1
+
+            # divergence: stop before a non-finite update touches the weights
+            if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
+                status, diverged_step = "diverged", done
+                optimizer.zero_grad(set_to_none=True)
+                break
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_done = done
+            loss_sum, loss_count = loss_sum + step_loss, loss_count + 1
+            bar.update(1)
+
+            # metrics row: every log_interval_steps, at every evaluation and at the last step
+            is_eval = _is_eval_step(done, cfg)
+            if done % cfg.log_interval_steps == 0 or is_eval:
+                now = time.perf_counter()
+                train_loss = loss_sum / loss_count
+                row = {
+                    "step": done,
+                    "tokens": done * b,
+                    "flops": training_flops(cfg.model, done * b),
+                    "train/loss": train_loss,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "tokens_per_sec": (done - step_row) * b / max(now - t_row, 1e-9),
+                    "elapsed_s": elapsed_before + now - t_start,
+                }
+                if is_eval:
+                    val_loss, val_bpb = evaluate()
+                    row["val/loss"], row["val/bpb"] = val_loss, val_bpb
+                logger.log(row)
+                bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{row['tokens_per_sec']:.0f}")
+                loss_sum, loss_count = 0.0, 0
+                t_row, step_row = time.perf_counter(), done  # eval time excluded from tok/s
+
+            if done % cfg.checkpoint_interval_steps == 0 or done == n_steps:
+                checkpoint(done, elapsed_before + time.perf_counter() - t_start)
+    except BaseException:
+        bar.close()
+        logger.close("interrupted")
+        raise
+    bar.close()
+    logger.close(status)
+
+    # -- summary: written last; its presence means the run ended -----------------------------
+    summary = make_summary(
+        cfg,
+        status=status,
+        step=step_done,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        val_bpb=val_bpb,
+        wall_time_s=elapsed_before + time.perf_counter() - t_start,
+        diverged_step=diverged_step,
+    )
+    rundir.write_summary(run_dir, summary.to_dict())
+    return summary
