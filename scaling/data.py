@@ -21,8 +21,10 @@ Batches are a pure function of ``(seed, step)``: ``numpy.random.Generator(PCG64(
 draws one random start offset per sequence of the whole optimizer step, and micro-step ``m``
 takes rows ``[m * micro_batch_size, (m + 1) * micro_batch_size)``. A resumed run therefore sees
 exactly the batches it would have seen, and the micro-batch size changes nothing but memory. The
-validation set is fixed: the first ``val_tokens`` tokens of the validation split cut into
-non-overlapping ``seq_len`` windows, the same for every seed and run on the same data.
+validation set is fixed, the same for every seed and run on the same data:
+``val_tokens // seq_len`` non-overlapping ``seq_len`` windows shared out evenly between the
+held-out files and spread across each (``val_window_starts``), so they cover every held-out
+file rather than a prefix of the first few.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class TokenData:
         bytes_per_token: 1.0 for byte tokens; ``None`` when unknown (token files), in which
             case bits per byte cannot be reported.
         info: provenance for ``config.json``.
+        val_segments: ``int64[n_docs, 2]`` ``[start, end)`` offsets of the held-out documents
+            in ``val`` (each file with its trailing separator); ``None`` means one document
+            (a single text file's tail, or a token file).
     """
 
     train: np.ndarray
@@ -98,6 +103,7 @@ class TokenData:
     vocab_size: int
     bytes_per_token: float | None
     info: DataInfo
+    val_segments: np.ndarray | None = None
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ def _split_files(root: Path, files: list[Path], val_fraction: float) -> tuple[li
     return [(rels[i], files[i]) for i in train], [(rels[i], files[i]) for i in val]
 
 
-def _read_files(items: list[tuple[str, Path]], hasher: Any, field: str) -> bytes:
+def _read_files(items: list[tuple[str, Path]], hasher: Any, field: str) -> tuple[bytes, list]:
     parts: list[bytes] = []
     for rel, path in items:
         try:
@@ -169,7 +175,8 @@ def _read_files(items: list[tuple[str, Path]], hasher: Any, field: str) -> bytes
         hasher.update(rel.encode("utf-8") + b"\0" + len(content).to_bytes(8, "big"))
         hasher.update(content)
         parts.append(content)
-    return bytes([SEPARATOR]).join(parts) + bytes([SEPARATOR]) if parts else b""
+    joined = bytes([SEPARATOR]).join(parts) + bytes([SEPARATOR]) if parts else b""
+    return joined, [len(p) + 1 for p in parts]  # each file with its separator
 
 
 def _byte_data(root: Path, files: list[Path], cfg: DataConfig, field: str) -> TokenData:
@@ -177,16 +184,19 @@ def _byte_data(root: Path, files: list[Path], cfg: DataConfig, field: str) -> To
         raise DataError(f"{field}: no files found under {root}; point it at a non-empty corpus")
     hasher = hashlib.sha256()
     if len(files) == 1:  # one file: its tail is the validation split
-        content = _read_files([(files[0].name, files[0])], hasher, field)[:-1]
+        content = _read_files([(files[0].name, files[0])], hasher, field)[0][:-1]
         if not content:
             raise DataError(f"{field}: corpus {files[0]} is empty; give a file with text in it")
         n_val = max(1, int(len(content) * cfg.val_fraction))
         train_b, val_b = content[:-n_val], content[-n_val:]
         n_train_files, n_val_files = 1, 1
+        val_segments = None
     else:
         train_items, val_items = _split_files(root, files, cfg.val_fraction)
-        train_b = _read_files(train_items, hasher, field)
-        val_b = _read_files(val_items, hasher, field)
+        train_b, _ = _read_files(train_items, hasher, field)
+        val_b, val_lengths = _read_files(val_items, hasher, field)
+        ends = np.cumsum(val_lengths, dtype=np.int64)
+        val_segments = np.stack([ends - np.asarray(val_lengths, dtype=np.int64), ends], axis=1)
         n_train_files, n_val_files = len(train_items), len(val_items)
         if len(train_b) + len(val_b) == n_train_files + n_val_files:  # only separators
             raise DataError(f"{field}: every file under {root} is empty; give a non-empty corpus")
@@ -202,7 +212,7 @@ def _byte_data(root: Path, files: list[Path], cfg: DataConfig, field: str) -> To
         n_files_train=n_train_files,
         n_files_val=n_val_files,
     )
-    return TokenData(train, val, BYTE_VOCAB_SIZE, 1.0, info)
+    return TokenData(train, val, BYTE_VOCAB_SIZE, 1.0, info, val_segments)
 
 
 def _token_data(cfg: DataConfig, vocab_size: int) -> TokenData:
@@ -318,6 +328,7 @@ def check_data_for_run(data: TokenData, cfg: RunConfig) -> None:
             f"data.val_tokens={cfg.data.val_tokens} is less than one window of model.seq_len="
             f"{seq_len}; raise val_tokens"
         )
+    val_window_starts(data, seq_len, cfg.data.val_tokens)  # raises if the windows do not fit
 
 
 # -- batches ------------------------------------------------------------------------------------
@@ -374,18 +385,69 @@ def get_batch(data: TokenData, cfg: RunConfig, step: int, micro_step: int) -> tu
     return _windows(data.train, starts[micro_step * mb : (micro_step + 1) * mb], seq_len)
 
 
+def _spread(start: int, length: int, k: int, seq_len: int) -> np.ndarray:
+    # k windows of seq_len (+1 target token) spread evenly over [start, start + length)
+    stride = (length - 1 - seq_len) // (k - 1) if k > 1 else 0
+    return start + np.arange(k, dtype=np.int64) * stride
+
+
+def val_window_starts(data: TokenData, seq_len: int, val_tokens: int) -> np.ndarray:
+    """Start offsets of the fixed validation windows (independent of the seed).
+
+    ``n = val_tokens // seq_len`` non-overlapping windows of ``seq_len`` tokens (plus the
+    shifted target). The windows are shared out as evenly as possible between the held-out
+    documents (water-filling: every document gets the same number, capped by what fits in it,
+    ``(len - 1) // seq_len``), so one huge held-out file (e.g. ``pydoc_data/topics.py``, 74% of
+    the default stdlib validation bytes) does not dominate; inside a document they are spaced
+    evenly from its start to its end. A single-document split gets ``n`` evenly spaced windows.
+
+    Returns:
+        ``int64[n]`` offsets into ``data.val``, increasing.
+
+    Raises:
+        DataError: the validation documents cannot hold ``n`` windows of ``seq_len``.
+    """
+    n = val_tokens // seq_len
+    segs = data.val_segments
+    if segs is None:
+        segs = np.array([[0, int(data.val.size)]], dtype=np.int64)
+    lengths = segs[:, 1] - segs[:, 0]
+    caps = np.maximum(lengths - 1, 0) // seq_len
+    if int(caps.sum()) < n:
+        raise DataError(
+            f"data.val_tokens={val_tokens} needs {n} windows of model.seq_len={seq_len}, but the "
+            f"held-out documents fit only {int(caps.sum())}; lower val_tokens or raise "
+            "data.val_fraction"
+        )
+    counts = np.zeros_like(caps)
+    remaining = n
+    while remaining > 0:  # water-filling, in document order for the remainder
+        open_docs = np.nonzero(counts < caps)[0]
+        share = max(1, remaining // open_docs.size)
+        for i in open_docs:
+            take = min(share, int(caps[i] - counts[i]), remaining)
+            counts[i] += take
+            remaining -= take
+            if remaining == 0:
+                break
+    parts = [
+        _spread(int(segs[i, 0]), int(lengths[i]), int(counts[i]), seq_len)
+        for i in range(len(segs))
+        if counts[i] > 0
+    ]
+    return np.concatenate(parts)
+
+
 def val_batches(
     data: TokenData, seq_len: int, val_tokens: int, micro_batch_size: int
 ) -> Iterator[tuple[Any, Any]]:
-    """The fixed validation set: the first ``val_tokens`` tokens cut into ``seq_len`` windows.
+    """The fixed validation set, ``micro_batch_size`` windows at a time.
 
-    ``val_tokens // seq_len`` non-overlapping windows starting at offset 0 (independent of the
-    seed), yielded ``micro_batch_size`` windows at a time (the last batch may be smaller).
+    Windows are ``val_window_starts`` (independent of the seed); the last batch may be smaller.
 
     Yields:
         ``(x, y)``: ``torch.int64`` tensors ``[<= micro_batch_size, seq_len]``.
     """
-    n_windows = val_tokens // seq_len
-    starts = np.arange(n_windows, dtype=np.int64) * seq_len
-    for i in range(0, n_windows, micro_batch_size):
+    starts = val_window_starts(data, seq_len, val_tokens)
+    for i in range(0, starts.size, micro_batch_size):
         yield _windows(data.val, starts[i : i + micro_batch_size], seq_len)

@@ -16,6 +16,7 @@ from scaling.data import (
     load_data,
     stdlib_files,
     val_batches,
+    val_window_starts,
 )
 
 
@@ -150,14 +151,67 @@ def test_micro_batch_size_does_not_change_the_step_batch(tiny_corpus):
         get_batch(data, big, 5, 1)
 
 
-def test_validation_set_is_fixed_windows_of_the_val_split(tiny_corpus):
-    data = load_data(DataConfig(source="text", path=str(tiny_corpus), val_fraction=0.2))
+def test_validation_windows_of_a_single_document_are_evenly_spaced(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_bytes(bytes(range(32, 127)) * 200)  # 19000 bytes; val = last 1900
+    data = load_data(DataConfig(source="text", path=str(f), val_fraction=0.1))
+    n_val = data.val.size
     batches = list(val_batches(data, seq_len=16, val_tokens=200, micro_batch_size=5))
-    xs = torch.cat([x for x, _ in batches])
     assert [x.shape[0] for x, _ in batches] == [5, 5, 2]  # 200 // 16 = 12 windows
-    expected = torch.from_numpy(data.val[: 12 * 16].astype(np.int64)).view(12, 16)
-    assert torch.equal(xs, expected)
-    assert torch.equal(batches[0][1][0], torch.from_numpy(data.val[1:17].astype(np.int64)))
+    stride = (n_val - 1 - 16) // 11  # first window at 0, last one ends at the split's end
+    assert stride >= 16
+    val = torch.from_numpy(data.val.astype(np.int64))
+    xs = torch.cat([x for x, _ in batches])
+    ys = torch.cat([y for _, y in batches])
+    for i in range(12):
+        assert torch.equal(xs[i], val[i * stride : i * stride + 16])
+        assert torch.equal(ys[i], val[i * stride + 1 : i * stride + 17])
+
+
+def test_validation_windows_are_shared_between_held_out_files(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    names = [f"f{i:03d}.txt" for i in range(400)]
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(b"x" * (50 if i % 2 else 5000))
+    data = load_data(DataConfig(source="text", path=str(folder), val_fraction=0.1))
+    val_files = [n for n in names if is_val_file(n, 0.1)]
+    sizes = [(folder / n).stat().st_size + 1 for n in val_files]  # + separator
+    bounds = np.cumsum([0, *sizes])
+    starts = val_window_starts(data, 16, 16 * 6 * len(val_files))
+    assert len(starts) == 6 * len(val_files) and np.all(np.diff(starts) >= 16)
+    doc = np.searchsorted(bounds, starts, side="right") - 1
+    per_doc = np.bincount(doc, minlength=len(val_files))
+    for size, k in zip(sizes, per_doc, strict=True):
+        cap = (size - 1) // 16
+        assert k <= cap  # each window fits inside its own file
+    small = [k for size, k in zip(sizes, per_doc, strict=True) if size == 51]
+    assert small and all(k == 3 for k in small)  # a 50-byte file holds 3 windows of 16
+    big = [k for size, k in zip(sizes, per_doc, strict=True) if size == 5001]
+    assert max(big) - min(big) <= 1  # the rest is shared evenly by the big files
+    for s in starts:  # windows never straddle a file boundary
+        d = np.searchsorted(bounds, s, side="right") - 1
+        assert s + 17 <= bounds[d + 1]
+
+
+def test_stdlib_validation_windows_cover_every_held_out_file():
+    data = load_data(DataConfig())
+    starts = val_window_starts(data, 256, 65536)
+    assert len(starts) == 256
+    doc = np.searchsorted(data.val_segments[:, 1], starts, side="right")
+    fits = (data.val_segments[:, 1] - data.val_segments[:, 0] - 1) // 256 > 0
+    assert set(doc.tolist()) == set(np.nonzero(fits)[0].tolist())  # every file that fits one
+    topics = np.argmax(data.val_segments[:, 1] - data.val_segments[:, 0])
+    assert np.mean(doc == topics) < 0.2  # the largest held-out file does not dominate
+
+
+def test_too_many_validation_windows_is_an_error(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_bytes(b"x" * 2000)  # val = 200 bytes: 12 windows of 16
+    data = load_data(DataConfig(source="text", path=str(f), val_fraction=0.1))
+    with pytest.raises(DataError) as err:
+        val_window_starts(data, 16, 16 * 13)
+    assert "data.val_tokens" in _one_line(err)
 
 
 # -- bad input ----------------------------------------------------------------------------------
