@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -169,6 +170,18 @@ def test_killed_before_first_checkpoint_starts_over(tiny_cfg, tmp_path):
     assert _without_timing(read_metrics(run_dir)) == _without_timing(read_metrics(tmp_path / "ref"))
     assert again.val_loss == ref.val_loss
     assert not (run_dir / "error.txt").exists()  # removed when the run started again
+
+
+def test_killed_after_last_checkpoint_only_writes_the_summary(tiny_cfg, tmp_path):
+    run_dir = tmp_path / "r"
+    first = train(tiny_cfg, run_dir, progress=False)
+    (run_dir / "summary.json").unlink()  # died between the final checkpoint and the summary
+    metrics_before = (run_dir / "metrics.jsonl").read_bytes()
+    again = train(tiny_cfg, run_dir, progress=False)
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before  # no step redone
+    assert dataclasses.replace(again, wall_time_s=0, tokens_per_sec=0) == dataclasses.replace(
+        first, wall_time_s=0, tokens_per_sec=0
+    )
 
 
 def test_divergence_stops_the_run_and_is_recorded(make_cfg, tmp_path):
