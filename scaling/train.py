@@ -251,7 +251,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
     ckpt = None
     if has_config:
         stored_sha = rundir.read_config(run_dir).get("data", {}).get("sha256")
-        if stored_sha != data.info.sha256:
+        if stored_sha is not None and stored_sha != data.info.sha256:
             raise DataError(
                 f"the corpus changed since {run_dir} started (sha256 {stored_sha} -> "
                 f"{data.info.sha256}); restore the data or use a new run directory"
