@@ -1,0 +1,376 @@
+"""Read run directories (and exported tables) into pandas DataFrames. No torch.
+
+A run directory is any folder holding ``config.json`` (the run-directory contract in DESIGN.md);
+``summary.json`` marks it ended. ``load_runs`` gives one row per run, ``load_curves`` one row per
+logged step, ``select_points`` picks one row per (shape, budget) point for fitting (best learning
+rate, mean over seeds), and ``load_table`` reads a CSV/JSONL of published runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.common import check_convention
+from scaling.rundir import CONFIG, SUMMARY, read_metrics, run_state
+
+
+class RunsWarning(UserWarning):
+    """Some runs are incomplete, failed or diverged; they are listed, never silently dropped."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Low-level readers (the file contract; the rest comes from scaling.rundir, torch-free)
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the run directory is corrupt") from None
+
+
+def find_run_dirs(root: str | Path) -> list[Path]:
+    """Every folder under ``root`` (recursively, ``root`` included) that holds ``config.json``.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"runs directory {root} does not exist")
+    return sorted(p.parent for p in root.rglob(CONFIG))
+
+
+# ---------------------------------------------------------------------------------------------
+# load_runs / load_curves
+# ---------------------------------------------------------------------------------------------
+
+_SUMMARY_KEYS = (
+    "step",
+    "n_steps",
+    "n_tokens",
+    "train/loss",
+    "val/loss",
+    "val/bpb",
+    "n_params_total",
+    "n_params_non_embedding",
+    "n_params_embedding",
+    "flops",
+    "flops_with_embedding",
+    "flops_6nd",
+    "flops_6nd_non_embedding",
+    "flops_kaplan",
+    "flops_budget",
+    "tokens_per_param",
+    "wall_time_s",
+    "tokens_per_sec",
+    "diverged_step",
+)
+
+
+def _row_from_dir(run_dir: Path) -> dict[str, Any]:
+    cfg_file = _read_json(run_dir / CONFIG) or {}
+    cfg = cfg_file.get("config", {})
+    model = cfg.get("model", {})
+    optim = cfg.get("optim", {})
+    row: dict[str, Any] = {
+        "run_name": cfg_file.get("run_name", run_dir.name),
+        "run_dir": str(run_dir),
+        "status": run_state(run_dir),
+        "sweep_name": cfg.get("sweep_name"),
+        "point_key": cfg.get("point_key"),
+        "seed": cfg.get("seed"),
+        "lr": optim.get("lr"),
+        "n_layers": model.get("n_layers"),
+        "d_model": model.get("d_model"),
+        "n_heads": model.get("n_heads"),
+        "d_mlp": model.get("d_mlp"),
+        "vocab_size": model.get("vocab_size"),
+        "seq_len": model.get("seq_len"),
+        "flops_budget": cfg.get("flops_budget"),
+        "n_tokens_planned": cfg.get("n_tokens"),
+    }
+    summary = _read_json(run_dir / SUMMARY)
+    if summary is not None:
+        for k in _SUMMARY_KEYS:
+            if k in summary and not (k == "flops_budget" and summary[k] is None):
+                row[k] = summary[k]
+    else:  # not ended: parameter counts from the config (pure counting), losses unknown
+        try:
+            from scaling.config import ModelConfig
+            from scaling.counting import param_counts
+
+            pc = param_counts(ModelConfig(**model))
+            row["n_params_total"] = pc.total
+            row["n_params_non_embedding"] = pc.non_embedding
+        except (TypeError, ValueError):
+            pass
+        metrics = read_metrics(run_dir)
+        row["step"] = metrics[-1].get("step") if metrics else None
+    return row
+
+
+def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
+    """One row per run directory under ``root`` (recursively).
+
+    Columns: ``run_name, run_dir, status`` (complete | diverged | incomplete | failed), shape
+    (``n_layers, d_model, n_heads, d_mlp, vocab_size, seq_len``), ``lr, seed, point_key,
+    sweep_name, flops_budget``, and from ``summary.json``: ``n_params_total,
+    n_params_non_embedding, n_tokens, flops, flops_6nd, flops_6nd_non_embedding, flops_kaplan,
+    tokens_per_param, train/loss, val/loss, val/bpb, diverged_step, wall_time_s, ...`` (NaN for
+    runs that have not ended).
+
+    Args:
+        root: a sweep folder, a folder of sweeps, or one run directory.
+        warn: emit a ``RunsWarning`` listing runs that are not complete.
+
+    Raises:
+        FileNotFoundError: ``root`` is missing.
+        ValueError: no run directory under ``root``.
+    """
+    dirs = find_run_dirs(root)
+    if not dirs:
+        raise ValueError(f"no run directories (folders with {CONFIG}) under {root}")
+    df = pd.DataFrame([_row_from_dir(d) for d in dirs])
+    for col in (
+        "val/loss",
+        "train/loss",
+        "val/bpb",
+        "n_tokens",
+        "flops",
+        "flops_6nd",
+        "n_params_total",
+        "n_params_non_embedding",
+        "tokens_per_param",
+    ):
+        if col not in df:
+            df[col] = np.nan
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    if warn:
+        warn_not_complete(df)
+    return df
+
+
+def warn_not_complete(df: pd.DataFrame) -> None:
+    """Warn (``RunsWarning``) listing every run whose status is not ``complete``."""
+    bad = df[df["status"] != "complete"]
+    if len(bad):
+        groups = {s: sorted(g["run_name"]) for s, g in bad.groupby("status")}
+        listing = "; ".join(f"{s} ({len(v)}): {', '.join(v)}" for s, v in groups.items())
+        warnings.warn(
+            f"{len(bad)} of {len(df)} runs are not complete and are excluded from fits: {listing}",
+            RunsWarning,
+            stacklevel=2,
+        )
+
+
+def load_curves(root: str | Path) -> pd.DataFrame:
+    """One row per logged step of every run under ``root``: ``metrics.jsonl`` rows plus
+    ``run_name, status, point_key, lr, seed, n_params_total, n_params_non_embedding,
+    flops_budget``. A torn last line is tolerated.
+
+    Raises:
+        FileNotFoundError: ``root`` is missing.
+        ValueError: no run directory under ``root``.
+    """
+    runs = load_runs(root, warn=False)
+    frames = []
+    keep = [
+        "run_name",
+        "status",
+        "point_key",
+        "lr",
+        "seed",
+        "n_params_total",
+        "n_params_non_embedding",
+        "flops_budget",
+    ]
+    for _, run in runs.iterrows():
+        rows = read_metrics(run["run_dir"])
+        if not rows:
+            continue
+        f = pd.DataFrame(rows)
+        for k in keep:
+            f[k] = run[k]
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(
+            columns=["run_name", "step", "tokens", "flops", "train/loss", "val/loss", *keep[1:]]
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection: one row per point
+# ---------------------------------------------------------------------------------------------
+
+
+def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.DataFrame, str]:
+    """Pick one row per point (``point_key``; the run name when absent) for fitting.
+
+    Only complete runs with a finite ``loss_col`` are used (others are warned about by
+    ``load_runs``). Within a point, runs are grouped by learning rate; the loss of an LR is the
+    mean over its seeds; the LR with the lowest mean wins. The returned row is the winning LR's
+    first seed with ``loss_col`` replaced by the seed mean. Extra columns: ``n_seeds``,
+    ``n_lrs``, ``lr_at_edge`` (True when the best LR is the smallest or largest of >= 2 LRs: the
+    LR grid may be too narrow for that point).
+
+    Returns:
+        (DataFrame, selection note stating the rule and listing points with ``lr_at_edge``).
+
+    Raises:
+        ValueError: ``loss_col`` missing, or no complete run with a finite loss.
+    """
+    if loss_col not in runs:
+        raise ValueError(
+            f"loss column {loss_col!r} not in the runs table; columns: {list(runs.columns)}"
+        )
+    ok = runs[(runs["status"] == "complete") & np.isfinite(runs[loss_col].astype(float))].copy()
+    if ok.empty:
+        raise ValueError(f"no complete run with a finite {loss_col!r} to fit")
+    ok["_point"] = ok["point_key"].where(ok["point_key"].notna(), ok["run_name"])
+    ok["_lr"] = ok["lr"].fillna(-1.0)
+    rows = []
+    for _, g in ok.groupby("_point", sort=True):
+        by_lr = g.groupby("_lr")[loss_col].mean()
+        best_lr = by_lr.idxmin()
+        winners = g[g["_lr"] == best_lr].sort_values("seed", na_position="last")
+        row = winners.iloc[0].copy()
+        row[loss_col] = float(winners[loss_col].mean())
+        row["n_seeds"] = len(winners)
+        row["n_lrs"] = len(by_lr)
+        row["lr_at_edge"] = bool(
+            len(by_lr) >= 2 and best_lr in (by_lr.index.min(), by_lr.index.max())
+        )
+        rows.append(row)
+    sel = pd.DataFrame(rows).drop(columns=["_point", "_lr"]).reset_index(drop=True)
+    note = (
+        f"{len(sel)} points from {len(ok)} complete runs: best learning rate per point_key "
+        f"(lowest seed-mean {loss_col}), mean over seeds"
+    )
+    edge = sel.loc[sel["lr_at_edge"], "run_name"].tolist()
+    if edge:
+        note += f"; best LR at the edge of its LR grid for {len(edge)} point(s): {', '.join(map(str, edge))}"
+    return sel, note
+
+
+def fit_columns(df: pd.DataFrame, n_convention: str, flop_formula: str) -> tuple[str, str]:
+    """Column names for N and C under the conventions: (``n_params_<conv>``, ``flops``|``flops_6nd``).
+
+    With ``n_convention="non_embedding"`` and ``flop_formula="6nd"`` the C column is
+    ``flops_6nd_non_embedding`` when present (6 * N_non_embedding * D).
+    """
+    check_convention(n_convention, flop_formula)
+    n_col = f"n_params_{n_convention}"
+    if flop_formula == "counted":
+        c_col = "flops"
+    elif n_convention == "non_embedding" and "flops_6nd_non_embedding" in df:
+        c_col = "flops_6nd_non_embedding"
+    else:
+        c_col = "flops_6nd"
+    for col in (n_col, c_col, "n_tokens"):
+        if col not in df:
+            raise ValueError(
+                f"column {col!r} is missing; the table cannot be fitted with "
+                f"n_convention={n_convention!r}, flop_formula={flop_formula!r}"
+            )
+    return n_col, c_col
+
+
+# ---------------------------------------------------------------------------------------------
+# Published / exported tables
+# ---------------------------------------------------------------------------------------------
+
+
+def load_table(
+    path: str | Path,
+    n_col: str,
+    loss_col: str,
+    d_col: str | None = None,
+    c_col: str | None = None,
+    budget_col: str | None = None,
+    flop_formula: str = "6nd",
+    n_convention: str = "total",
+    drop_highest_losses: int = 0,
+) -> pd.DataFrame:
+    """Read a CSV or JSONL of runs into the columns the fits use.
+
+    Output columns: ``n_params_<n_convention>``, ``n_tokens`` (D), ``flops`` and ``flops_6nd``
+    (C), ``val/loss`` (the loss column), ``flops_budget`` (from ``budget_col`` or NaN),
+    ``run_name`` (row index), ``status`` ("complete"), ``point_key``.
+
+    D and C: with ``d_col`` only, C = 6 N D; with ``c_col`` only, D = C / (6 N) (needs
+    ``flop_formula="6nd"``: a table has no architectures to count FLOPs from); with both, both
+    are taken as given.
+
+    Args:
+        path: ``.csv`` or ``.jsonl``/``.json`` (one object per line) file.
+        n_col, loss_col, d_col, c_col, budget_col: column names in the file.
+        flop_formula: how the file's C relates to N and D; only ``"6nd"`` can derive D from C.
+        n_convention: which N the file holds (names the output column).
+        drop_highest_losses: drop this many highest-loss rows (Besiroglu et al. drop 5).
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: a named column is missing (lists the columns), neither D nor C given, or D
+            must be derived from C with ``flop_formula != "6nd"``.
+    """
+    check_convention(n_convention, flop_formula)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"table {path} does not exist")
+    if path.suffix in (".jsonl", ".json"):
+        raw = pd.read_json(path, lines=path.suffix == ".jsonl")
+    else:
+        raw = pd.read_csv(path)
+    for name, col in (
+        ("n_col", n_col),
+        ("loss_col", loss_col),
+        ("d_col", d_col),
+        ("c_col", c_col),
+        ("budget_col", budget_col),
+    ):
+        if col is not None and col not in raw:
+            raise ValueError(
+                f"{name}={col!r} is not a column of {path}; columns: {list(raw.columns)}"
+            )
+    if d_col is None and c_col is None:
+        raise ValueError("give d_col (tokens D) or c_col (FLOPs C); with only C, D = C/(6N)")
+    if drop_highest_losses:
+        raw = raw.sort_values(loss_col).iloc[: len(raw) - drop_highest_losses]
+    N = raw[n_col].astype(float).to_numpy()
+    if d_col is not None:
+        D = raw[d_col].astype(float).to_numpy()
+        C = raw[c_col].astype(float).to_numpy() if c_col is not None else 6.0 * N * D
+    else:
+        if flop_formula != "6nd":
+            raise ValueError(
+                f"flop_formula={flop_formula!r} cannot derive D from C for a table (no architecture "
+                "to count FLOPs from); give d_col, or use flop_formula='6nd' (D = C/(6N))"
+            )
+        C = raw[c_col].astype(float).to_numpy()
+        D = C / (6.0 * N)
+    out = pd.DataFrame(
+        {
+            f"n_params_{n_convention}": N,
+            "n_tokens": D,
+            "flops": C,
+            "flops_6nd": 6.0 * N * D,
+            "val/loss": raw[loss_col].astype(float).to_numpy(),
+            "flops_budget": raw[budget_col].astype(float).to_numpy() if budget_col else math.nan,
+        }
+    )
+    out["run_name"] = [f"row{i}" for i in raw.index]
+    out["point_key"] = out["run_name"]
+    out["status"] = "complete"
+    return out

@@ -1,0 +1,169 @@
+"""Glue from files to fits: one place that turns a runs directory or a table into fit inputs and
+runs any approach, shared by ``scaling fit`` and ``analysis.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import fits
+from analysis.common import check_convention
+from analysis.load import fit_columns, load_curves, load_runs, select_points
+
+APPROACHES = ("parametric", "isoflop", "envelope", "kaplan")
+
+
+@dataclass
+class FitData:
+    """Fit inputs: one row per point (``points``), optional curves, and provenance.
+
+    Attributes:
+        points: selected rows (one per point) with ``n_params_*``, ``n_tokens``, C columns and
+            the loss column.
+        curves: per-logged-step rows of the selected runs (runs directories only), or None.
+        loss_col: the loss column (``val/loss``).
+        selection: the selection note.
+        meta: shape rule, vocab_size, seq_len, source, max_flops.
+    """
+
+    points: pd.DataFrame
+    curves: pd.DataFrame | None
+    loss_col: str
+    selection: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def arrays(self, n_convention: str, flop_formula: str) -> dict[str, np.ndarray]:
+        """N, D, C, L (and budget labels) under the stated conventions."""
+        n_col, c_col = fit_columns(self.points, n_convention, flop_formula)
+        p = self.points
+        return {
+            "N": p[n_col].to_numpy(float),
+            "D": p["n_tokens"].to_numpy(float),
+            "C": p[c_col].to_numpy(float),
+            "L": p[self.loss_col].to_numpy(float),
+            "budget": p["flops_budget"].to_numpy(float) if "flops_budget" in p else None,
+        }
+
+
+def find_sweep_json(runs_dir: str | Path) -> dict[str, Any] | None:
+    """The ``sweep.json`` at ``runs_dir`` or, if there is exactly one, in a folder above a run."""
+    runs_dir = Path(runs_dir)
+    direct = runs_dir / "sweep.json"
+    if direct.exists():
+        return json.loads(direct.read_text())
+    found = sorted(runs_dir.rglob("sweep.json"))
+    if len(found) == 1:
+        return json.loads(found[0].read_text())
+    return None
+
+
+def data_from_runs(
+    runs_dir: str | Path, loss_col: str = "val/loss", with_curves: bool = True
+) -> FitData:
+    """Load, warn about unfinished runs (``RunsWarning``), select best LR per point.
+
+    Raises:
+        FileNotFoundError, ValueError: see ``load_runs`` and ``select_points``.
+    """
+    runs = load_runs(runs_dir)
+    points, note = select_points(runs, loss_col)
+    meta: dict[str, Any] = {"source": str(runs_dir)}
+    sweep = find_sweep_json(runs_dir)
+    if sweep and sweep.get("shape_rule"):
+        meta["shape_rule"] = sweep["shape_rule"]
+    for k in ("vocab_size", "seq_len"):
+        if k in points and points[k].notna().any():
+            meta[k] = int(points[k].mode().iloc[0])
+    curves = None
+    if with_curves:
+        curves = load_curves(runs_dir)
+        if len(curves):
+            curves = curves[curves["run_name"].isin(set(points["run_name"]))]
+    return FitData(points, curves, loss_col, note, meta)
+
+
+def data_from_table(path: str | Path, **kwargs: Any) -> FitData:
+    """Wrap ``load_table(path, **kwargs)`` (one row = one run; no curves)."""
+    from analysis.load import load_table
+
+    points = load_table(path, **kwargs)
+    return FitData(points, None, "val/loss", f"{len(points)} rows of {path}", {"source": str(path)})
+
+
+def run_fit(
+    approach: str,
+    data: FitData,
+    *,
+    n_convention: str,
+    flop_formula: str,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    huber_delta: float = 1e-3,
+    budget_dex: float = fits.BUDGET_BIN_DEX,
+    workers: int | None = None,
+) -> Any:
+    """Run one approach on ``data`` under explicit conventions.
+
+    Raises:
+        ValueError: unknown approach, missing curves for ``envelope``, or the fit's own errors.
+    """
+    check_convention(n_convention, flop_formula)
+    arr = data.arrays(n_convention, flop_formula)
+    meta = dict(data.meta)
+    finite_c = arr["C"][np.isfinite(arr["C"])]
+    if finite_c.size:
+        meta["max_flops"] = float(finite_c.max())
+    common = dict(
+        n_convention=n_convention,
+        flop_formula=flop_formula,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        selection=data.selection,
+        meta=meta,
+    )
+    if approach == "parametric":
+        return fits.fit_parametric(
+            arr["N"], arr["D"], arr["L"], huber_delta=huber_delta, workers=workers, **common
+        )
+    if approach == "isoflop":
+        budget = arr["budget"]
+        if budget is not None and not np.all(np.isfinite(budget)):
+            budget = None
+        return fits.fit_isoflop(
+            arr["N"], arr["D"], arr["C"], arr["L"], budget=budget, bin_dex=budget_dex, **common
+        )
+    if approach == "kaplan":
+        return fits.fit_kaplan(arr["N"], arr["D"], arr["C"], arr["L"], **common)
+    if approach == "envelope":
+        cur = data.curves
+        if cur is None or cur.empty or data.loss_col not in cur:
+            raise ValueError("approach 1 (envelope) needs loss curves: use --runs-dir, not a table")
+        cur = cur[np.isfinite(cur[data.loss_col].astype(float))]
+        n_col = f"n_params_{n_convention}"
+        N = cur[n_col].to_numpy(float)
+        D = cur["tokens"].to_numpy(float)
+        C = cur["flops"].to_numpy(float) if flop_formula == "counted" else 6.0 * N * D
+        return fits.fit_envelope(
+            cur["run_name"].to_numpy(), N, D, C, cur[data.loss_col].to_numpy(float), **common
+        )
+    raise ValueError(f"approach must be one of {APPROACHES}, got {approach!r}")
+
+
+def fits_quietly(*args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    """``run_fit`` returning (fit, None) or (None, error message) instead of raising ValueError."""
+    try:
+        return run_fit(*args, **kwargs), None
+    except ValueError as e:
+        return None, str(e)
+
+
+def nan_to_none(x: float) -> float | None:
+    """NaN -> None for JSON."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
