@@ -184,6 +184,23 @@ def test_killed_after_last_checkpoint_only_writes_the_summary(tiny_cfg, tmp_path
     )
 
 
+def test_resume_on_a_changed_corpus_is_refused(make_cfg, tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for p in tiny_corpus.iterdir():
+        (corpus / p.name).write_bytes(p.read_bytes())
+    cfg = make_cfg(
+        data=DataConfig(source="text", path=str(corpus), val_fraction=0.2, val_tokens=2048)
+    )
+    train(cfg, tmp_path / "r", progress=False)
+    (tmp_path / "r" / "summary.json").unlink()
+    with open(corpus / "csv.py", "a") as f:
+        f.write("# edited\n")
+    with pytest.raises(DataError) as err:
+        train(cfg, tmp_path / "r", progress=False)
+    assert "corpus changed" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_divergence_stops_the_run_and_is_recorded(make_cfg, tmp_path):
     # a real blow-up: AdamW at lr 1e10 without clipping overflows the attention logits
     cfg = make_cfg(optim=OptimConfig(lr=1e10, grad_clip=0.0))
