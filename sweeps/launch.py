@@ -53,6 +53,7 @@ class LaunchResult:
         n_submitted: runs handed to the executor by this launch.
         wall_s: seconds the launch took.
         job_ids: Slurm job ids submitted (empty otherwise).
+        jobs: the submitit ``Job`` objects (Slurm only; e.g. ``job._interrupt()`` in tests).
     """
 
     sweep_dir: Path
@@ -61,6 +62,7 @@ class LaunchResult:
     n_submitted: int
     wall_s: float
     job_ids: list[str] = field(default_factory=list)
+    jobs: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -111,7 +113,10 @@ def write_sweep_json(spec: SweepSpec, runs: list[PlannedRun], sweep_dir: Path) -
             return path
     body["versions"] = _versions()
     body["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    rundir.atomic_write_text(path, json.dumps(body, indent=2, sort_keys=True))
+    # a tmp name unique to this process: two launches at once must not share one
+    tmp = path.with_name(f".{SWEEP_JSON}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
+    os.replace(tmp, path)
     return path
 
 
@@ -360,13 +365,14 @@ def launch(
             todo.append((run, run_dir))
 
     job_ids: list[str] = []
+    jobs: list[Any] = []
     if todo:
         if executor == "debug":
             done = _run_debug(todo, progress)
         elif executor == "local":
             done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
         else:
-            done, job_ids, _ = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
+            done, job_ids, jobs = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
         for o in done:
             outcomes[o.run_name] = o
     return LaunchResult(
@@ -376,4 +382,5 @@ def launch(
         n_submitted=len(todo),
         wall_s=time.perf_counter() - t0,
         job_ids=job_ids,
+        jobs=jobs,
     )

@@ -1,0 +1,147 @@
+"""Real Slurm (one node on localhost, scripts/slurm-local.sh): job arrays, preemption, relaunch.
+
+Skipped with a reason when no cluster can be started, except under ``CI=true``, where that is a
+failure. The session fixture prepends ``scripts/`` to PATH so submitit finds the ``sacct``
+stand-in, and points ``SLURM_CONF`` at the cluster's config.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_sweeps_launch import curve, file_mtimes, long_spec
+
+from scaling import rundir
+from sweeps.launch import launch
+from sweeps.plan import plan
+from sweeps.registry import load_sweep
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+SLURM_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/scaling-slurm"))
+TIMEOUT_MIN = 60  # submitit treats signals as timeouts below ~50 min (docs/slurm-local.md #6)
+
+
+def _cluster_answers() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    return r.returncode == 0 and any(
+        s.startswith(("idle", "mix", "alloc")) for s in r.stdout.split()
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PATH", f"{SCRIPTS}{os.pathsep}{os.environ.get('PATH', '')}")
+    conf = SLURM_DIR / "etc" / "slurm.conf"
+    if conf.exists() or "SLURM_CONF" not in os.environ:
+        mp.setenv("SLURM_CONF", str(conf))
+    started = False
+    if not _cluster_answers():
+        r = subprocess.run(
+            ["bash", str(SCRIPTS / "slurm-local.sh"), "start"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        started = r.returncode == 0 and _cluster_answers()
+        if not started:
+            mp.undo()
+            reason = f"no local Slurm cluster could be started: {r.stderr.strip()[-500:]}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true requires the Slurm tests to run; {reason}")
+            pytest.skip(reason)
+    yield SLURM_DIR
+    if started:
+        subprocess.run(
+            ["bash", str(SCRIPTS / "slurm-local.sh"), "stop"], capture_output=True, timeout=120
+        )
+    mp.undo()
+
+
+def _jobs_named(name: str) -> list[str]:
+    r = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-n", name, "-o", "%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return r.stdout.split()
+
+
+def test_smoke_job_array_completes_and_relaunch_submits_nothing(slurm_cluster, tmp_path):
+    spec = load_sweep("smoke")
+    t0 = time.perf_counter()
+    result = launch(
+        spec, tmp_path, executor="slurm", progress=False, timeout_min=TIMEOUT_MIN, poll_s=0.5
+    )
+    wall = time.perf_counter() - t0
+    assert result.ok, [(o.run_name, o.status, o.error) for o in result.outcomes]
+    assert result.counts == {"complete": len(plan(spec))}
+    # ONE job array: every task shares the array's job id
+    assert len({j.split("_")[0] for j in result.job_ids}) == 1
+    assert len(result.job_ids) == len(plan(spec))
+    for o in result.outcomes:
+        assert rundir.run_state(o.run_dir) == "complete"
+        print(
+            f"slurm run {o.run_name}: wall {o.wall_s:.1f}s, run {o.run_wall_time_s:.2f}s, "
+            f"overhead {o.wall_s - o.run_wall_time_s:.1f}s"
+        )
+    print(f"slurm smoke sweep: {wall:.1f}s")
+    n_jobs = len(_jobs_named(f"sweep-{spec.name}"))
+    before = file_mtimes(tmp_path)
+    again = launch(spec, tmp_path, executor="slurm", progress=False, timeout_min=TIMEOUT_MIN)
+    assert again.n_submitted == 0 and again.job_ids == []
+    assert len(_jobs_named(f"sweep-{spec.name}")) == n_jobs  # nothing new reached Slurm
+    assert file_mtimes(tmp_path) == before
+
+
+def test_preempted_job_is_requeued_and_resumes_the_same_curve(slurm_cluster, tmp_path, tiny_corpus):
+    spec = long_spec(tiny_corpus, name="preempt", n_steps=2000)
+    (run,) = plan(spec)
+    ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
+    assert ref.ok
+    result = launch(
+        spec,
+        tmp_path / "slurm",
+        executor="slurm",
+        progress=False,
+        wait=False,
+        timeout_min=TIMEOUT_MIN,
+    )
+    (job,) = result.jobs
+    run_dir = tmp_path / "slurm" / "preempt" / run.run_name
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        rows = rundir.read_metrics(run_dir)
+        if (run_dir / rundir.CHECKPOINT).exists() and rows and rows[-1]["step"] >= 100:
+            break
+        assert not job.done(), "the job ended before it could be preempted"
+        time.sleep(0.05)
+    else:
+        pytest.fail("the Slurm job never got going")
+    step_at_interrupt = rows[-1]["step"]
+    assert step_at_interrupt < run.config.n_steps
+    job._interrupt()  # submitit's own preemption: SIGTERM then USR2
+    deadline = time.monotonic() + 240
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.done(), "the requeued job did not finish"
+    outcome = job.result()
+    assert outcome.status == "complete"
+    # requeued (not restarted from scratch by hand): Slurm counts a restart of the same job id
+    info = subprocess.run(["scontrol", "show", "job", job.job_id], capture_output=True, text=True)
+    assert "Restarts=1" in info.stdout, info.stdout
+    log = Path(job.paths.stderr).read_text() + Path(job.paths.stdout).read_text()
+    assert "checkpoint" in log.lower() or "requeu" in log.lower()
+    resumed = curve(run_dir)
+    steps = [r["step"] for r in resumed]
+    assert steps == sorted(set(steps)) and steps[-1] == run.config.n_steps  # no duplicated rows
+    assert resumed == curve(tmp_path / "ref" / "preempt" / run.run_name)
