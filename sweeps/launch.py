@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,7 +49,9 @@ class LaunchResult:
     Attributes:
         sweep_dir: ``<runs_dir>/<sweep_name>``.
         outcomes: one ``RunOutcome`` per planned run, in plan order (``"skipped"`` for runs
-            finished before this launch; ``"submitted"`` for Slurm runs when not waiting).
+            finished before this launch; ``"running"`` for runs whose lock is held;
+            ``"queued"`` for runs with a live Slurm job from an earlier launch, not resubmitted;
+            ``"submitted"`` for Slurm runs when not waiting).
         n_planned: runs in the plan.
         n_submitted: runs handed to the executor by this launch.
         wall_s: seconds the launch took.
@@ -118,6 +121,52 @@ def write_sweep_json(spec: SweepSpec, runs: list[PlannedRun], sweep_dir: Path) -
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
     os.replace(tmp, path)
     return path
+
+
+# Slurm job states in which a submitted job may still train its run
+LIVE_SLURM_STATES = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "SUSPENDED",
+        "SIGNALING",
+        "STAGE_OUT",
+    }
+)
+
+
+def live_slurm_jobs(sweep_dir: str | Path) -> dict[str, str]:
+    """``{run_name: job_id}`` for runs whose latest Slurm job (``slurm_jobs.jsonl``) is alive.
+
+    Alive means pending, running or requeued per ``squeue``; such runs are not resubmitted (a
+    pending job holds no lock yet). Empty when there is no record or no ``squeue``.
+    """
+    path = Path(sweep_dir) / "slurm_jobs.jsonl"
+    if not path.exists() or shutil.which("squeue") is None:
+        return {}
+    latest: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line
+        latest[rec["run_name"]] = str(rec["job_id"])
+    r = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if r.returncode != 0:
+        return {}
+    states = dict(ln.split("|", 1) for ln in r.stdout.split() if "|" in ln)
+    return {run: jid for run, jid in latest.items() if states.get(jid) in LIVE_SLURM_STATES}
 
 
 def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
@@ -354,6 +403,7 @@ def launch(
 
     outcomes: dict[str, RunOutcome] = {}
     todo: list[tuple[PlannedRun, Path]] = []
+    queued = live_slurm_jobs(sweep_dir) if executor == "slurm" else {}
     for run in runs:
         run_dir = sweep_dir / run.run_name
         finished = _finished_outcome(run, run_dir)
@@ -361,6 +411,10 @@ def launch(
             outcomes[run.run_name] = finished
         elif lock_held(run_dir):
             outcomes[run.run_name] = RunOutcome(run.run_name, str(run_dir), "running", 0.0)
+        elif run.run_name in queued:
+            outcomes[run.run_name] = RunOutcome(
+                run.run_name, str(run_dir), "queued", 0.0, None, f"Slurm job {queued[run.run_name]}"
+            )
         else:
             todo.append((run, run_dir))
 

@@ -2,8 +2,9 @@
 
 States come from ``scaling.rundir.run_state`` (``pending``, ``incomplete``, ``complete``,
 ``diverged``, ``failed``), plus ``running`` when a process holds the run's lock
-(``sweeps.execute.lock_held``). Incomplete runs report their last logged step; failed runs the
-last line of ``error.txt``.
+(``sweeps.execute.lock_held``) and ``queued`` when the run's latest Slurm job (from
+``slurm_jobs.jsonl``) is pending or requeued per ``squeue``. Incomplete runs report their last
+logged step; failed runs the last line of ``error.txt``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sweeps.execute import lock_held
 from sweeps.plan import plan
 from sweeps.spec import SweepSpec
 
-STATES = ("pending", "running", "incomplete", "failed", "diverged", "complete")
+STATES = ("pending", "queued", "running", "incomplete", "failed", "diverged", "complete")
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,24 @@ class RunStatus:
         return asdict(self)
 
 
-def run_status(run_dir: str | Path, n_steps: int) -> RunStatus:
-    """State of one run directory (see module docstring)."""
+def run_status(run_dir: str | Path, n_steps: int, queued_job: str | None = None) -> RunStatus:
+    """State of one run directory (see module docstring).
+
+    Args:
+        run_dir: the run directory.
+        n_steps: the run's planned optimizer steps.
+        queued_job: id of a live Slurm job for this run, if any.
+    """
     run_dir = Path(run_dir)
     state = rundir.run_state(run_dir)
-    if state not in ("complete", "diverged") and lock_held(run_dir):
-        state = "running"
+    if state not in ("complete", "diverged"):
+        if lock_held(run_dir):
+            state = "running"
+        elif queued_job is not None:
+            state = "queued"
     detail = None
+    if state == "queued":
+        detail = f"Slurm job {queued_job}"
     if state == "failed":
         text = (run_dir / rundir.ERROR).read_text(errors="replace").strip().splitlines()
         detail = next((ln for ln in reversed(text) if ln.strip()), None)
@@ -63,8 +75,14 @@ def sweep_status(spec: SweepSpec, runs_dir: str | Path) -> list[RunStatus]:
     Raises:
         PlanError: the spec's plan is invalid.
     """
+    from sweeps.launch import live_slurm_jobs
+
     sweep_dir = Path(runs_dir) / spec.name
-    return [run_status(sweep_dir / r.run_name, r.config.n_steps) for r in plan(spec)]
+    queued = live_slurm_jobs(sweep_dir)
+    return [
+        run_status(sweep_dir / r.run_name, r.config.n_steps, queued.get(r.run_name))
+        for r in plan(spec)
+    ]
 
 
 def count_states(statuses: list[RunStatus]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from scaling import rundir
 from sweeps.launch import launch
 from sweeps.plan import plan
 from sweeps.registry import load_sweep
+from sweeps.status import sweep_status
 
 pytestmark = pytest.mark.slurm
 
@@ -145,3 +146,28 @@ def test_preempted_job_is_requeued_and_resumes_the_same_curve(slurm_cluster, tmp
     steps = [r["step"] for r in resumed]
     assert steps == sorted(set(steps)) and steps[-1] == run.config.n_steps  # no duplicated rows
     assert resumed == curve(tmp_path / "ref" / "preempt" / run.run_name)
+
+
+def test_pending_jobs_are_not_resubmitted(slurm_cluster, tmp_path):
+    spec = load_sweep("smoke")
+    # held in the queue for 10 minutes: pending jobs hold no run lock yet
+    first = launch(
+        spec,
+        tmp_path,
+        executor="slurm",
+        progress=False,
+        wait=False,
+        timeout_min=TIMEOUT_MIN,
+        slurm_args={"begin": "now+600"},
+    )
+    try:
+        assert first.n_submitted == len(plan(spec))
+        again = launch(
+            spec, tmp_path, executor="slurm", progress=False, wait=False, timeout_min=TIMEOUT_MIN
+        )
+        assert again.n_submitted == 0 and again.counts == {"queued": len(plan(spec))}
+        states = {s.state for s in sweep_status(spec, tmp_path)}
+        assert states == {"queued"}
+    finally:
+        for job in first.jobs:
+            job.cancel(check=False)

@@ -204,3 +204,36 @@ def test_launch_argument_errors(tmp_path):
     with pytest.raises(LaunchError, match="timeout-min"):
         launch(spec, tmp_path, executor="slurm", timeout_min=0)
     assert not (tmp_path / "smoke").exists()  # nothing written before the arguments are valid
+
+
+def test_slurm_options_reach_the_sbatch_script(tmp_path):
+    import submitit
+
+    from sweeps.launch import slurm_parameters
+
+    params = slurm_parameters(
+        partition="gpu",
+        gpus_per_node=2,
+        cpus_per_task=8,
+        timeout_min=90,
+        array_parallelism=4,
+        account="acct",
+        qos="high",
+        mem_gb=64,
+        slurm_args={"constraint": "a100"},
+    )
+    executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
+    executor.update_parameters(**params)
+    text = executor._executor._make_submission_file_text("true", "uid")
+    for line in [
+        "--partition=gpu",
+        "--gpus-per-node=2",
+        "--cpus-per-task=8",
+        "--time=90",
+        "--account=acct",
+        "--qos=high",
+        "--mem=64GB",
+        "--constraint=a100",
+    ]:
+        assert f"#SBATCH {line}\n" in text
+    assert params["slurm_array_parallelism"] == 4
