@@ -105,7 +105,7 @@ def test_smoke_job_array_completes_and_relaunch_submits_nothing(slurm_cluster, t
 
 
 def test_preempted_job_is_requeued_and_resumes_the_same_curve(slurm_cluster, tmp_path, tiny_corpus):
-    spec = long_spec(tiny_corpus, name="preempt", n_steps=2000)
+    spec = long_spec(tiny_corpus, name="preempt", n_steps=1000)
     (run,) = plan(spec)
     ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
     assert ref.ok

@@ -79,7 +79,12 @@ def test_debug_launch_completes_and_relaunch_does_nothing(tmp_path):
 
 
 def test_local_executor_isolates_a_failure_and_relaunch_retries_it(tmp_path, capsys):
-    spec = load_sweep("smoke")
+    definition = tmp_path / "two_runs.py"  # the smoke sweep at one budget: 2 runs, quick
+    definition.write_text(
+        "import dataclasses\nfrom sweeps.defs.smoke import sweep as smoke\n\n\n"
+        "def sweep():\n    return dataclasses.replace(smoke(), budgets=(4e9,))\n"
+    )
+    spec = load_sweep(str(definition))
     runs = plan(spec)
     poisoned = tmp_path / "smoke" / runs[1].run_name
     # a run dir holding another run's config: train() refuses it with a ConfigError
@@ -98,7 +103,7 @@ def test_local_executor_isolates_a_failure_and_relaunch_retries_it(tmp_path, cap
             )
     counts = count_states(sweep_status(spec, tmp_path))
     assert counts["failed"] == 1 and counts["complete"] == len(runs) - 1
-    assert main(["sweep", "status", "smoke", "--runs-dir", str(tmp_path)]) == 0
+    assert main(["sweep", "status", str(definition), "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "failed" in out and "ConfigError" in out
     # fix the cause; a relaunch retries only the failed run and clears error.txt
