@@ -204,30 +204,50 @@ def _run_local(
     pending = list(enumerate(todo))
     active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
-        while pending or active:
-            while pending and len(active) < parallel:
-                i, (run, run_dir) = pending.pop(0)
-                log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "sweeps.execute", str(run_dir)],
-                    stdin=subprocess.PIPE,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-                assert proc.stdin is not None
-                proc.stdin.write(json.dumps(run.config.to_dict()).encode())
-                proc.stdin.close()
-                active[i] = (proc, time.perf_counter(), log)
-            time.sleep(0.05)
-            for i in [i for i, (p, _, _) in active.items() if p.poll() is not None]:
-                proc, t0, log = active.pop(i)
+        try:
+            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar)
+        finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
+            for proc, _, log in active.values():
+                proc.terminate()
+                proc.wait()
                 log.close()
-                run, run_dir = todo[i]
-                wall = time.perf_counter() - t0
-                results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
-                bar.update(1)
     return [results[i] for i in range(len(todo))]
+
+
+def _pool_loop(
+    todo: list[tuple[PlannedRun, Path]],
+    pending: list[tuple[int, tuple[PlannedRun, Path]]],
+    active: dict[int, tuple[subprocess.Popen, float, Any]],
+    results: dict[int, RunOutcome],
+    parallel: int,
+    env: dict[str, str],
+    log_dir: Path,
+    bar: Any,
+) -> None:
+    """Keep ``parallel`` subprocesses busy until ``pending`` and ``active`` are empty."""
+    while pending or active:
+        while pending and len(active) < parallel:
+            i, (run, run_dir) = pending.pop(0)
+            log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sweeps.execute", str(run_dir)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(run.config.to_dict()).encode())
+            proc.stdin.close()
+            active[i] = (proc, time.perf_counter(), log)
+        time.sleep(0.05)
+        for i in [i for i, (p, _, _) in active.items() if p.poll() is not None]:
+            proc, t0, log = active.pop(i)
+            log.close()
+            run, run_dir = todo[i]
+            wall = time.perf_counter() - t0
+            results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
+            bar.update(1)
 
 
 def _outcome_from_dir(

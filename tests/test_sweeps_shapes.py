@@ -61,8 +61,13 @@ def test_chinchilla_table_matches_paper_csv():
     if not A9_CSV.exists():
         pytest.skip(f"reference data {A9_CSV} absent (outside the project checkout)")
     with A9_CSV.open() as f:
-        rows = [tuple(int(r[k]) for k in ("params", "d_model", "ffw_size", "kv_size", "n_heads",
-                                            "n_layers")) for r in csv.DictReader(f)]
+        rows = [
+            tuple(
+                int(r[k])
+                for k in ("params", "d_model", "ffw_size", "kv_size", "n_heads", "n_layers")
+            )
+            for r in csv.DictReader(f)
+        ]
     assert tuple(rows) == CHINCHILLA_A9
 
 
