@@ -68,8 +68,10 @@ def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def budget_groups(
     C: np.ndarray, budget: np.ndarray | None = None, bin_dex: float = BUDGET_BIN_DEX
 ) -> np.ndarray:
-    """IsoFLOP group label per row: the budget label when given (finite), else log10 C rounded
-    to ``bin_dex`` (a group's label is then 10 ** (rounded log10 C)).
+    """IsoFLOP group label per row.
+
+    The budget label when given (all finite), else log10 C rounded to ``bin_dex`` (a group's
+    label is then 10 ** (rounded log10 C)).
     """
     if budget is not None:
         budget = np.asarray(budget, dtype=float)
@@ -97,12 +99,15 @@ class FrontierFit:
             ``at_edge``, ``extrapolated``, ``n_runs`` for approach 2; ``run_name``,
             ``edge_model`` for approach 1).
         n_points: runs used; n_optima_used: optima entering the exponent fits.
-        n_convention, flop_formula: the N and C conventions.
+        n_convention: ``"non_embedding"`` or ``"total"``; recorded in the result; the N and C
+            conventions.
+        flop_formula: ``"counted"`` or ``"6nd"``; recorded in the result.
         d_opt_method: how D_opt was obtained (``"C/(6 N_opt)"`` or ``"tokens"``).
         grouping: how runs were grouped into budgets / bins.
         flags: human-readable warnings (edge minima, concave parabolas, ...).
         seed, n_bootstrap, ci_level, ci, samples: bootstrap over runs.
-        selection, meta: provenance.
+        selection: note on how rows were selected (recorded); provenance.
+        meta: provenance stored with the result (shape rule, source, ...).
     """
 
     approach: str
@@ -164,21 +169,25 @@ class FrontierFit:
         }[self.approach]
         lines = [
             title,
-            f"  N = {self.n_convention} params, C = {self.flop_formula}; D_opt = {self.d_opt_method}",
-            f"  {self.grouping}; runs: {self.n_points}; optima used: {self.n_optima_used} of {len(self.optima)}",
+            f"  N = {self.n_convention} params, C = {self.flop_formula}; D_opt = "
+            f"{self.d_opt_method}",
+            f"  {self.grouping}; runs: {self.n_points}; optima used: {self.n_optima_used} of "
+            f"{len(self.optima)}",
             f"  a (N_opt ~ C^a) = {self.estimate('a')}",
             f"  b (D_opt ~ C^b) = {self.estimate('b')}",
             f"  L_opt(C) = {self.k_L:.4g} * C^{self.s_L:.4f}",
         ]
         if self.n_bootstrap:
             lines.append(
-                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over runs, {self.n_bootstrap} resamples, seed {self.seed}"
+                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over runs, "
+                f"{self.n_bootstrap} resamples, seed {self.seed}"
             )
         lines.append("  optima:")
         for o in self.optima:
             mark = "" if o.get("used", True) else "  (not used)"
             lines.append(
-                f"    C={o['C']:.3e}  N_opt={o['N_opt']:.4g}  D_opt={o['D_opt']:.4g}  L_opt={o['L_opt']:.4f}{mark}"
+                f"    C={o['C']:.3e}  N_opt={o['N_opt']:.4g}  D_opt={o['D_opt']:.4g}  "
+                f"L_opt={o['L_opt']:.4f}{mark}"
             )
         lines += [f"  flag: {f}" for f in self.flags]
         if self.selection:
@@ -253,7 +262,11 @@ def _frontier_laws(optima: list[dict[str, Any]]) -> dict[str, float]:
     lc = np.log([o["C"] for o in used])
     a, ia = _linfit(lc, np.log([o["N_opt"] for o in used]))
     b, ib = _linfit(lc, np.log([o["D_opt"] for o in used]))
-    s, il = _linfit(lc, np.log([o["L_opt"] for o in used]))
+    l_opt = np.array([o["L_opt"] for o in used])
+    if np.all(l_opt > 0):
+        s, il = _linfit(lc, np.log(l_opt))
+    else:  # a vertex below zero loss (wild parabola in a resample): no loss law
+        s, il = math.nan, math.nan
     return {"a": a, "b": b, "k_N": math.exp(ia), "k_D": math.exp(ib), "k_L": math.exp(il), "s_L": s}
 
 
@@ -341,13 +354,24 @@ def fit_isoflop(
     evaluated at N_opt).
 
     Args:
-        N, D, C, L: per run (n,): parameters, tokens, FLOPs, final loss (nats/token).
-        n_convention, flop_formula: recorded conventions (C must already follow the formula).
+        N: parameters N (n,), in the ``n_convention`` convention; per run (n,): parameters, tokens,
+            FLOPs, final loss (nats/token).
+        D: training tokens D (n,).
+        C: training FLOPs C (n,), following ``flop_formula``.
+        L: loss (n,), nats/token.
+        n_convention: ``"non_embedding"`` or ``"total"``; recorded in the result; recorded
+            conventions (C must already follow the formula).
+        flop_formula: ``"counted"`` or ``"6nd"``; recorded in the result.
         budget: per-run IsoFLOP label (n,), or None to group by log10 C rounded to ``bin_dex``.
+        bin_dex: width (dex) of the log10 C bins used when ``budget`` is None.
         window: points around the minimum used for each parabola (>= 3), or None for all.
         d_opt_method: ``"C/(6 N_opt)"`` or ``"tokens"``.
-        n_bootstrap, seed, ci_level: bootstrap over runs, resampled within each budget.
-        selection, meta: provenance.
+        n_bootstrap: bootstrap resamples over runs (0 = none); bootstrap over runs, resampled within
+            each budget.
+        seed: bootstrap seed.
+        ci_level: CI coverage, e.g. 0.95.
+        selection: note on how rows were selected (recorded); provenance.
+        meta: provenance stored with the result (shape rule, source, ...).
 
     Raises:
         ValueError: NaN/non-positive inputs, fewer than 6 runs, fewer than 2 usable budgets,
@@ -376,18 +400,21 @@ def fit_isoflop(
     used = [o for o in optima if o["used"]]
     if len(used) < 2:
         raise ValueError(
-            f"approach 2 needs >= 2 usable budgets (>= 3 distinct N, convex parabola, vertex inside "
+            "approach 2 needs >= 2 usable budgets (>= 3 distinct N, convex parabola, vertex "
+            "inside "
             f"the N grid); got {len(used)} of {len(optima)} budgets with >= 3 distinct N"
         )
     flags = []
     for o in optima:
         if o["concave"]:
             flags.append(
-                f"budget C={o['C']:.3g}: concave parabola (curvature {o['curvature']:.3g} <= 0), no minimum; not used"
+                f"budget C={o['C']:.3g}: concave parabola (curvature {o['curvature']:.3g} <= "
+                "0), no minimum; not used"
             )
         elif o["extrapolated"]:
             flags.append(
-                f"budget C={o['C']:.3g}: parabola vertex outside the sampled N range; not used (no extrapolation)"
+                f"budget C={o['C']:.3g}: parabola vertex outside the sampled N range; not "
+                "used (no extrapolation)"
             )
         if o["at_edge"]:
             flags.append(
@@ -481,15 +508,26 @@ def fit_envelope(
 
     Args:
         run_id: run name per logged point (n,), used for the bootstrap over runs.
-        N, D, C, L: per logged point (n,): the run's parameters, tokens so far, FLOPs so far, loss.
-        n_convention, flop_formula: recorded conventions.
+        N: parameters N (n,), in the ``n_convention`` convention; per logged point (n,): the run's
+            parameters, tokens so far, FLOPs so far, loss.
+        D: training tokens D (n,).
+        C: training FLOPs C (n,), following ``flop_formula``.
+        L: loss (n,), nats/token.
+        n_convention: ``"non_embedding"`` or ``"total"``; recorded in the result; recorded
+            conventions.
+        flop_formula: ``"counted"`` or ``"6nd"``; recorded in the result.
         n_bins: log-spaced C bins.
         drop_edge_models: do not use bins won by the smallest or largest model.
-        n_bootstrap, seed, ci_level: bootstrap over runs (whole curves resampled).
-        selection, meta: provenance.
+        n_bootstrap: bootstrap resamples over runs (0 = none); bootstrap over runs (whole curves
+            resampled).
+        seed: bootstrap seed.
+        ci_level: CI coverage, e.g. 0.95.
+        selection: note on how rows were selected (recorded); provenance.
+        meta: provenance stored with the result (shape rule, source, ...).
 
     Raises:
-        ValueError: NaN/non-positive inputs, fewer than 2 runs or 10 points, fewer than 3 usable bins.
+        ValueError: NaN/non-positive inputs, fewer than 2 runs or 10 points, fewer than 3 usable
+            bins.
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
@@ -507,7 +545,8 @@ def fit_envelope(
     used = [o for o in optima if o["used"]]
     if len(used) < 3:
         raise ValueError(
-            f"approach 1 needs >= 3 C bins won by an interior model, got {len(used)}; add model sizes "
+            f"approach 1 needs >= 3 C bins won by an interior model, got {len(used)}; add "
+            "model sizes "
             "or set drop_edge_models=False"
         )
     n_edge = sum(1 for o in optima if o["edge_model"])
@@ -665,8 +704,9 @@ def fit_power_law(X: Any, L: Any, x_name: str, irreducible: bool = False) -> Pow
 
 
 def _frontier_min(X: np.ndarray, L: np.ndarray, dex: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum L per distinct X (or per ``dex``-wide log10 bin), keeping only points that improve
-    on every smaller X (the frontier).
+    """Minimum L per distinct X (or per ``dex``-wide log10 bin).
+
+    With ``dex`` (the compute frontier) only points that beat every smaller X are kept.
     """
     key = X if dex is None else np.round(np.log10(X) / dex)
     xs, ls = [], []
@@ -712,7 +752,8 @@ class KaplanFit:
 
     def report(self) -> str:
         lines = [
-            f"Kaplan et al. 2020 power laws; N = {self.n_convention} params, C = {self.flop_formula}; {self.n_points} runs"
+            f"Kaplan et al. 2020 power laws; N = {self.n_convention} params, C = "
+            f"{self.flop_formula}; {self.n_points} runs"
         ]
         for name, law in (("L(N)", self.L_N), ("L(D)", self.L_D), ("L(C)", self.L_C)):
             if law is None:
@@ -722,7 +763,8 @@ class KaplanFit:
             ci_s = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci and not math.isnan(ci[0]) else ""
             e_s = f"{law.E:.4g} + " if law.irreducible else ""
             lines.append(
-                f"  {name} = {e_s}({law.X_c:.4g}/{law.x_name})^{law.alpha:.4f}{ci_s}  ({law.n_points} points)"
+                f"  {name} = {e_s}({law.X_c:.4g}/{law.x_name})^{law.alpha:.4f}{ci_s}  "
+                f"({law.n_points} points)"
             )
         if self.selection:
             lines.append(f"  selection: {self.selection}")
@@ -803,10 +845,19 @@ def fit_kaplan(
     """Kaplan et al. 2020 L(N), L(D) and L(C) power laws from final losses of runs.
 
     Args:
-        N, D, C, L: per run (n,).
-        n_convention, flop_formula: conventions (Kaplan used non-embedding N).
+        N: parameters N (n,), in the ``n_convention`` convention; per run (n,).
+        D: training tokens D (n,).
+        C: training FLOPs C (n,), following ``flop_formula``.
+        L: loss (n,), nats/token.
+        n_convention: ``"non_embedding"`` or ``"total"``; recorded in the result; conventions
+            (Kaplan used non-embedding N).
+        flop_formula: ``"counted"`` or ``"6nd"``; recorded in the result.
+        selection: note on how rows were selected (recorded).
+        meta: provenance stored with the result.
         irreducible: also fit an irreducible loss E in each law.
-        n_bootstrap, seed, ci_level: bootstrap over runs.
+        n_bootstrap: bootstrap resamples over runs (0 = none); bootstrap over runs.
+        seed: bootstrap seed.
+        ci_level: CI coverage, e.g. 0.95.
 
     Raises:
         ValueError: NaN/non-positive inputs, fewer than 3 runs, or none of the three laws has

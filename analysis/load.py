@@ -175,9 +175,10 @@ def warn_not_complete(df: pd.DataFrame) -> None:
 
 
 def load_curves(root: str | Path) -> pd.DataFrame:
-    """One row per logged step of every run under ``root``: ``metrics.jsonl`` rows plus
-    ``run_name, status, point_key, lr, seed, n_params_total, n_params_non_embedding,
-    flops_budget``. A torn last line is tolerated.
+    """One row per logged step of every run under ``root``.
+
+    Columns: the ``metrics.jsonl`` keys plus ``run_name, status, point_key, lr, seed,
+    n_params_total, n_params_non_embedding, flops_budget``. A torn last line is tolerated.
 
     Raises:
         FileNotFoundError: ``root`` is missing.
@@ -260,12 +261,13 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
     )
     edge = sel.loc[sel["lr_at_edge"], "run_name"].tolist()
     if edge:
-        note += f"; best LR at the edge of its LR grid for {len(edge)} point(s): {', '.join(map(str, edge))}"
+        names = ", ".join(map(str, edge))
+        note += f"; best LR at the edge of its LR grid for {len(edge)} point(s): {names}"
     return sel, note
 
 
 def fit_columns(df: pd.DataFrame, n_convention: str, flop_formula: str) -> tuple[str, str]:
-    """Column names for N and C under the conventions: (``n_params_<conv>``, ``flops``|``flops_6nd``).
+    """Column names (N, C) under the conventions: ``n_params_<conv>``, ``flops``|``flops_6nd``.
 
     With ``n_convention="non_embedding"`` and ``flop_formula="6nd"`` the C column is
     ``flops_6nd_non_embedding`` when present (6 * N_non_embedding * D).
@@ -315,7 +317,11 @@ def load_table(
 
     Args:
         path: ``.csv`` or ``.jsonl``/``.json`` (one object per line) file.
-        n_col, loss_col, d_col, c_col, budget_col: column names in the file.
+        n_col: column holding N; column names in the file.
+        loss_col: column holding the loss (nats/token).
+        d_col: column holding D (tokens).
+        c_col: column holding C (FLOPs).
+        budget_col: column holding IsoFLOP budget labels.
         flop_formula: how the file's C relates to N and D; only ``"6nd"`` can derive D from C.
         n_convention: which N the file holds (names the output column).
         drop_highest_losses: drop this many highest-loss rows (Besiroglu et al. drop 5).
@@ -355,7 +361,8 @@ def load_table(
     else:
         if flop_formula != "6nd":
             raise ValueError(
-                f"flop_formula={flop_formula!r} cannot derive D from C for a table (no architecture "
+                f"flop_formula={flop_formula!r} cannot derive D from C for a table (no "
+                "architecture "
                 "to count FLOPs from); give d_col, or use flop_formula='6nd' (D = C/(6N))"
             )
         C = raw[c_col].astype(float).to_numpy()

@@ -255,7 +255,9 @@ def minimise(
     """Minimise the summed Huber objective over a set of starts.
 
     Args:
-        logN, logD, logL: natural logs of N, D and L, shape (n,).
+        logN: natural log of N, shape (n,); natural logs of N, D and L, shape (n,).
+        logD: natural log of D, shape (n,).
+        logL: natural log of L, shape (n,).
         delta: Huber delta.
         starts: (S, 5) starting points (a, b, e, alpha, beta); default the 4500-point grid.
         method: ``"screened"`` (batched Gauss-Newton screen of every start, then L-BFGS-B from
@@ -322,8 +324,10 @@ BOOTSTRAP_ITERS = 80  # batched Gauss-Newton iterations per bootstrap refit
 
 
 def _bootstrap_chunk(args) -> np.ndarray:
-    """Refit every resample of ``counts_chunk`` (k, n) from each of ``starts`` (m, 5) as one
-    batched Gauss-Newton problem; optionally polish the best end point with L-BFGS-B.
+    """Refit every resample of ``counts_chunk`` (k, n) from each of ``starts`` (m, 5).
+
+    All resamples x starts form one batched Gauss-Newton problem; ``polish`` adds L-BFGS-B from
+    the best end point of each resample.
 
     Returns:
         (k, 6): best (a, b, e, alpha, beta, objective) per resample.
@@ -423,6 +427,11 @@ def closed_form_optimum(C: Any, E: float, A: float, B: float, alpha: float, beta
 
     Args:
         C: FLOPs, scalar or array.
+        E: irreducible loss (unused by the allocation; kept for a uniform signature).
+        A: parameter-term coefficient.
+        B: data-term coefficient.
+        alpha: parameter exponent.
+        beta: data exponent.
 
     Returns:
         (N_opt, D_opt) with the shape of ``C``.
@@ -439,7 +448,11 @@ class ParametricFit:
     """Result of Chinchilla approach 3 (see module docstring for the legend and procedure).
 
     Attributes:
-        E, A, B, alpha, beta: fitted L(N, D) = E + A/N^alpha + B/D^beta (L in nats/token).
+        E: irreducible loss; fitted L(N, D) = E + A/N^alpha + B/D^beta (L in nats/token).
+        A: parameter-term coefficient.
+        B: data-term coefficient.
+        alpha: parameter exponent.
+        beta: data exponent.
         objective: summed Huber objective at the optimum.
         huber_delta: Huber delta.
         n_points: rows fitted.
@@ -526,15 +539,18 @@ class ParametricFit:
         """Human-readable multi-line summary."""
         lines = [
             "Chinchilla approach 3 (parametric), Besiroglu et al. 2024 procedure",
-            f"  L(N, D) = E + A/N^alpha + B/D^beta; N = {self.n_convention} params, C = {self.flop_formula}",
-            f"  points: {self.n_points}; starts: {self.n_starts} ({self.method}); Huber delta = {self.huber_delta:g} (summed)",
+            f"  L(N, D) = E + A/N^alpha + B/D^beta; N = {self.n_convention} params, C = "
+            f"{self.flop_formula}",
+            f"  points: {self.n_points}; starts: {self.n_starts} ({self.method}); Huber delta "
+            f"= {self.huber_delta:g} (summed)",
             f"  objective: {self.objective:.6e}",
         ]
         for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
             lines.append(f"  {name:>5} = {self.estimate(name)}")
         if self.n_bootstrap:
             lines.append(
-                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over rows, {self.n_bootstrap} resamples, seed {self.seed}"
+                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over rows, "
+                f"{self.n_bootstrap} resamples, seed {self.seed}"
             )
         if self.best_starts:
             objs = ", ".join(f"{s['objective']:.6e}" for s in self.best_starts[:5])

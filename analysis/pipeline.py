@@ -1,5 +1,6 @@
-"""Glue from files to fits: one place that turns a runs directory or a table into fit inputs and
-runs any approach, shared by ``scaling fit`` and ``analysis.report``.
+"""Glue from files to fits, shared by ``scaling fit`` and ``analysis.report``.
+
+One place that turns a runs directory or a table into fit inputs and runs any approach.
 """
 
 from __future__ import annotations

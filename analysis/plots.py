@@ -1,6 +1,8 @@
-"""Figures for scaling-law fits. Each function takes data (+ an optional ``ax``) and returns the
-``matplotlib.figure.Figure``; figures are built with ``matplotlib.figure.Figure`` directly (Agg
-rendering on save), so no pyplot state is touched and nothing is ever shown.
+"""Figures for scaling-law fits.
+
+Each function takes data (+ an optional ``ax``) and returns the ``matplotlib.figure.Figure``;
+figures are built with ``matplotlib.figure.Figure`` directly (Agg rendering on save), so no pyplot
+state is touched and nothing is ever shown.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ def plot_isoflop(
 
     Args:
         fit: an approach-2 ``FrontierFit`` (its optima carry the parabola coefficients).
-        N, L, C: per run (the fit's inputs); budget: per-run labels or None (log-C bins).
+        N: parameters per run (n,), the fit's inputs.
+        L: loss (n,), nats/token.
+        C: training FLOPs C (n,), following ``flop_formula``.
+        budget: per-run budget labels (n,), or None to bin log10 C like the fit did.
+        ax: axes to draw on; a new Figure when None.
     """
     fig, ax = _axes(ax)
     N, L, C = (np.asarray(x, dtype=float) for x in (N, L, C))
@@ -90,13 +96,16 @@ def plot_optimal_allocation(
     c_range: tuple[float, float] | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """N_opt(C) (``which="N"``) or D_opt(C) (``"D"``) for several approaches side by side, each
-    with its bootstrap CI band and (for approaches 1 and 2) the per-budget optima it was fitted to.
+    """N_opt(C) (``which="N"``) or D_opt(C) (``"D"``) for several approaches side by side.
+
+    Each approach is drawn with its bootstrap CI band and (for approaches 1 and 2) the per-budget
+    optima it was fitted to.
 
     Args:
         fits: label -> ParametricFit | FrontierFit.
         which: ``"N"`` or ``"D"``.
         c_range: (C_min, C_max) of the curves; default spans the fits' optima and 10x beyond.
+        ax: axes to draw on; a new Figure when None.
     """
     if which not in ("N", "D"):
         raise ValueError(f"which must be 'N' or 'D', got {which!r}")
@@ -142,7 +151,7 @@ def plot_loss_curves(
     envelope: FrontierFit | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """Loss vs FLOPs for every run, coloured by N (log scale), with the approach-1 envelope points."""
+    """Loss vs FLOPs for every run, coloured by N (log scale), with the envelope points."""
     fig, ax = _axes(ax)
     cur = curves[np.isfinite(curves[loss_col].astype(float))]
     norm = LogNorm(vmin=float(cur[n_col].min()), vmax=float(cur[n_col].max()))

@@ -1,6 +1,7 @@
-"""Questions a fitted law answers: compute-optimal N and D at a budget, tokens for a model size,
-FLOPs for a target loss; every answer with a bootstrap CI and, where a shape rule is known, the
-nearest real architectures.
+"""Questions a fitted law answers.
+
+Compute-optimal N and D at a budget, tokens for a model size, FLOPs for a target loss; every answer
+with a bootstrap CI and, where a shape rule is known, the nearest real architectures.
 
 Conventions: C in FLOPs under the fit's ``flop_formula``; N in the fit's ``n_convention``; D in
 tokens; L in nats/token. CIs are percentiles of the answer computed for every bootstrap
@@ -82,7 +83,8 @@ class ComputeOptimal:
 
     def report(self) -> str:
         lines = [
-            f"Compute-optimal at C = {self.flops:.3e} FLOPs ({self.approach}; N = {self.n_convention}, C = {self.flop_formula}):",
+            f"Compute-optimal at C = {self.flops:.3e} FLOPs ({self.approach}; N = "
+            f"{self.n_convention}, C = {self.flop_formula}):",
             f"  N_opt = {self.n_params}",
             f"  D_opt = {self.n_tokens} tokens",
             f"  tokens/param = {self.tokens_per_param}",
@@ -91,7 +93,8 @@ class ComputeOptimal:
         for a in self.architectures:
             lines.append(
                 f"  architecture: n_layers={a.n_layers} d_model={a.d_model} n_heads={a.n_heads} "
-                f"d_mlp={a.d_mlp} (N_total={a.n_params_total:,}, N_non_embedding={a.n_params_non_embedding:,})"
+                f"d_mlp={a.d_mlp} (N_total={a.n_params_total:,}, "
+                f"N_non_embedding={a.n_params_non_embedding:,})"
             )
         if self.note:
             lines.append(f"  note: {self.note}")
@@ -132,7 +135,8 @@ class Answer:
 def _check_fit(fit: Any) -> None:
     if isinstance(fit, KaplanFit):
         raise ValueError(
-            "a Kaplan fit has no compute-optimal allocation; use a parametric, isoflop or envelope fit"
+            "a Kaplan fit has no compute-optimal allocation; use a parametric, isoflop or "
+            "envelope fit"
         )
     if not isinstance(fit, (ParametricFit, FrontierFit)):
         raise ValueError(f"expected a ParametricFit or FrontierFit, got {type(fit).__name__}")
@@ -189,7 +193,8 @@ def architectures_for(
     if not rule_d:
         return (
             (),
-            "no shape rule recorded with this fit (fit a runs directory with sweep.json to get architectures)",
+            "no shape rule recorded with this fit (fit a runs directory with sweep.json to "
+            "get architectures)",
         )
     try:
         from scaling.counting import param_counts

@@ -75,13 +75,15 @@ class Report:
         lines.append(f"  target C = {self.target_flops:.3e} FLOPs")
         for appr, opt in self.optimal.items():
             lines.append(
-                f"    {appr}: N_opt = {opt.n_params}, D_opt = {opt.n_tokens}, tokens/param = {opt.tokens_per_param}, loss = {opt.loss}"
+                f"    {appr}: N_opt = {opt.n_params}, D_opt = {opt.n_tokens}, tokens/param = "
+                f"{opt.tokens_per_param}, loss = {opt.loss}"
             )
         if self.architecture:
             a = self.architecture
             lines.append(
                 f"  train: n_layers={a['n_layers']} d_model={a['d_model']} n_heads={a['n_heads']} "
-                f"d_mlp={a['d_mlp']} (N_total={a['n_params_total']:,}) for {a['n_tokens']:.3g} tokens"
+                f"d_mlp={a['d_mlp']} (N_total={a['n_params_total']:,}) for "
+                f"{a['n_tokens']:.3g} tokens"
             )
         else:
             lines.append("  train: no architecture (no shape rule recorded for these runs)")
@@ -91,8 +93,10 @@ class Report:
         else:
             for appr, r in bt.get("results", {}).items():
                 lines.append(
-                    f"  backtest ({appr}, held-out C={bt['heldout_C']:.3g}): N_opt pred {r['N_pred']:.4g} vs "
-                    f"obs {bt['N_obs']:.4g} ({r['N_rel_error']:+.1%}); loss pred {r['L_pred']:.4f} vs "
+                    f"  backtest ({appr}, held-out C={bt['heldout_C']:.3g}): N_opt pred "
+                    f"{r['N_pred']:.4g} vs "
+                    f"obs {bt['N_obs']:.4g} ({r['N_rel_error']:+.1%}); loss pred "
+                    f"{r['L_pred']:.4f} vs "
                     f"obs {bt['L_obs']:.4f} ({r['L_error']:+.4f} nats)"
                 )
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -177,7 +181,8 @@ def make_report(
         out_dir: created if missing.
         n_bootstrap: resamples over runs for every fit's CIs.
         target_flops: budget for the recommendation; default 10x the largest swept C.
-        n_convention, flop_formula: conventions for every fit (Chinchilla: total, counted/6nd).
+        n_convention: N convention for every fit (Chinchilla: ``"total"``).
+        flop_formula: C formula for every fit (``"counted"`` or ``"6nd"``).
         seed: bootstrap seed.
         loss_col: which loss to fit (``val/loss``, nats/token).
         workers: processes for the approach-3 bootstrap.
@@ -351,7 +356,8 @@ def _html(rep: Report, md: str, out: Path) -> str:
         if f.suffix == ".png":
             b64 = base64.b64encode(f.read_bytes()).decode("ascii")
             parts.append(
-                f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' src='data:image/png;base64,{b64}'>"
+                f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' "
+                f"src='data:image/png;base64,{b64}'>"
             )
     parts.append("</body></html>")
     return "\n".join(parts)
