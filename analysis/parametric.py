@@ -443,6 +443,70 @@ def closed_form_optimum(C: Any, E: float, A: float, B: float, alpha: float, beta
     return G * (C / 6.0) ** a, (C / 6.0) ** b / G
 
 
+def optimum(
+    C: float,
+    E: float,
+    A: float,
+    B: float,
+    alpha: float,
+    beta: float,
+    flop_ratio: dict[str, float] | None = None,
+) -> tuple[float, float]:
+    """Compute-optimal (N, D) at FLOPs ``C``, optionally with counted FLOPs instead of 6 N D.
+
+    Without ``flop_ratio`` this is ``closed_form_optimum`` (C = 6 N D). With it, C is taken as
+    6 N D r(N) with r(N) = exp(c0) N^c1 (the counted / 6ND ratio fitted on the runs: attention
+    and LM-head FLOPs make small models cost more than 6 N per token), and N_opt minimises
+    L(N, C / (6 N r(N))) numerically (bounded search within e^4 of the closed form).
+
+    Args:
+        C: FLOPs (scalar).
+        E: irreducible loss.
+        A: parameter-term coefficient.
+        B: data-term coefficient.
+        alpha: parameter exponent.
+        beta: data exponent.
+        flop_ratio: ``{"c0", "c1"}`` or None.
+
+    Returns:
+        (N_opt, D_opt).
+    """
+    n0, d0 = closed_form_optimum(C, E, A, B, alpha, beta)
+    if not flop_ratio:
+        return float(n0), float(d0)
+    from scipy.optimize import minimize_scalar
+
+    c0, c1 = flop_ratio["c0"], flop_ratio["c1"]
+
+    def tokens(x: float) -> float:
+        return C / (6.0 * math.exp(x) * math.exp(c0 + c1 * x))
+
+    def loss(x: float) -> float:
+        return A / math.exp(alpha * x) + B / tokens(x) ** beta
+
+    x0 = math.log(float(n0))
+    r = minimize_scalar(loss, bounds=(x0 - 4, x0 + 4), method="bounded", options={"xatol": 1e-9})
+    return math.exp(r.x), tokens(r.x)
+
+
+def fit_flop_ratio(N: Any, D: Any, C: Any) -> dict[str, float]:
+    """Least-squares fit of log(C / (6 N D)) = c0 + c1 log N over runs (counted-FLOP overhead).
+
+    Args:
+        N: parameters per run (n,).
+        D: tokens per run (n,).
+        C: counted FLOPs per run (n,).
+
+    Returns:
+        ``{"c0", "c1", "max_abs_resid"}``.
+    """
+    N, D, C = (np.asarray(x, dtype=float) for x in (N, D, C))
+    y = np.log(C / (6.0 * N * D))
+    c1, c0 = np.polyfit(np.log(N), y, 1)
+    resid = y - (c0 + c1 * np.log(N))
+    return {"c0": float(c0), "c1": float(c1), "max_abs_resid": float(np.max(np.abs(resid)))}
+
+
 @dataclass(frozen=True)
 class ParametricFit:
     """Result of Chinchilla approach 3 (see module docstring for the legend and procedure).
@@ -516,8 +580,21 @@ class ParametricFit:
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
 
     def compute_optimal(self, C: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) at FLOPs ``C`` from the closed form (C = 6 N D)."""
-        return closed_form_optimum(C, self.E, self.A, self.B, self.alpha, self.beta)
+        """(N_opt, D_opt) at FLOPs ``C``.
+
+        The closed form (C = 6 N D) unless ``meta["flop_ratio"]`` holds the counted/6ND ratio of
+        the runs (counted FLOPs), then a numerical optimum; see ``optimum``.
+        """
+        ratio = self.meta.get("flop_ratio")
+        if not ratio:
+            return closed_form_optimum(C, self.E, self.A, self.B, self.alpha, self.beta)
+        Cs = np.asarray(C, dtype=float)
+        pairs = [
+            optimum(c, self.E, self.A, self.B, self.alpha, self.beta, ratio) for c in Cs.ravel()
+        ]
+        n = np.array([p[0] for p in pairs]).reshape(Cs.shape)
+        d = np.array([p[1] for p in pairs]).reshape(Cs.shape)
+        return n, d
 
     def estimate(self, name: str) -> Estimate:
         """Point estimate and CI of a parameter (E, A, B, alpha, beta, a, b, G)."""

@@ -130,6 +130,12 @@ def run_fit(
         meta=meta,
     )
     if approach == "parametric":
+        if flop_formula == "counted" and np.all(np.isfinite(arr["C"])):
+            # the closed form assumes C = 6 N D; record the runs' counted/6ND ratio so queries
+            # allocate counted FLOPs (analysis.parametric.optimum)
+            from analysis.parametric import fit_flop_ratio
+
+            common["meta"]["flop_ratio"] = fit_flop_ratio(arr["N"], arr["D"], arr["C"])
         return fits.fit_parametric(
             arr["N"], arr["D"], arr["L"], huber_delta=huber_delta, workers=workers, **common
         )

@@ -71,15 +71,11 @@ def _band(fit: Any, C: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray, 
 
     k = 0 if which == "N" else 1
     if isinstance(fit, ParametricFit):
-        centre = np.array(
-            [
-                _param_optimum(
-                    {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta}, c
-                )[k]
-                for c in C
-            ]
-        )
-        draws = [[_param_optimum(p, c)[k] for c in C] for p in fit.sample_params()]
+        ratio = fit.meta.get("flop_ratio")  # counted FLOPs: numerical optimum per C
+        p0 = {"E": fit.E, "A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta}
+        centre = np.array([_param_optimum(p0, c, ratio)[k] for c in C])
+        samples = fit.sample_params()[:200]  # the band's percentiles need no more
+        draws = [[_param_optimum(p, c, ratio)[k] for c in C] for p in samples]
     else:
         centre = fit.n_opt(C) if which == "N" else fit.d_opt(C)
         draws = [[_frontier_point(p, c)[k] for c in C] for p in fit.sample_params()]

@@ -18,6 +18,7 @@ import numpy as np
 
 from analysis.common import Estimate, percentile_ci, to_jsonable
 from analysis.fits import FrontierFit, KaplanFit, ParametricFit
+from analysis.parametric import optimum
 
 Fit = ParametricFit | FrontierFit
 
@@ -155,12 +156,10 @@ def _est(value: float, samples: list[float], level: float) -> Estimate:
     )
 
 
-def _param_optimum(p: dict[str, float], C: float) -> tuple[float, float, float]:
-    G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
-    a = p["beta"] / (p["alpha"] + p["beta"])
-    b = p["alpha"] / (p["alpha"] + p["beta"])
-    N = G * (C / 6.0) ** a
-    D = (C / 6.0) ** b / G
+def _param_optimum(
+    p: dict[str, float], C: float, ratio: dict[str, float] | None = None
+) -> tuple[float, float, float]:
+    N, D = optimum(C, p["E"], p["A"], p["B"], p["alpha"], p["beta"], ratio)
     return N, D, p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
 
 
@@ -241,9 +240,12 @@ def compute_optimal(
     _check_fit(fit)
     C = _positive("flops", flops)
     if isinstance(fit, ParametricFit):
-        N, D, L = _param_optimum(_params(fit), C)
-        draws = [_param_optimum(p, C) for p in fit.sample_params()]
+        ratio = fit.meta.get("flop_ratio")
+        N, D, L = _param_optimum(_params(fit), C, ratio)
+        draws = [_param_optimum(p, C, ratio) for p in fit.sample_params()]
         source = "parametric L(N, D) at the optimum"
+        if ratio:
+            source += " (counted C = 6 N D r(N), r fitted on the runs)"
     else:
         N, D, L = _frontier_point(_frontier_params(fit), C)
         draws = [_frontier_point(p, C) for p in fit.sample_params()]
@@ -271,12 +273,23 @@ def compute_optimal(
     )
 
 
-def _tokens_for_params(p: dict[str, float], N: float, parametric: bool) -> tuple[float, float]:
+def _tokens_for_params(
+    p: dict[str, float], N: float, parametric: bool, ratio: dict[str, float] | None = None
+) -> tuple[float, float]:
     if parametric:  # invert N = G (C/6)^a
         G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
         a = p["beta"] / (p["alpha"] + p["beta"])
         C = 6.0 * (N / G) ** (1.0 / a)
-        return _param_optimum(p, C)[1], C
+        if ratio:  # N_opt(C) is increasing in C: solve N_opt(C) = N around the 6ND answer
+            from scipy.optimize import brentq
+
+            def gap(logc: float) -> float:
+                return math.log(_param_optimum(p, math.exp(logc), ratio)[0] / N)
+
+            lo, hi = math.log(C) - 5, math.log(C) + 5
+            if gap(lo) < 0 < gap(hi):
+                C = math.exp(brentq(gap, lo, hi, xtol=1e-10))
+        return _param_optimum(p, C, ratio)[1], C
     C = (N / p["k_N"]) ** (1.0 / p["a"])
     return p["k_D"] * C ** p["b"], C
 
@@ -291,9 +304,10 @@ def optimal_tokens(n_params: float, fit: Fit) -> Answer:
     N = _positive("n_params", n_params)
     par = isinstance(fit, ParametricFit)
     p0 = _params(fit) if par else _frontier_params(fit)
-    D, C = _tokens_for_params(p0, N, par)
+    ratio = fit.meta.get("flop_ratio") if par else None
+    D, C = _tokens_for_params(p0, N, par, ratio)
     draws = np.asarray(
-        [_tokens_for_params(p, N, par) for p in fit.sample_params()] or np.empty((0, 2))
+        [_tokens_for_params(p, N, par, ratio) for p in fit.sample_params()] or np.empty((0, 2))
     )
     lvl = fit.ci_level
     return Answer(
@@ -308,7 +322,9 @@ def optimal_tokens(n_params: float, fit: Fit) -> Answer:
     )
 
 
-def _flops_for_loss(p: dict[str, float], L: float, parametric: bool) -> float:
+def _flops_for_loss(
+    p: dict[str, float], L: float, parametric: bool, ratio: dict[str, float] | None = None
+) -> float:
     if not parametric:
         return (L / p["k_L"]) ** (1.0 / p["s_L"]) if p["s_L"] < 0 else math.nan
     if L <= p["E"]:
@@ -316,7 +332,7 @@ def _flops_for_loss(p: dict[str, float], L: float, parametric: bool) -> float:
     from scipy.optimize import brentq
 
     def gap(logC):
-        return _param_optimum(p, math.exp(logC))[2] - L
+        return _param_optimum(p, math.exp(logC), ratio)[2] - L
 
     lo, hi = math.log(1e3), math.log(1e40)
     if gap(lo) < 0 or gap(hi) > 0:
@@ -341,8 +357,9 @@ def flops_for_loss(loss: float, fit: Fit) -> Answer:
         raise ValueError(
             f"loss {L} is at or below the fitted irreducible loss E = {fit.E:.4f}; unreachable"
         )
-    C = _flops_for_loss(_params(fit) if par else _frontier_params(fit), L, par)
-    draws = [_flops_for_loss(p, L, par) for p in fit.sample_params()]
+    ratio = fit.meta.get("flop_ratio") if par else None
+    C = _flops_for_loss(_params(fit) if par else _frontier_params(fit), L, par, ratio)
+    draws = [_flops_for_loss(p, L, par, ratio) for p in fit.sample_params()]
     opt = compute_optimal(C, fit) if math.isfinite(C) else None
     values = {"flops": _est(C, draws, fit.ci_level)}
     if opt is not None:

@@ -180,3 +180,16 @@ def test_conventions_are_explicit_and_checked():
         fit_parametric(N, D, L, n_convention="kaplan", flop_formula="6nd")
     with pytest.raises(ValueError, match="flop_formula"):
         fit_parametric(N, D, L, n_convention="total", flop_formula="approx")
+
+
+def test_counted_flop_optimum():
+    # with a constant counted/6ND ratio r, spending C counted FLOPs is spending C/r under 6ND
+    r = 1.3
+    n_ref, d_ref = closed_form_optimum(1e21 / r, **LAW)
+    n, d = P.optimum(1e21, **LAW, flop_ratio={"c0": math.log(r), "c1": 0.0})
+    assert n == pytest.approx(float(n_ref), rel=1e-6) and d == pytest.approx(float(d_ref), rel=1e-6)
+    # the ratio fit recovers a known power-law overhead exactly
+    N = np.geomspace(1e6, 1e9, 9)
+    D = 20 * N
+    ratio = P.fit_flop_ratio(N, D, 6 * N * D * 2.0 * N**-0.05)
+    assert ratio["c0"] == pytest.approx(math.log(2.0)) and ratio["c1"] == pytest.approx(-0.05)
