@@ -134,6 +134,12 @@ def _plan(args: argparse.Namespace) -> int:
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
+    skipped = spec.outside_window() if hasattr(spec, "outside_window") else []
+    if skipped:
+        print(
+            f"not planned (tokens/param outside {spec.tokens_per_param_range}): "
+            + "; ".join(skipped)
+        )
     return 0
 
 

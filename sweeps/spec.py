@@ -411,6 +411,11 @@ class IsoFlopSweep(SweepSpec):
         shapes: explicit shape axis.
         n_params: parameter-count axis.
         budget_tolerance: largest allowed ``|training_flops / C - 1|``.
+        tokens_per_param_range: optional ``(low, high)`` window on D/N (N in ``n_params_kind``):
+            a (budget, size) point whose solved tokens/param falls outside is not planned. This
+            is how IsoFLOP sweeps spend compute near each budget's optimum instead of on models
+            that are hopeless at that budget (Hoffmann et al. 2022 chose a different size range
+            per budget, Fig. 3); ``scaling sweep plan`` still lists the sizes the window left out.
     """
 
     kind: ClassVar[str] = "isoflop"
@@ -420,9 +425,18 @@ class IsoFlopSweep(SweepSpec):
     shapes: tuple[tuple[int, int, int], ...] = ()
     n_params: tuple[float, ...] = ()
     budget_tolerance: float = 0.01
+    tokens_per_param_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.tokens_per_param_range is not None:
+            window = tuple(self.tokens_per_param_range)
+            if len(window) != 2 or not (0 < window[0] < window[1]):
+                raise SweepSpecError(
+                    "IsoFlopSweep.tokens_per_param_range must be (low, high) with 0 < low < high, "
+                    f"got {self.tokens_per_param_range}"
+                )
+            object.__setattr__(self, "tokens_per_param_range", window)
         for name in ("budgets", "depths", "n_params"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         object.__setattr__(self, "shapes", tuple(tuple(s) for s in self.shapes))
@@ -482,8 +496,24 @@ class IsoFlopSweep(SweepSpec):
                         )
                     )
                     continue
+                if not self._in_window(model, n_tokens):
+                    continue
                 out.append((label, (model, n_tokens, float(budget))))
         return out
+
+    def _in_window(self, model: ModelConfig, n_tokens: int) -> bool:
+        if self.tokens_per_param_range is None:
+            return True
+        low, high = self.tokens_per_param_range
+        return low <= n_tokens / count_params(model, self.n_params_kind) <= high
+
+    def outside_window(self) -> list[str]:
+        """Labels of the (budget, size) points that ``tokens_per_param_range`` leaves out."""
+        if self.tokens_per_param_range is None:
+            return []
+        window = dataclasses.replace(self, tokens_per_param_range=None)
+        planned = {label for label, _ in self.points()}
+        return [label for label, _ in window.points() if label not in planned]
 
 
 # -------------------------------------------------------------------------------------------

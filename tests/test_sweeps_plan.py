@@ -327,3 +327,35 @@ def test_cli_plan_table_measures_throughput(capsys):
     for r in plan(load_sweep("smoke")):
         assert r.run_name in out
     assert "total: 4 runs" in out and "*" not in out.splitlines()[2]
+
+
+def test_isoflop_tokens_per_param_window_keeps_only_points_inside():
+    from scaling.config import DataConfig, ModelConfig, RunConfig
+    from sweeps.shapes import count_params
+    from sweeps.spec import IsoFlopSweep, SweepSpecError
+
+    base = RunConfig(
+        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=128, seq_len=64),
+        data=DataConfig(source="stdlib"),
+        n_tokens=1024,
+        batch_size_tokens=1024,
+        micro_batch_size=16,
+    )
+    shapes = ((1, 16, 1), (1, 32, 2), (2, 64, 4), (3, 96, 6))
+    full = IsoFlopSweep(name="w", base=base, budgets=(1e11, 1e12), shapes=shapes)
+    windowed = IsoFlopSweep(
+        name="w", base=base, budgets=(1e11, 1e12), shapes=shapes, tokens_per_param_range=(5, 500)
+    )
+    ratios = {
+        (c.flops_budget, c.model.d_model): c.n_tokens / count_params(c.model, "non_embedding")
+        for c in full.expand()
+    }
+    inside = {k for k, r in ratios.items() if 5 <= r <= 500}
+    assert 0 < len(inside) < len(ratios)  # the window really cuts something here
+    kept = {(c.flops_budget, c.model.d_model) for c in windowed.expand()}
+    assert kept == inside
+    assert len(windowed.outside_window()) == len(ratios) - len(inside)
+    with pytest.raises(SweepSpecError, match="tokens_per_param_range"):
+        IsoFlopSweep(
+            name="w", base=base, budgets=(1e11,), shapes=shapes, tokens_per_param_range=(5, 1)
+        )
