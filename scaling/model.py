@@ -68,7 +68,8 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
         )
-        # [B, H, T, Dh] -> [B, T, H*Dh]; the transpose needs one copy before the projection
+        # [B, H, T, Dh] -> [B, T, H*Dh]: the fused kernels allocate their output as [B, T, H, Dh]
+        # and return a transposed view, so this reshape is free (no copy) on CPU flash attention
         y = y.transpose(1, 2).reshape(b, t, d)
         return self.proj(y)
 
