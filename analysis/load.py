@@ -259,9 +259,12 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
         f"{len(sel)} points from {len(ok)} complete runs: best learning rate per point_key "
         f"(lowest seed-mean {loss_col}), mean over seeds"
     )
-    edge = sel.loc[sel["lr_at_edge"], "run_name"].tolist()
+    keys = sel["point_key"].where(sel["point_key"].notna(), sel["run_name"])
+    edge = keys[sel["lr_at_edge"]].tolist()
     if edge:
-        names = ", ".join(map(str, edge))
+        names = ", ".join(map(str, edge[:5])) + (
+            f", ... ({len(edge) - 5} more)" if len(edge) > 5 else ""
+        )
         note += f"; best LR at the edge of its LR grid for {len(edge)} point(s): {names}"
     return sel, note
 
