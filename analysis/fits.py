@@ -293,6 +293,8 @@ def _isoflop_optima(logN, logD, C, L, groups, window, d_method) -> list[dict[str
             lo = min(max(imin - window // 2, 0), len(idx) - window)
             sel = idx[lo : lo + window]
         x = logN[sel]
+        if len(np.unique(x)) < 3:  # e.g. a bootstrap resample repeating one model
+            continue
         p2, p1, p0 = np.polyfit(x, L[sel], 2)
         concave = not p2 > 0
         x_opt = -p1 / (2 * p2) if not concave else float(x[np.argmin(L[sel])])
@@ -401,8 +403,8 @@ def fit_isoflop(
     if len(used) < 2:
         raise ValueError(
             "approach 2 needs >= 2 usable budgets (>= 3 distinct N, convex parabola, vertex "
-            "inside "
-            f"the N grid); got {len(used)} of {len(optima)} budgets with >= 3 distinct N"
+            f"inside the N grid); {len(optima)} budget(s) have >= 3 distinct N and "
+            f"{len(used)} of them are usable"
         )
     flags = []
     for o in optima:
@@ -436,7 +438,7 @@ def fit_isoflop(
         n_bootstrap=n_bootstrap,
         ci_level=ci_level,
         selection=selection,
-        meta={**(meta or {}), "bin_dex": bin_dex},
+        meta={**(meta or {}), "bin_dex": bin_dex, "window": window},
     )
     if n_bootstrap <= 0:
         return fit

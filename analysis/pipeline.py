@@ -109,6 +109,7 @@ def run_fit(
     huber_delta: float = 1e-3,
     budget_dex: float = fits.BUDGET_BIN_DEX,
     workers: int | None = None,
+    window: int | None = None,
 ) -> Any:
     """Run one approach on ``data`` under explicit conventions.
 
@@ -143,8 +144,16 @@ def run_fit(
         budget = arr["budget"]
         if budget is not None and not np.all(np.isfinite(budget)):
             budget = None
+        # window: parabola through that many points around each minimum (None = all)
         return fits.fit_isoflop(
-            arr["N"], arr["D"], arr["C"], arr["L"], budget=budget, bin_dex=budget_dex, **common
+            arr["N"],
+            arr["D"],
+            arr["C"],
+            arr["L"],
+            budget=budget,
+            bin_dex=budget_dex,
+            window=window,
+            **common,
         )
     if approach == "kaplan":
         return fits.fit_kaplan(arr["N"], arr["D"], arr["C"], arr["L"], **common)

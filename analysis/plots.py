@@ -14,8 +14,15 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from analysis.fits import FrontierFit, ParametricFit, budget_groups
+
+
+def _logx(ax: Axes) -> None:
+    """Log x axis without minor tick labels (they collide on short ranges)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.5)) -> tuple[Figure, Axes]:
@@ -57,7 +64,7 @@ def plot_isoflop(
         ax.scatter(
             [o["N_opt"]], [o["L_opt"]], color=color, marker=marker, s=120, edgecolor="k", zorder=4
         )
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_xlabel(f"N ({fit.n_convention} parameters)")
     ax.set_ylabel("final loss (nats/token)")
     ax.set_title("IsoFLOP profiles (approach 2); * = parabola minimum, x = not used")
@@ -129,7 +136,7 @@ def plot_optimal_allocation(
                 s=14,
                 zorder=3,
             )
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_yscale("log")
     ax.set_xlabel("C (training FLOPs)")
     ax.set_ylabel("N_opt (parameters)" if which == "N" else "D_opt (tokens)")
@@ -153,9 +160,8 @@ def plot_loss_curves(
     norm = LogNorm(vmin=float(cur[n_col].min()), vmax=float(cur[n_col].max()))
     cmap = matplotlib.colormaps["plasma"]
     for _, g in cur.groupby("run_name"):
-        ax.plot(
-            g["flops"], g[loss_col], color=cmap(norm(float(g[n_col].iloc[0]))), lw=0.8, alpha=0.8
-        )
+        color = cmap(norm(float(g[n_col].iloc[0])))
+        ax.plot(g["flops"], g[loss_col], color=color, lw=0.8, alpha=0.8, marker=".", ms=3)
     if envelope is not None:
         ax.scatter(
             [o["C"] for o in envelope.optima],
@@ -168,7 +174,7 @@ def plot_loss_curves(
         ax.legend(fontsize=8)
     sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=f"N ({n_col})")
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_xlabel("C (training FLOPs so far)")
     ax.set_ylabel(f"{loss_col} (nats/token)")
     ax.set_title("loss curves coloured by model size")
@@ -191,7 +197,7 @@ def plot_parametric_contours(fit: ParametricFit, N: Any, D: Any, ax: Axes | None
     ax.plot(n_opt, d_opt, color="C3", lw=2, label=f"compute-optimal (a={fit.a:.3f})")
     ax.set_xlim(n_grid[0], n_grid[-1])
     ax.set_ylim(d_grid[0], d_grid[-1])
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_yscale("log")
     ax.set_xlabel(f"N ({fit.n_convention} parameters)")
     ax.set_ylabel("D (tokens)")
@@ -210,7 +216,7 @@ def plot_residuals(fit: ParametricFit, N: Any, D: Any, L: Any, ax: Axes | None =
     ax.axhline(0, color="k", lw=0.8)
     for s in (-1, 1):
         ax.axhline(s * fit.huber_delta, color="grey", lw=0.6, ls="--")
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_xlabel(f"N ({fit.n_convention} parameters)")
     ax.set_ylabel("log L - log L_hat")
     ax.set_title(

@@ -110,9 +110,12 @@ def _save(fig: Any, out_dir: Path, name: str, files: list[Path]) -> None:
         files.append(path)
 
 
-def _backtest(data: FitData, n_convention: str, flop_formula: str, seed: int) -> dict[str, Any]:
+def _backtest(
+    data: FitData, n_convention: str, flop_formula: str, seed: int, window: int | None = None
+) -> dict[str, Any]:
     """Refit approaches 2 and 3 without the largest IsoFLOP budget; predict its N_opt and loss."""
-    full, err = fits_quietly("isoflop", data, n_convention=n_convention, flop_formula=flop_formula)
+    kw = dict(n_convention=n_convention, flop_formula=flop_formula)
+    full, err = fits_quietly("isoflop", data, window=window, **kw)
     if full is None:
         return {"error": f"approach 2 failed on all data: {err}"}
     usable = [o for o in full.optima if o["used"]]
@@ -138,9 +141,8 @@ def _backtest(data: FitData, n_convention: str, flop_formula: str, seed: int) ->
         "note": "observed = the held-out budget's parabola minimum (approach 2 on all data)",
     }
     for appr in ("isoflop", "parametric"):
-        fit, err = fits_quietly(
-            appr, sub, n_convention=n_convention, flop_formula=flop_formula, seed=seed
-        )
+        extra = {"window": window} if appr == "isoflop" else {}
+        fit, err = fits_quietly(appr, sub, seed=seed, **kw, **extra)
         if fit is None:
             out["results"][appr] = {"error": err}
             continue
@@ -212,6 +214,15 @@ def make_report(
             if appr == "parametric"
             else fits_quietly(appr, data, **kw)
         )
+        if fit is None and appr == "isoflop":
+            # asymmetric IsoFLOP profiles: a parabola through all points may put its vertex
+            # off the grid; retry near the minimum (5 points) and say so
+            fit, err2 = fits_quietly(appr, data, window=5, **kw)
+            if fit is not None:
+                msgs.append(
+                    f"isoflop: all-points parabolas failed ({err}); used 5 points per budget"
+                )
+            err = err if fit is None else None
         if fit is None:
             errors[appr] = err or "unknown error"
             continue
@@ -248,7 +259,8 @@ def make_report(
                 "flops": target,
             }
             break
-    backtest = _backtest(data, n_convention, flop_formula, seed)
+    window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
+    backtest = _backtest(data, n_convention, flop_formula, seed, window)
     _figures(data, fitted, n_convention, flop_formula, out, files, target)
     rep = Report(out, fitted, errors, target, optimal, architecture, backtest, msgs, files)
     md = _markdown(rep, data)
