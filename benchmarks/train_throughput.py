@@ -5,12 +5,18 @@ Usage::
     .venv/bin/python benchmarks/train_throughput.py            # eager rows, ~1 minute
     .venv/bin/python benchmarks/train_throughput.py --compile  # + torch.compile (C compiler)
 
-A training step is forward + backward + ``torch.optim.AdamW`` step + ``zero_grad`` on 16
-sequences of 256 byte tokens (vocab 256), fp32, ``d_mlp = 4 * d_model``, ``d_head = 32``.
+A training step is forward + backward + ``torch.optim.AdamW(fused=True)`` step +
+``zero_grad(set_to_none=True)`` on 16 sequences of 256 byte tokens (vocab 256), fp32,
+``d_mlp = 4 * d_model``. Heads: ``d_head = 64`` (GPT-2's head width) for (2, 64) and (4, 128),
+i.e. 1 and 2 heads; 8 heads (``d_head = 32``) for (6, 256) as the task fixes. ``--d-head`` changes
+the first two (measured at (2, 64): ``d_head`` 32 is ~4% slower, 16 ~13% slower).
 
 MFU = ``flops_per_token(cfg)`` (our counted convention: Chinchilla App. F without the embedding
-lookup, attention counted in full) x tokens/s / peak, where peak is the best of a few large square
-fp32 matmuls on the same single thread, measured right before each timed round.
+lookup, attention counted in full) x tokens/s / peak. Peak is the best of a few warm large square
+fp32 matmuls (1024 and 1536) on the same single thread, timed like the steps (CPU time), measured
+right before *and* right after each round's steps; the round uses the larger of the two, so a
+peak taken at a slow moment cannot inflate MFU (the machine's matmul rate swings 65-190 GFLOP/s
+with what the other core runs).
 
 The machine is shared (other jobs often keep every core busy), so steps and matmuls are timed in
 *CPU time of this process* (``time.process_time``; one thread, so CPU time is the time the step
@@ -23,18 +29,17 @@ so the targets, set with nanoGPT's model on a quiet machine, can be judged on a 
 
 Rows:
 
-- ``eager``: the model as the training loop uses it, plain eager PyTorch.
-- ``malloc``: the same after ``mallopt`` raises glibc's mmap and trim thresholds, so freed
-  activations stay in the heap instead of being unmapped and page-faulted in again every step
-  (a process setting, not a model one; ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``
-  in the environment do the same).
+- ``eager``: the model, plain eager PyTorch, glibc's default allocator settings.
+- ``train``: the same after ``scaling.train.tune_allocator()`` (what ``train()`` does on CPU):
+  ``mallopt`` raises glibc's mmap and trim thresholds, so freed activations stay in the heap
+  instead of being unmapped and page-faulted in again every step (a process setting, not a model
+  one; it cannot be undone in-process, so this row runs second).
 - ``compile`` (``--compile``): ``model.compile()`` (needs a C compiler; ~30 s per shape).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
 import sys
 import time
@@ -46,19 +51,26 @@ from torch import nn
 from scaling.config import ModelConfig
 from scaling.counting import flops_per_token
 from scaling.model import GPT
+from scaling.train import tune_allocator
 
-# (n_layers, d_model, MFU target): nanoGPT's model reaches 0.54, 0.61, 0.75 here (lead's note).
-SHAPES = [(2, 64, 0.55), (4, 128, 0.62), (6, 256, 0.75)]
+# (n_layers, d_model, n_heads, MFU target): nanoGPT's model reaches 0.54, 0.61, 0.75 here
+# (lead's note).
+SHAPES = [(2, 64, 1, 0.55), (4, 128, 2, 0.62), (6, 256, 8, 0.75)]
 VOCAB, SEQ_LEN, BATCH = 256, 256, 16
+_PEAK_INPUTS: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
-def peak_flops(sizes: tuple[int, ...] = (768, 1024), repeats: int = 3) -> float:
-    """Best fp32 matmul FLOP/s (CPU time) over square sizes, ``repeats`` tries each (2*n**3)."""
+def peak_flops(sizes: tuple[int, ...] = (1024, 1536), repeats: int = 2) -> float:
+    """Best fp32 matmul FLOP/s (CPU time) over square sizes, ``repeats`` tries each (2*n**3).
+
+    Inputs are allocated once per size and reused; each size gets one untimed warm-up product.
+    """
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        out = torch.empty(n, n)
-        torch.mm(a, b, out=out)  # warm up the kernel and the output buffer
+        if n not in _PEAK_INPUTS:
+            _PEAK_INPUTS[n] = (torch.randn(n, n), torch.randn(n, n), torch.empty(n, n))
+        a, b, out = _PEAK_INPUTS[n]
+        torch.mm(a, b, out=out)  # warm up the kernel and the caches
         for _ in range(repeats):
             t0 = time.process_time()
             torch.mm(a, b, out=out)
@@ -143,15 +155,18 @@ def make_step(model: nn.Module, fused: bool):
 
 
 def measure(steps: dict, cfg: ModelConfig, rounds: int, steps_per_round: int) -> dict:
-    """Time each step closure in ``steps``, interleaved, ``rounds`` times after a peak measurement.
+    """Time each step closure in ``steps``, interleaved, ``rounds`` times between peak measurements.
 
-    Returns, per name: median tokens/s (CPU time), median wall tokens/s, median paired MFU,
-    median peak FLOP/s.
+    Each round: peak, ``steps_per_round`` steps of every closure, peak again; the round's peak is
+    the larger of the two. Returns, per name: median tokens/s (CPU time), median wall tokens/s,
+    median paired MFU, median peak FLOP/s, median |after/before - 1| of the peak ("drift").
     """
     fpt = flops_per_token(cfg)
     raw = {name: {"tok_s": [], "wall": [], "mfu": [], "peak": []} for name in steps}
+    drifts = []
     for _ in range(rounds):
-        peak = peak_flops()
+        before = peak_flops()
+        tok_s: dict[str, float] = {}
         for name, step in steps.items():
             times, walls = [], []
             for _ in range(steps_per_round):
@@ -159,9 +174,13 @@ def measure(steps: dict, cfg: ModelConfig, rounds: int, steps_per_round: int) ->
                 step()
                 times.append(time.process_time() - t0)
                 walls.append(time.perf_counter() - w0)
-            tps = BATCH * SEQ_LEN / statistics.median(times)
-            raw[name]["tok_s"].append(tps)
+            tok_s[name] = BATCH * SEQ_LEN / statistics.median(times)
             raw[name]["wall"].append(BATCH * SEQ_LEN / statistics.median(walls))
+        after = peak_flops()
+        peak = max(before, after)
+        drifts.append(abs(after / before - 1))
+        for name, tps in tok_s.items():
+            raw[name]["tok_s"].append(tps)
             raw[name]["peak"].append(peak)
             raw[name]["mfu"].append(fpt * tps / peak)
     return {
@@ -170,31 +189,24 @@ def measure(steps: dict, cfg: ModelConfig, rounds: int, steps_per_round: int) ->
             "wall_tokens_per_sec": statistics.median(r["wall"]),
             "mfu": statistics.median(r["mfu"]),
             "peak": statistics.median(r["peak"]),
+            "drift": statistics.median(drifts),
         }
         for name, r in raw.items()
     }
 
 
-def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap (no mmap/munmap per large tensor). Linux/glibc only."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
-    parser.add_argument("--no-malloc", action="store_true", help="skip the mallopt rows")
+    parser.add_argument(
+        "--no-eager", action="store_true", help="skip the default-allocator rows (train rows only)"
+    )
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="CPU seconds of timed steps per shape"
     )
-    parser.add_argument("--d-head", type=int, default=32, help="head width (n_heads = d/d_head)")
+    parser.add_argument(
+        "--d-head", type=int, default=None, help="head width for the first two shapes (default 64)"
+    )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the interleaved baseline model"
     )
@@ -203,25 +215,30 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     fused = not args.foreach
-    variants = ["eager"] + ([] if args.no_malloc else ["malloc"])
+    variants = ([] if args.no_eager else ["eager"]) + ["train"]
     variants += ["compile"] if args.compile else []
-    print(f"torch {torch.__version__}, 1 thread, AdamW {'fused' if fused else 'foreach'}, fp32")
+    print(
+        f"torch {torch.__version__}, 1 thread, AdamW {'fused' if fused else 'foreach'}, fp32; "
+        "peak = max(best square fp32 matmul before, after) each round"
+    )
     header = (
-        f"{'variant':8s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'tokens/s':>9s} "
-        f"{'wall tok/s':>10s} {'peak GF/s':>9s} {'MFU':>6s} {'target':>6s} {'ratio':>6s} "
-        f"{'x base':>7s}"
+        f"{'variant':8s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_head':>6s} "
+        f"{'tokens/s':>9s} {'wall tok/s':>10s} {'peak GF/s':>9s} {'drift':>5s} {'MFU':>6s} "
+        f"{'target':>6s} {'ratio':>6s} {'x base':>7s}"
     )
     print(header)
     print("-" * len(header))
     t_start = time.perf_counter()
     for variant in variants:
-        if variant == "malloc":
-            print(f"# mallopt applied: {tune_malloc()}")
-        for n_layers, d_model, target in SHAPES:
+        if variant == "train":
+            print(f"# scaling.train.tune_allocator() applied: {tune_allocator()}")
+        for i, (n_layers, d_model, n_heads, target) in enumerate(SHAPES):
+            if args.d_head is not None and i < 2:
+                n_heads = max(1, d_model // args.d_head)
             cfg = ModelConfig(
                 n_layers=n_layers,
                 d_model=d_model,
-                n_heads=max(1, d_model // args.d_head),
+                n_heads=n_heads,
                 d_mlp=4 * d_model,
                 vocab_size=VOCAB,
                 seq_len=SEQ_LEN,
@@ -245,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             r = res["ours"]
             base = res.get("baseline")
             print(
-                f"{variant:8s} {n_layers:8d} {d_model:7d} {cfg.n_heads:7d} "
+                f"{variant:8s} {n_layers:8d} {d_model:7d} {cfg.n_heads:7d} {cfg.d_head:6d} "
                 f"{r['tokens_per_sec']:9.0f} {r['wall_tokens_per_sec']:10.0f} "
-                f"{r['peak'] / 1e9:9.1f} {r['mfu']:6.3f} {target:6.2f} {r['mfu'] / target:6.2f} "
+                f"{r['peak'] / 1e9:9.1f} {r['drift']:5.2f} {r['mfu']:6.3f} {target:6.2f} "
+                f"{r['mfu'] / target:6.2f} "
                 + (
                     f"{r['tokens_per_sec'] / base['tokens_per_sec']:7.2f}" if base else f"{'-':>7s}"
                 ),

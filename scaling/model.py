@@ -23,12 +23,17 @@ token embedding (one tensor, initialised once).
 Dropout ``cfg.dropout`` is applied to the attention probabilities (inside SDPA), to each residual
 branch output and to the embedding sum; at 0 (the default for scaling runs) it is skipped.
 
-Speed (CPU, one thread; ``benchmarks/train_throughput.py``): the fused QKV output is viewed, not
-copied, into q/k/v; SDPA's output comes back in ``[B, T, H, Dh]`` memory so merging heads is free;
-Linears have no bias; with ``targets`` the logits are not returned (``F.cross_entropy`` on the
-flat view). Outside the model, ``torch.optim.AdamW(fused=True)`` works on CPU, and raising
-glibc's mmap/trim thresholds (``MALLOC_MMAP_THRESHOLD_``) removes per-step page faults.
-``torch.compile`` gave no gain on CPU here and is not required.
+Speed (CPU, one thread; ``benchmarks/train_throughput.py``): q, k, v are column slices of the
+fused QKV output viewed as heads (no copies; ``split`` makes the backward one ``cat`` of dq, dk,
+dv, where viewing as ``[B, T, 3, H, Dh]`` and unbinding cost a stack and a copy); SDPA's output
+comes back in ``[B, T, H, Dh]`` memory so merging heads is free; Linears have no bias; with
+``targets`` the logits are not returned (``F.cross_entropy`` on the flat view). Outside the
+model, ``torch.optim.AdamW(fused=True)`` works on CPU, and ``scaling.train.tune_allocator``
+(glibc ``mallopt``) removes per-step page faults; ``train()`` does both. Measured and not kept
+(no gain within noise): ``torch.compile`` (default and max-autotune), SDPA's math backend or a
+hand-written masked-softmax attention (1.5-2x slower than the CPU flash kernel), weight
+gradients computed as ``(x^T g)^T``; splitting the 16 sequences into 4 micro-batches gained ~5%
+at (2, 64) and nothing at (6, 256) (a config choice, ``micro_batch_size``, not a model one).
 """
 
 from __future__ import annotations
@@ -70,8 +75,14 @@ class CausalSelfAttention(nn.Module):
             ``[B, T, d_model]``.
         """
         b, t, d = x.shape
-        # [B, T, 3, H, Dh] -> three [B, H, T, Dh] views (no copies; SDPA accepts strided inputs)
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+        # three [B, T, d] column slices viewed as [B, H, T, Dh] (no copies; SDPA takes strided
+        # inputs). Splitting, rather than viewing as [B, T, 3, H, Dh] and unbinding, matters in
+        # backward: the kernel returns dq, dk, dv in [B, T, H, Dh] memory and split's backward
+        # writes them into dqkv with one cat, where unbind + permute needed a stack and a copy.
+        q, k, v = (
+            z.view(b, t, self.n_heads, self.d_head).transpose(1, 2)
+            for z in self.qkv(x).split(d, dim=2)
+        )
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
         )
