@@ -434,9 +434,14 @@ def closed_form_optimum(C: Any, E: float, A: float, B: float, alpha: float, beta
         beta: data exponent.
 
     Returns:
-        (N_opt, D_opt) with the shape of ``C``.
+        (N_opt, D_opt) with the shape of ``C``; NaN when ``alpha <= 0`` or ``beta <= 0`` (then
+        L has no finite compute optimum: more of one resource never helps; noisy bootstrap
+        refits can land there).
     """
     C = np.asarray(C, dtype=float)
+    if not (alpha > 0 and beta > 0):
+        nan = np.full_like(C, np.nan)
+        return nan, nan.copy()
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     a = beta / (alpha + beta)
     b = alpha / (alpha + beta)
@@ -472,7 +477,7 @@ def optimum(
         (N_opt, D_opt).
     """
     n0, d0 = closed_form_optimum(C, E, A, B, alpha, beta)
-    if not flop_ratio:
+    if not flop_ratio or not np.isfinite(n0):
         return float(n0), float(d0)
     from scipy.optimize import minimize_scalar
 

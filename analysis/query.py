@@ -258,6 +258,17 @@ def compute_optimal(
     arr = np.asarray(draws) if draws else np.empty((0, 3))
     archs, note = architectures_for(N, fit, n_architectures)
     extra = _extrapolation_note(fit, C)
+    n_degenerate = int(np.sum(~np.isfinite(arr[:, 0]))) if len(arr) else 0
+    if n_degenerate:
+        extra = "; ".join(
+            x
+            for x in (
+                extra,
+                f"{n_degenerate} of {len(arr)} bootstrap fits have no finite optimum "
+                "(a non-positive exponent); CIs are over the rest",
+            )
+            if x
+        )
     return ComputeOptimal(
         flops=C,
         n_params=_est(N, list(arr[:, 0]), lvl),

@@ -201,7 +201,9 @@ def _run_local(
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
     results: dict[int, RunOutcome] = {}
-    pending = list(enumerate(todo))
+    # Longest runs first (LPT scheduling): with runs of very different lengths, starting the
+    # big ones early keeps every worker busy until the end instead of idling on a last long run.
+    pending = sorted(enumerate(todo), key=lambda item: -item[1][0].flops)
     active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:

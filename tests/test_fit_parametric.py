@@ -193,3 +193,16 @@ def test_counted_flop_optimum():
     D = 20 * N
     ratio = P.fit_flop_ratio(N, D, 6 * N * D * 2.0 * N**-0.05)
     assert ratio["c0"] == pytest.approx(math.log(2.0)) and ratio["c1"] == pytest.approx(-0.05)
+
+
+def test_closed_form_has_no_optimum_for_non_positive_exponents():
+    import numpy as np
+
+    from analysis.parametric import closed_form_optimum, optimum
+
+    n, d = closed_form_optimum(1e20, 1.7, 400.0, 400.0, -0.05, 0.3)
+    assert np.isnan(n) and np.isnan(d)
+    n, d = optimum(1e20, 1.7, 400.0, 400.0, 0.3, 0.0, {"c0": 0.1, "c1": -0.01})
+    assert np.isnan(n) and np.isnan(d)
+    n, d = closed_form_optimum(1e20, 1.7, 400.0, 400.0, 0.3, 0.3)
+    assert np.isfinite(n) and n * d * 6 == pytest.approx(1e20)
