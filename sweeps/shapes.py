@@ -71,6 +71,38 @@ def _log_distance(count: int, target: float) -> float:
     return abs(math.log(count / target))
 
 
+def _check_candidates_args(n_params: float, n_params_kind: str, k: int) -> None:
+    """The argument checks shared by every rule's ``candidates``."""
+    _check_target(n_params)
+    _check_kind(n_params_kind)
+    if k < 1:
+        raise ShapeRuleError(f"k must be >= 1, got {k}")
+
+
+def _k_nearest(scored: list[tuple[float, int, ModelConfig]], k: int) -> list[ModelConfig]:
+    """The ``k`` models of ``(log distance, tie-break index, model)`` triples, nearest first."""
+    scored = sorted(scored, key=lambda t: (t[0], t[1]))
+    return [m for _, _, m in scored[:k]]
+
+
+class _NearestShapeMixin:
+    """``shape_for`` as the first of ``candidates(..., k=1)``, shared by the rules below."""
+
+    def shape_for(
+        self,
+        n_params: float,
+        n_params_kind: NParamsKind,
+        vocab_size: int,
+        seq_len: int,
+        *,
+        tie_embeddings: bool = False,
+    ) -> ModelConfig:
+        """The nearest shape of this rule to ``n_params`` (see ``candidates``)."""
+        return self.candidates(
+            n_params, n_params_kind, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
+        )[0]
+
+
 @runtime_checkable
 class ShapeRule(Protocol):
     """Maps a target parameter count to concrete ``ModelConfig`` shapes."""
@@ -103,7 +135,7 @@ class ShapeRule(Protocol):
 # AspectRatioRule
 # -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class AspectRatioRule:
+class AspectRatioRule(_NearestShapeMixin):
     """``d_model = aspect_ratio * n_layers`` rounded to a multiple of ``d_head`` (nanoGPT/nanochat).
 
     Attributes:
@@ -184,10 +216,7 @@ class AspectRatioRule:
         Raises:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
-        _check_target(n_params)
-        _check_kind(n_params_kind)
-        if k < 1:
-            raise ShapeRuleError(f"k must be >= 1, got {k}")
+        _check_candidates_args(n_params, n_params_kind, k)
         scored: list[tuple[float, int, ModelConfig]] = []
         for n_layers in range(1, self.max_layers + 1):
             model = self.shape_for_depth(
@@ -198,22 +227,7 @@ class AspectRatioRule:
             # counts grow monotonically with depth: stop well past the target
             if count > 8 * n_params and len(scored) >= k:
                 break
-        scored.sort(key=lambda t: (t[0], t[1]))
-        return [m for _, _, m in scored[:k]]
-
-    def shape_for(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        *,
-        tie_embeddings: bool = False,
-    ) -> ModelConfig:
-        """The nearest shape of this rule to ``n_params`` (see ``candidates``)."""
-        return self.candidates(
-            n_params, n_params_kind, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
-        )[0]
+        return _k_nearest(scored, k)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; ``shape_rule_from_dict`` inverts it."""
@@ -295,7 +309,7 @@ def _a9_heads(d_model: int, kv_size: int, n_heads: int) -> int:
 
 
 @dataclass(frozen=True)
-class ChinchillaGridRule:
+class ChinchillaGridRule(_NearestShapeMixin):
     """Nearest shape among the 50 of Hoffmann et al. 2022, Table A9 (44M to 16.2B parameters).
 
     ``d_mlp`` is the table's ``ffw_size``. Our attention width always equals ``d_model``; the
@@ -336,30 +350,12 @@ class ChinchillaGridRule:
         Raises:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
-        _check_target(n_params)
-        _check_kind(n_params_kind)
-        if k < 1:
-            raise ShapeRuleError(f"k must be >= 1, got {k}")
+        _check_candidates_args(n_params, n_params_kind, k)
         scored = [
             (_log_distance(count_params(m, n_params_kind), n_params), i, m)
             for i, m in enumerate(self.shapes(vocab_size, seq_len, tie_embeddings=tie_embeddings))
         ]
-        scored.sort(key=lambda t: (t[0], t[1]))
-        return [m for _, _, m in scored[:k]]
-
-    def shape_for(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        *,
-        tie_embeddings: bool = False,
-    ) -> ModelConfig:
-        """The nearest Table A9 shape to ``n_params`` (see ``candidates``)."""
-        return self.candidates(
-            n_params, n_params_kind, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
-        )[0]
+        return _k_nearest(scored, k)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; ``shape_rule_from_dict`` inverts it."""
