@@ -157,3 +157,54 @@ def tuple_ci(x: Sequence[Any] | None) -> tuple[float, float]:
     if x is None:
         return (math.nan, math.nan)
     return (from_json_float(x[0]), from_json_float(x[1]))
+
+
+# ---- JSON round trip of a fit's bootstrap record (shared by every fit class) ------------------
+
+
+def estimate_of(fit: Any, name: str) -> Estimate:
+    """Point estimate ``fit.<name>`` with its interval ``fit.ci[name]`` (NaNs when absent)."""
+    return Estimate(float(getattr(fit, name)), fit.ci.get(name, (math.nan, math.nan)), fit.ci_level)
+
+
+def sample_dicts(
+    samples: Mapping[str, Sequence[float]], keys: Sequence[str]
+) -> list[dict[str, float]]:
+    """Bootstrap parameter sets, one ``{key: value}`` dict per resample ([] without samples)."""
+    if not samples:
+        return []
+    return [
+        dict(zip(keys, vals, strict=True)) for vals in zip(*(samples[k] for k in keys), strict=True)
+    ]
+
+
+def bootstrap_record(fit: Any) -> dict[str, Any]:
+    """``seed``, ``n_bootstrap``, ``ci_level``, ``selection``, ``meta`` and ``samples`` of a fit.
+
+    The tail of a fit's ``to_dict()``, in that order (``samples`` as lists).
+    """
+    return {
+        "seed": fit.seed,
+        "n_bootstrap": fit.n_bootstrap,
+        "ci_level": fit.ci_level,
+        "selection": fit.selection,
+        "meta": fit.meta,
+        "samples": {k: list(v) for k, v in fit.samples.items()},
+    }
+
+
+def add_cis(d: dict[str, Any], ci: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """Write each interval of ``ci`` into ``d`` as ``<name>_ci: [lo, hi]``; returns ``d``."""
+    for name, interval in ci.items():
+        d[f"{name}_ci"] = list(interval)
+    return d
+
+
+def cis_from_json(d: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Inverse of ``add_cis``: every ``<name>_ci`` entry of ``d`` as ``{name: (lo, hi)}``."""
+    return {k[:-3]: tuple_ci(v) for k, v in d.items() if k.endswith("_ci")}
+
+
+def samples_from_json(d: Mapping[str, Any]) -> dict[str, tuple[float, ...]]:
+    """``d["samples"]`` (empty when absent) as tuples of floats, ``None`` read as NaN."""
+    return {k: tuple(from_json_float(x) for x in v) for k, v in d.get("samples", {}).items()}

@@ -30,14 +30,18 @@ import numpy as np
 
 from analysis.common import (
     Estimate,
+    add_cis,
+    bootstrap_record,
     check_convention,
     check_level,
-    from_json_float,
+    cis_from_json,
+    estimate_of,
     percentile_ci,
     positive_array,
     same_length,
+    sample_dicts,
+    samples_from_json,
     to_jsonable,
-    tuple_ci,
 )
 from analysis.parametric import ParametricFit, closed_form_optimum, fit_parametric
 
@@ -57,6 +61,7 @@ __all__ = [
 ]
 
 BUDGET_BIN_DEX = 0.1  # without budget labels, IsoFLOP groups = log10 C rounded to 0.1 dex
+_FRONTIER_KEYS = ("a", "b", "k_N", "k_D", "k_L", "s_L")  # FrontierFit's fitted constants
 
 
 def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -147,19 +152,11 @@ class FrontierFit:
 
     def estimate(self, name: str) -> Estimate:
         """Point estimate and CI of ``a``, ``b``, ``k_N``, ``k_D``, ``k_L`` or ``s_L``."""
-        return Estimate(
-            float(getattr(self, name)), self.ci.get(name, (math.nan, math.nan)), self.ci_level
-        )
+        return estimate_of(self, name)
 
     def sample_params(self) -> list[dict[str, float]]:
         """Bootstrap parameter sets (a, b, k_N, k_D, k_L, s_L), one dict per resample."""
-        if not self.samples:
-            return []
-        keys = ("a", "b", "k_N", "k_D", "k_L", "s_L")
-        return [
-            dict(zip(keys, v, strict=True))
-            for v in zip(*(self.samples[k] for k in keys), strict=True)
-        ]
+        return sample_dicts(self.samples, _FRONTIER_KEYS)
 
     def report(self) -> str:
         """Human-readable multi-line summary."""
@@ -212,21 +209,14 @@ class FrontierFit:
             "d_opt_method": self.d_opt_method,
             "grouping": self.grouping,
             "flags": list(self.flags),
-            "seed": self.seed,
-            "n_bootstrap": self.n_bootstrap,
-            "ci_level": self.ci_level,
-            "selection": self.selection,
-            "meta": self.meta,
-            "samples": {k: list(v) for k, v in self.samples.items()},
+            **bootstrap_record(self),
         }
-        for name, ci in self.ci.items():
-            d[f"{name}_ci"] = list(ci)
-        return to_jsonable(d)
+        return to_jsonable(add_cis(d, self.ci))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontierFit:
         """Inverse of ``to_dict``."""
-        ci = {k[:-3]: tuple_ci(v) for k, v in d.items() if k.endswith("_ci")}
+        ci = cis_from_json(d)
         return cls(
             approach=d["approach"],
             a=float(d["a"]),
@@ -247,9 +237,7 @@ class FrontierFit:
             n_bootstrap=int(d.get("n_bootstrap", 0)),
             ci_level=float(d.get("ci_level", 0.95)),
             ci=ci,
-            samples={
-                k: tuple(from_json_float(x) for x in v) for k, v in d.get("samples", {}).items()
-            },
+            samples=samples_from_json(d),
             selection=d.get("selection", ""),
             meta=d.get("meta", {}),
         )
@@ -258,7 +246,7 @@ class FrontierFit:
 def _frontier_laws(optima: list[dict[str, Any]]) -> dict[str, float]:
     used = [o for o in optima if o["used"]]
     if len(used) < 2:
-        return dict.fromkeys(("a", "b", "k_N", "k_D", "k_L", "s_L"), math.nan)
+        return dict.fromkeys(_FRONTIER_KEYS, math.nan)
     lc = np.log([o["C"] for o in used])
     a, ia = _linfit(lc, np.log([o["N_opt"] for o in used]))
     b, ib = _linfit(lc, np.log([o["D_opt"] for o in used]))
@@ -271,8 +259,7 @@ def _frontier_laws(optima: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _bootstrap_summary(fit: FrontierFit, draws: list[dict[str, float]]) -> FrontierFit:
-    keys = ("a", "b", "k_N", "k_D", "k_L", "s_L")
-    samples = {k: tuple(float(d[k]) for d in draws) for k in keys}
+    samples = {k: tuple(float(d[k]) for d in draws) for k in _FRONTIER_KEYS}
     ci = {k: percentile_ci(v, fit.ci_level) for k, v in samples.items()}
     return replace(fit, samples=samples, ci=ci)
 
@@ -590,7 +577,7 @@ def fit_envelope(
         draws.append(
             _frontier_laws(opt)
             if sum(o["used"] for o in opt) >= 3
-            else dict.fromkeys(("a", "b", "k_N", "k_D", "k_L", "s_L"), math.nan)
+            else dict.fromkeys(_FRONTIER_KEYS, math.nan)
         )
     return _bootstrap_summary(fit, draws)
 
@@ -637,9 +624,7 @@ class PowerLawFit:
             "points": self.points,
             "samples": {k: list(v) for k, v in self.samples.items()},
         }
-        for k, v in self.ci.items():
-            d[f"{k}_ci"] = list(v)
-        return to_jsonable(d)
+        return to_jsonable(add_cis(d, self.ci))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PowerLawFit:
@@ -651,10 +636,8 @@ class PowerLawFit:
             irreducible=bool(d["irreducible"]),
             n_points=int(d["n_points"]),
             points=tuple(tuple(p) for p in d.get("points", [])),
-            ci={k[:-3]: tuple_ci(v) for k, v in d.items() if k.endswith("_ci")},
-            samples={
-                k: tuple(from_json_float(x) for x in v) for k, v in d.get("samples", {}).items()
-            },
+            ci=cis_from_json(d),
+            samples=samples_from_json(d),
         )
 
 

@@ -40,14 +40,18 @@ import numpy as np
 
 from analysis.common import (
     Estimate,
+    add_cis,
+    bootstrap_record,
     check_convention,
     check_level,
-    from_json_float,
+    cis_from_json,
+    estimate_of,
     percentile_ci,
     positive_array,
     same_length,
+    sample_dicts,
+    samples_from_json,
     to_jsonable,
-    tuple_ci,
 )
 
 MIN_POINTS = 6  # 5 free parameters: need more points than parameters
@@ -603,19 +607,11 @@ class ParametricFit:
 
     def estimate(self, name: str) -> Estimate:
         """Point estimate and CI of a parameter (E, A, B, alpha, beta, a, b, G)."""
-        return Estimate(
-            float(getattr(self, name)), self.ci.get(name, (math.nan, math.nan)), self.ci_level
-        )
+        return estimate_of(self, name)
 
     def sample_params(self) -> list[dict[str, float]]:
         """Bootstrap parameter sets (E, A, B, alpha, beta), one dict per resample."""
-        if not self.samples:
-            return []
-        keys = ("E", "A", "B", "alpha", "beta")
-        return [
-            dict(zip(keys, vals, strict=True))
-            for vals in zip(*(self.samples[k] for k in keys), strict=True)
-        ]
+        return sample_dicts(self.samples, ("E", "A", "B", "alpha", "beta"))
 
     def report(self) -> str:
         """Human-readable multi-line summary."""
@@ -661,16 +657,9 @@ class ParametricFit:
             "best_starts": list(self.best_starts),
             "n_convention": self.n_convention,
             "flop_formula": self.flop_formula,
-            "seed": self.seed,
-            "n_bootstrap": self.n_bootstrap,
-            "ci_level": self.ci_level,
-            "selection": self.selection,
-            "meta": self.meta,
-            "samples": {k: list(v) for k, v in self.samples.items()},
+            **bootstrap_record(self),
         }
-        for name, ci in self.ci.items():
-            d[f"{name}_ci"] = list(ci)
-        return to_jsonable(d)
+        return to_jsonable(add_cis(d, self.ci))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParametricFit:
@@ -681,7 +670,7 @@ class ParametricFit:
         """
         if d.get("approach") != "parametric":
             raise ValueError(f"not a parametric fit: approach={d.get('approach')!r}")
-        ci = {k[:-3]: tuple_ci(v) for k, v in d.items() if k.endswith("_ci") and k != "ci"}
+        ci = cis_from_json(d)
         return cls(
             E=float(d["E"]),
             A=float(d["A"]),
@@ -700,9 +689,7 @@ class ParametricFit:
             n_bootstrap=int(d["n_bootstrap"]),
             ci_level=float(d.get("ci_level", 0.95)),
             ci=ci,
-            samples={
-                k: tuple(from_json_float(x) for x in v) for k, v in d.get("samples", {}).items()
-            },
+            samples=samples_from_json(d),
             selection=d.get("selection", ""),
             meta=d.get("meta", {}),
         )
