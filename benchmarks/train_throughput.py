@@ -25,7 +25,8 @@ traffic. Each round pairs a peak measurement with the steps timed just after it;
 medians over rounds of tokens/s (CPU time), of wall-clock tokens/s, and of the paired MFU.
 ``x base`` is our tokens/s over that of ``Baseline`` (a plain GPT-2/nanoGPT-style recipe written
 here) timed interleaved, round by round, with ours: a speed ratio that contention hardly moves,
-so the targets, set with nanoGPT's model on a quiet machine, can be judged on a busy one.
+so the targets, set with nanoGPT's model on a quiet machine, can be judged on a busy one;
+``baseMFU`` is that recipe's MFU against the same peaks.
 
 Rows:
 
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'variant':8s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_head':>6s} "
         f"{'tokens/s':>9s} {'wall tok/s':>10s} {'peak GF/s':>9s} {'drift':>5s} {'MFU':>6s} "
-        f"{'target':>6s} {'ratio':>6s} {'x base':>7s}"
+        f"{'target':>6s} {'ratio':>6s} {'x base':>7s} {'baseMFU':>7s}"
     )
     print(header)
     print("-" * len(header))
@@ -267,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['peak'] / 1e9:9.1f} {r['drift']:5.2f} {r['mfu']:6.3f} {target:6.2f} "
                 f"{r['mfu'] / target:6.2f} "
                 + (
-                    f"{r['tokens_per_sec'] / base['tokens_per_sec']:7.2f}" if base else f"{'-':>7s}"
+                    f"{r['tokens_per_sec'] / base['tokens_per_sec']:7.2f} {base['mfu']:7.3f}"
+                    if base
+                    else f"{'-':>7s} {'-':>7s}"
                 ),
                 flush=True,
             )

@@ -32,8 +32,8 @@ model, ``torch.optim.AdamW(fused=True)`` works on CPU, and ``scaling.train.tune_
 (glibc ``mallopt``) removes per-step page faults; ``train()`` does both. Measured and not kept
 (no gain within noise): ``torch.compile`` (default and max-autotune), SDPA's math backend or a
 hand-written masked-softmax attention (1.5-2x slower than the CPU flash kernel), weight
-gradients computed as ``(x^T g)^T``; splitting the 16 sequences into 4 micro-batches gained ~5%
-at (2, 64) and nothing at (6, 256) (a config choice, ``micro_batch_size``, not a model one).
+gradients computed as ``(x^T g)^T``, splitting the 16 sequences into 2-8 micro-batches (a
+``micro_batch_size`` choice), ``set_flush_denormal``, pinning the thread, AVX2 kernels (slower).
 """
 
 from __future__ import annotations
