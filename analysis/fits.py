@@ -70,6 +70,18 @@ def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
+def _positive_ndcl(
+    N: Any, D: Any, C: Any, L: Any, min_points: int, fit: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N, D, C, L checked by ``positive_array`` (in that order) with the same minimum and name."""
+    return (
+        positive_array("N", N, min_points, fit),
+        positive_array("D", D, min_points, fit),
+        positive_array("C", C, min_points, fit),
+        positive_array("L", L, min_points, fit),
+    )
+
+
 def budget_groups(
     C: np.ndarray, budget: np.ndarray | None = None, bin_dex: float = BUDGET_BIN_DEX
 ) -> np.ndarray:
@@ -368,10 +380,7 @@ def fit_isoflop(
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
-    N = positive_array("N", N, 6, "isoflop")
-    D = positive_array("D", D, 6, "isoflop")
-    C = positive_array("C", C, 6, "isoflop")
-    L = positive_array("L", L, 6, "isoflop")
+    N, D, C, L = _positive_ndcl(N, D, C, L, 6, "isoflop")
     same_length(N=N, D=D, C=C, L=L)
     if window is not None and window < 3:
         raise ValueError(
@@ -520,10 +529,7 @@ def fit_envelope(
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
-    N = positive_array("N", N, 10, "envelope")
-    D = positive_array("D", D, 10, "envelope")
-    C = positive_array("C", C, 10, "envelope")
-    L = positive_array("L", L, 10, "envelope")
+    N, D, C, L = _positive_ndcl(N, D, C, L, 10, "envelope")
     run_id = np.asarray(run_id).astype(str)
     same_length(run_id=run_id, N=N, D=D, C=C, L=L)
     runs = np.unique(run_id)
@@ -850,10 +856,7 @@ def fit_kaplan(
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
-    N = positive_array("N", N, 3, "kaplan")
-    D = positive_array("D", D, 3, "kaplan")
-    C = positive_array("C", C, 3, "kaplan")
-    L = positive_array("L", L, 3, "kaplan")
+    N, D, C, L = _positive_ndcl(N, D, C, L, 3, "kaplan")
     same_length(N=N, D=D, C=C, L=L)
     laws = _kaplan_laws(N, D, C, L, irreducible)
     if all(isinstance(v, str) for v in laws.values()):
