@@ -81,6 +81,12 @@ def grid_starts() -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _huber(r: np.ndarray, delta: float) -> np.ndarray:
+    """Huber loss of residuals ``r`` (elementwise): r^2/2 inside ``delta``, linear outside."""
+    ar = np.abs(r)
+    return np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+
+
 def _terms(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray):
     """LSE model and its softmax weights for a batch ``theta`` of shape (S, 5); data (n,)."""
     a, b, e, alpha, beta = (theta[:, k : k + 1] for k in range(5))
@@ -104,8 +110,7 @@ def objective_batch(
     """Summed Huber objective for each row of ``theta`` (S, 5); returns shape (S,)."""
     lse, _, _, _ = _terms(np.atleast_2d(theta), logN, logD)
     r = lse - logL
-    ar = np.abs(r)
-    h = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+    h = _huber(r, delta)
     if weights is not None:
         h = h * weights
     return h.sum(axis=1)
@@ -126,8 +131,7 @@ def objective_and_grad(
     """
     lse, wa, wb, we = _terms(theta[None, :], logN, logD)
     r = lse[0] - logL
-    ar = np.abs(r)
-    h = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+    h = _huber(r, delta)
     psi = np.clip(r, -delta, delta)
     if weights is not None:
         h = h * weights
@@ -141,8 +145,7 @@ def _eval(theta, logN, logD, logL, delta, weights=None):
     """Objective (S,) plus the cached terms needed for a Gauss-Newton step."""
     lse, wa, wb, we = _terms(theta, logN, logD)
     r = lse - logL
-    ar = np.abs(r)
-    h = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+    h = _huber(r, delta)
     f = (h if weights is None else h * weights).sum(axis=1)
     return f, r, wa, wb, we
 
