@@ -114,31 +114,38 @@ def test_init_statistics() -> None:
         assert abs(w.mean().item()) < 0.002
 
 
-def test_training_reduces_loss() -> None:
-    model = _build(CFG)
-    idx, targets = _batch(CFG, b=4)
-    opt = torch.optim.AdamW(model.param_groups(0.0), lr=3e-3)
+def _train_steps(
+    model: GPT,
+    idx: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    weight_decay: float,
+    lr: float,
+    n_steps: int,
+) -> list[float]:
+    """``n_steps`` AdamW steps on one fixed batch; the training loss of each step."""
+    opt = torch.optim.AdamW(model.param_groups(weight_decay), lr=lr)
     losses = []
-    for _ in range(20):
+    for _ in range(n_steps):
         _, loss = model(idx, targets)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+    return losses
+
+
+def test_training_reduces_loss() -> None:
+    model = _build(CFG)
+    idx, targets = _batch(CFG, b=4)
+    losses = _train_steps(model, idx, targets, weight_decay=0.0, lr=3e-3, n_steps=20)
     assert losses[-1] < losses[0] - 0.5, losses
 
 
 def _train_a_bit(seed: int) -> tuple[list[float], dict[str, torch.Tensor]]:
     model = _build(CFG, seed=seed)
     idx, targets = _batch(CFG, b=2)
-    opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-3)
-    losses = []
-    for _ in range(3):
-        _, loss = model(idx, targets)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+    losses = _train_steps(model, idx, targets, weight_decay=0.1, lr=1e-3, n_steps=3)
     return losses, model.state_dict()
 
 
