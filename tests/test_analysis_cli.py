@@ -14,6 +14,17 @@ from scaling.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH = REPO.parent / "shared" / "data" / "chinchilla-epoch" / "svg_extracted_data.csv"
+# `scaling fit` flags reading the Epoch CSV: its N, loss and C columns
+EPOCH_CSV_ARGS = [
+    "--csv",
+    str(EPOCH),
+    "--n-col",
+    "Model Size",
+    "--loss-col",
+    "loss",
+    "--c-col",
+    "Training FLOP",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +40,7 @@ def test_fit_epoch_csv_then_optimal(tmp_path, capsys):
     rc = main(
         [
             "fit",
-            "--csv",
-            str(EPOCH),
-            "--n-col",
-            "Model Size",
-            "--loss-col",
-            "loss",
-            "--c-col",
-            "Training FLOP",
+            *EPOCH_CSV_ARGS,
             "--drop-highest",
             "5",
             "--approach",
@@ -76,14 +80,7 @@ def test_isoflop_csv_with_budget_bins(tmp_path):
     rc = main(
         [
             "fit",
-            "--csv",
-            str(EPOCH),
-            "--n-col",
-            "Model Size",
-            "--loss-col",
-            "loss",
-            "--c-col",
-            "Training FLOP",
+            *EPOCH_CSV_ARGS,
             "--approach",
             "isoflop",
             "--bootstrap",
