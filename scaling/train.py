@@ -208,10 +208,10 @@ def tune_allocator() -> bool:
 
     ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` and ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``: activations
     freed at the end of a step are reused by the next step instead of being unmapped (or trimmed)
-    and page-faulted in again, which costs ~5-15% of a CPU training step here
-    (``benchmarks/train_throughput.py``). The same as setting ``MALLOC_MMAP_THRESHOLD_`` and
-    ``MALLOC_TRIM_THRESHOLD_`` in the environment. Process-wide and not undone; the memory held
-    is at most the peak of one step.
+    and page-faulted in again: +5-20% tokens/s at d_model 64-128 on one CPU thread, within noise
+    at 256 (``benchmarks/train_throughput.py``, eager vs train rows). The same as setting
+    ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in the environment. Process-wide
+    and not undone: the process keeps up to 1 GiB of freed memory instead of returning it.
 
     Returns:
         True when both settings were applied (Linux/glibc); False elsewhere (no effect).
