@@ -86,7 +86,7 @@ def build_optimizer(
             embeddings, norms or biases).
         cfg: ``optimizer`` ``"adamw"`` (betas, eps; decoupled decay, Loshchilov & Hutter 2019)
             or ``"sgd"`` (momentum; ``weight_decay`` is then L2 added to the gradient).
-        fused: use the fused CUDA AdamW kernel (CUDA only).
+        fused: use the fused AdamW kernel (CUDA and CPU; ``train()`` uses it on both).
 
     Returns:
         A ``torch.optim.Optimizer``; its LR is set each step from ``lr_at``.
