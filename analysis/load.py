@@ -158,7 +158,37 @@ def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     if warn:
         warn_not_complete(df)
+        warn_not_in_plan(df)
     return df
+
+
+def warn_not_in_plan(df: pd.DataFrame) -> None:
+    """Warn (``RunsWarning``) about runs their sweep's ``sweep.json`` no longer plans.
+
+    A sweep definition edited after a launch (other sizes, LRs or budgets) leaves the old runs on
+    disk. They are real data and stay in the fits (an older LR becomes one more LR variant of
+    its point), but the user should know that the fitted set is not the current plan.
+    """
+    stale: list[str] = []
+    plans: dict[Path, set[str] | None] = {}
+    for run_dir, name in zip(df["run_dir"], df["run_name"], strict=True):
+        sweep_json = Path(run_dir).parent / "sweep.json"
+        if sweep_json not in plans:
+            try:
+                plan = json.loads(sweep_json.read_text())["plan"]
+                plans[sweep_json] = {r["run_name"] for r in plan}
+            except (OSError, ValueError, KeyError, TypeError):
+                plans[sweep_json] = None  # no (readable) sweep.json: nothing to compare with
+        planned = plans[sweep_json]
+        if planned is not None and name not in planned:
+            stale.append(name)
+    if stale:
+        warnings.warn(
+            f"{len(stale)} of {len(df)} runs are not in their sweep's current plan (sweep.json) "
+            f"and are still fitted: {', '.join(sorted(stale))}",
+            RunsWarning,
+            stacklevel=2,
+        )
 
 
 def warn_not_complete(df: pd.DataFrame) -> None:

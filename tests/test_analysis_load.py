@@ -1,6 +1,7 @@
 """Loading run directories and tables; selection of points; warnings for unfinished runs."""
 
 import json
+import re
 import shutil
 import warnings
 
@@ -127,3 +128,19 @@ def test_load_runs_finds_nested_sweeps(tmp_path):
     assert set(runs["sweep_name"]) == {"a", "b"}
     shutil.rmtree(a)
     assert set(load_runs(tmp_path)["sweep_name"]) == {"b"}
+
+
+def test_runs_missing_from_the_current_plan_are_warned_and_kept(sweep):
+    sweep_json = sweep / "sweep.json"
+    doc = json.loads(sweep_json.read_text())
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunsWarning)
+        load_runs(sweep)  # every run is planned: no warning
+    doc["plan"] = [r for r in doc["plan"] if r["run_name"] != names[0]]
+    sweep_json.write_text(json.dumps(doc))
+    with pytest.warns(
+        RunsWarning, match=rf"not in their sweep.s current plan.*{re.escape(names[0])}"
+    ):
+        runs = load_runs(sweep)
+    assert names[0] in set(runs["run_name"])  # still fitted, not dropped
