@@ -620,6 +620,7 @@ class PowerLawFit:
         return self.E + (self.X_c / np.asarray(X, dtype=float)) ** self.alpha
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary; ``from_dict`` inverts it."""
         d = {
             "x_name": self.x_name,
             "X_c": self.X_c,
@@ -634,6 +635,7 @@ class PowerLawFit:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PowerLawFit:
+        """Rebuild from ``to_dict()`` output."""
         return cls(
             x_name=d["x_name"],
             X_c=float(d["X_c"]),
@@ -742,6 +744,7 @@ class KaplanFit:
     approach = "kaplan"
 
     def report(self) -> str:
+        """Human-readable summary of the fit with CIs."""
         lines = [
             f"Kaplan et al. 2020 power laws; N = {self.n_convention} params, C = "
             f"{self.flop_formula}; {self.n_points} runs"
@@ -762,6 +765,7 @@ class KaplanFit:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary; ``from_dict`` inverts it."""
         d = {
             "approach": "kaplan",
             "n_points": self.n_points,
@@ -787,6 +791,7 @@ class KaplanFit:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KaplanFit:
+        """Rebuild from ``to_dict()`` output."""
         def law(x):
             return None if x is None else PowerLawFit.from_dict(x)
 

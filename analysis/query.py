@@ -35,6 +35,7 @@ class Architecture:
     n_params_non_embedding: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary (value, CI, level)."""
         return dict(self.__dict__)
 
 
@@ -66,6 +67,7 @@ class ComputeOptimal:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary of the answer (``scaling optimal --json``)."""
         return to_jsonable(
             {
                 "flops": self.flops,
@@ -83,6 +85,7 @@ class ComputeOptimal:
         )
 
     def report(self) -> str:
+        """Human-readable answer with CIs."""
         lines = [
             f"Compute-optimal at C = {self.flops:.3e} FLOPs ({self.approach}; N = "
             f"{self.n_convention}, C = {self.flop_formula}):",
@@ -113,6 +116,7 @@ class Answer:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary of the answer (``scaling optimal --json``)."""
         return to_jsonable(
             {
                 "query": self.query,
@@ -124,6 +128,7 @@ class Answer:
         )
 
     def report(self) -> str:
+        """Human-readable answer with CIs."""
         q = ", ".join(f"{k}={v:.4g}" for k, v in self.query.items())
         lines = [f"{self.approach} fit, given {q}:"] + [
             f"  {k} = {v}" for k, v in self.values.items()

@@ -182,6 +182,7 @@ class SlurmRun(_Checkpointable):
     """
 
     def __call__(self, cfg_dict: dict[str, Any], run_dir: str) -> RunOutcome:
+        """Run (or resume) one run in the Slurm job; see ``run_one``."""
         return run_one(cfg_dict, run_dir)
 
     def checkpoint(self, cfg_dict: dict[str, Any], run_dir: str) -> Any:

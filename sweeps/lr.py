@@ -37,9 +37,13 @@ class LRRuleError(ValueError):
 class LRRule(Protocol):
     """Gives the peak learning rate of a model shape."""
 
-    def lr_for(self, model: ModelConfig) -> float: ...
+    def lr_for(self, model: ModelConfig) -> float:
+        """Peak learning rate for ``model`` (raises ``LRRuleError`` if the rule cannot say)."""
+        ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; ``lr_rule_from_dict`` inverts it."""
+        ...
 
 
 def _positive(name: str, value: Any) -> None:

@@ -115,7 +115,9 @@ class ShapeRule(Protocol):
         seq_len: int,
         *,
         tie_embeddings: bool = False,
-    ) -> ModelConfig: ...
+    ) -> ModelConfig:
+        """The legal shape whose ``n_params_kind`` count is nearest (in log) to ``n_params``."""
+        ...
 
     def candidates(
         self,
@@ -126,9 +128,13 @@ class ShapeRule(Protocol):
         k: int = 3,
         *,
         tie_embeddings: bool = False,
-    ) -> list[ModelConfig]: ...
+    ) -> list[ModelConfig]:
+        """The ``k`` nearest legal shapes, nearest first, each counted exactly."""
+        ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; ``shape_rule_from_dict`` inverts it."""
+        ...
 
 
 # -------------------------------------------------------------------------------------------
