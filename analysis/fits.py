@@ -792,6 +792,7 @@ class KaplanFit:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KaplanFit:
         """Rebuild from ``to_dict()`` output."""
+
         def law(x):
             return None if x is None else PowerLawFit.from_dict(x)
 
