@@ -41,9 +41,13 @@ Rows:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +58,8 @@ from scaling.counting import flops_per_token
 from scaling.model import GPT
 from scaling.train import tune_allocator
 
-# (n_layers, d_model, n_heads, MFU target): nanoGPT's model reaches 0.54, 0.61, 0.75 here
-# (lead's note).
-SHAPES = [(2, 64, 1, 0.55), (4, 128, 2, 0.62), (6, 256, 8, 0.75)]
+# (n_layers, d_model, n_heads, MFU target, MFU the task quotes for nanoGPT's model on this machine)
+SHAPES = [(2, 64, 1, 0.55, 0.54), (4, 128, 2, 0.62, 0.61), (6, 256, 8, 0.75, 0.75)]
 VOCAB, SEQ_LEN, BATCH = 256, 256, 16
 _PEAK_INPUTS: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -137,6 +140,82 @@ class Baseline(nn.Module):
         ]
 
 
+def load_nanogpt(path: str):
+    """Import ``GPT`` and ``GPTConfig`` from the ``model.py`` of a nanoGPT checkout at ``path``.
+
+    nanoGPT (github.com/karpathy/nanoGPT) is not vendored or installed by this project; point
+    ``--nanogpt`` at your own clone to time its model interleaved with ours.
+
+    Raises:
+        SystemExit: ``path`` has no ``model.py`` defining ``GPT`` and ``GPTConfig``.
+    """
+    model_py = Path(path).expanduser() / "model.py"
+    if not model_py.is_file():
+        raise SystemExit(f"--nanogpt {path}: no model.py there; pass a nanoGPT checkout folder")
+    spec = importlib.util.spec_from_file_location("nanogpt_model", model_py)
+    module = importlib.util.module_from_spec(spec)
+    with contextlib.redirect_stdout(io.StringIO()):
+        spec.loader.exec_module(module)
+    if not hasattr(module, "GPT") or not hasattr(module, "GPTConfig"):
+        raise SystemExit(f"--nanogpt {path}: model.py defines no GPT/GPTConfig")
+    return module.GPT, module.GPTConfig
+
+
+def make_nanogpt_step(nanogpt, cfg: ModelConfig):
+    """A training step of nanoGPT's own model and optimizer, as its ``train.py`` runs on CPU.
+
+    ``GPTConfig(bias=True, dropout=0.0)`` (its defaults for training from scratch, less
+    dropout), ``configure_optimizers(weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95), "cpu")``
+    (non-fused AdamW on CPU), ``zero_grad(set_to_none=True)``; same batch as ``make_step``.
+    """
+    gpt_cls, config_cls = nanogpt
+    torch.manual_seed(0)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints parameter counts
+        model = gpt_cls(
+            config_cls(
+                block_size=cfg.seq_len,
+                vocab_size=cfg.vocab_size,
+                n_layer=cfg.n_layers,
+                n_head=cfg.n_heads,
+                n_embd=cfg.d_model,
+                dropout=0.0,
+                bias=True,
+            )
+        )
+        opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)
+    targets = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)
+
+    def step() -> float:
+        _, loss = model(idx, targets)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def peak_by_size(sizes: tuple[int, ...] = (256, 512, 1024, 1536, 2048)) -> dict[int, float]:
+    """Best fp32 matmul GFLOP/s (CPU time, 3 tries after a warm-up) per square size.
+
+    Printed once at the start: MFU depends on what "peak" is, and small products run well
+    below large ones, so this shows how far a different peak definition would move every MFU.
+    """
+    out = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)
+        best = 0.0
+        for _ in range(3):
+            t0 = time.process_time()
+            torch.mm(a, b)
+            best = max(best, 2 * n**3 / max(time.process_time() - t0, 1e-9))
+        out[n] = best / 1e9
+    return out
+
+
 def make_step(model: nn.Module, fused: bool):
     """Return a closure doing one training step on a fixed random batch."""
     opt_kwargs = {"fused": True} if fused else {"foreach": True}
@@ -212,7 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-baseline", action="store_true", help="skip the interleaved baseline model"
     )
     parser.add_argument("--foreach", action="store_true", help="AdamW(foreach=True), not fused")
+    parser.add_argument(
+        "--nanogpt",
+        metavar="PATH",
+        default=None,
+        help="a nanoGPT checkout (folder with model.py): also time its model interleaved",
+    )
     args = parser.parse_args(argv)
+    nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None
 
     torch.set_num_threads(1)
     fused = not args.foreach
@@ -222,10 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, 1 thread, AdamW {'fused' if fused else 'foreach'}, fp32; "
         "peak = max(best square fp32 matmul before, after) each round"
     )
+    print(
+        "# best square fp32 matmul, GFLOP/s by size: "
+        + ", ".join(f"{n}: {gf:.0f}" for n, gf in peak_by_size().items())
+    )
     header = (
         f"{'variant':8s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_head':>6s} "
         f"{'tokens/s':>9s} {'wall tok/s':>10s} {'peak GF/s':>9s} {'drift':>5s} {'MFU':>6s} "
         f"{'target':>6s} {'ratio':>6s} {'x base':>7s} {'baseMFU':>7s}"
+        + (f" {'x nano':>7s} {'nanoMFU':>7s} {'ref peak':>8s}" if nanogpt else "")
     )
     print(header)
     print("-" * len(header))
@@ -233,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         if variant == "train":
             print(f"# scaling.train.tune_allocator() applied: {tune_allocator()}")
-        for i, (n_layers, d_model, n_heads, target) in enumerate(SHAPES):
+        for i, (n_layers, d_model, n_heads, target, nano_quoted) in enumerate(SHAPES):
             if args.d_head is not None and i < 2:
                 n_heads = max(1, d_model // args.d_head)
             cfg = ModelConfig(
@@ -251,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                 model.compile()
             elif not args.no_baseline:
                 steps["baseline"] = make_step(Baseline(cfg), fused=False)
+            if nanogpt is not None and variant != "compile":
+                steps["nanogpt"] = make_nanogpt_step(nanogpt, cfg)
             for step in steps.values():
                 step()  # warm-up (and compilation)
             t0 = time.process_time()
@@ -262,6 +355,15 @@ def main(argv: list[str] | None = None) -> int:
             res = measure(steps, cfg, rounds, per_round)
             r = res["ours"]
             base = res.get("baseline")
+            nano = res.get("nanogpt")
+            nano_cols = ""
+            if nano:
+                # the peak at which nanoGPT's measured speed gives the MFU the task quotes
+                ref_peak = flops_per_token(cfg) * nano["tokens_per_sec"] / nano_quoted
+                nano_cols = (
+                    f" {r['tokens_per_sec'] / nano['tokens_per_sec']:7.2f} {nano['mfu']:7.3f}"
+                    f" {ref_peak / 1e9:8.0f}"
+                )
             print(
                 f"{variant:8s} {n_layers:8d} {d_model:7d} {cfg.n_heads:7d} {cfg.d_head:6d} "
                 f"{r['tokens_per_sec']:9.0f} {r['wall_tokens_per_sec']:10.0f} "
@@ -271,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['tokens_per_sec'] / base['tokens_per_sec']:7.2f} {base['mfu']:7.3f}"
                     if base
                     else f"{'-':>7s} {'-':>7s}"
-                ),
+                )
+                + nano_cols,
                 flush=True,
             )
     print(f"total {time.perf_counter() - t_start:.0f} s")
