@@ -23,6 +23,7 @@ embedding lookup; ``scaling.counting.training_flops``) for the tokens trained so
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import rundir
+from scaling import distributed, rundir
 from scaling.config import ConfigError, RunConfig
 from scaling.counting import (
     flops_6nd,
@@ -39,7 +40,7 @@ from scaling.counting import (
     training_flops,
 )
 from scaling.data import DataError, check_data_for_run, get_batch, load_data, val_batches
-from scaling.loggers import make_logger
+from scaling.loggers import NullLogger, make_logger
 from scaling.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 
 # summary.json keys that are not Python identifiers
@@ -244,24 +245,28 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         run_dir: the run directory (created; its name is the run name).
         progress: show a tqdm progress bar (loss, tokens/s, ETA) on stderr.
 
+    Data parallel: started by ``torchrun`` (``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` set), every
+    process calls ``train`` with the same arguments and they train one run together under
+    ``DistributedDataParallel``, sharing each step's micro-batches; rank 0 alone writes
+    ``run_dir`` (``scaling.distributed`` states the contract).
+
     Returns:
         The ``RunSummary`` also written to ``summary.json``. A run whose loss becomes
         non-finite stops with ``status="diverged"`` (it does not raise).
 
     Raises:
-        ConfigError: ``run_dir`` holds a different config (nothing there is changed), or CUDA
-            was requested and is missing.
+        ConfigError: ``run_dir`` holds a different config (nothing there is changed), CUDA
+            was requested and is missing, or (data parallel) ``grad_accum_steps`` is not a
+            multiple of ``WORLD_SIZE``.
         DataError: the corpus cannot feed this config (raised before anything is written), or
             it changed since the run started.
         CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept).
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from scaling.model import GPT
-
     run_dir = Path(run_dir)
     run_name = run_dir.name
+    dist_env = distributed.env_from_environ()
+    distributed.check_run(cfg, dist_env)
+    is_main = dist_env.is_main  # the only process that writes run_dir
 
     # -- run directory: refuse a different config; a finished run is returned untouched ----------
     has_config = rundir.check_config(run_dir, cfg)
@@ -283,13 +288,38 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 f"{data.info.sha256}); restore the data or use a new run directory"
             )
         ckpt = rundir.load_checkpoint(run_dir)  # CheckpointError if corrupt; the file is kept
-    else:
+    elif is_main:
         rundir.write_config(run_dir, cfg, run_name, data.info.to_dict())
-    rundir.clear_error(run_dir)
+    if is_main:
+        rundir.clear_error(run_dir)
+    device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel
+    try:
+        return _train_loop(cfg, run_dir, data, ckpt, device, dist_env, progress)
+    finally:
+        distributed.teardown(dist_env)
+
+
+def _train_loop(
+    cfg: RunConfig,
+    run_dir: Path,
+    data: Any,
+    ckpt: dict[str, Any] | None,
+    device: str,
+    dist_env: distributed.DistEnv,
+    progress: bool,
+) -> RunSummary:
+    # train() after its checks: build, resume, train, write the summary (rank 0 writes)
+    import torch
+    from tqdm.auto import tqdm
+
+    from scaling.model import GPT
+
+    run_name, is_main = run_dir.name, dist_env.is_main
+    device_type = device.split(":")[0]
 
     # -- device, precision, threads -------------------------------------------------------------
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda")
-    if device == "cpu":
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda")
+    if device_type == "cpu":
         torch.set_num_threads(cfg.n_threads)
         tune_allocator()  # keep activations' memory between steps (see the helper)
     else:
@@ -297,7 +327,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         torch.backends.cudnn.allow_tf32 = True
 
     def autocast() -> Any:
-        return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16)
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=use_bf16)
 
     # -- model and optimizer (the seed fixes the initialisation) ---------------------------------
     torch.manual_seed(cfg.seed)
@@ -307,8 +337,6 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )
-    forward = torch.compile(model) if cfg.compile else model
-
     # -- resume: model, optimizer, RNG, step (= data position); drop rows after the checkpoint --
     start_step, elapsed_before = 0, 0.0
     loss_sum, loss_count = 0.0, 0  # training loss accumulated since the last metrics row
@@ -317,26 +345,43 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng_cpu"])
-        if device == "cuda" and ckpt.get("rng_cuda") is not None:
+        if device_type == "cuda" and ckpt.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
         start_step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
         loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
         train_loss, val_loss, val_bpb = ckpt["train_loss"], ckpt["val_loss"], ckpt["val_bpb"]
-        rundir.truncate_metrics(run_dir, int(ckpt["metrics_bytes"]))
-    else:
+        if is_main:
+            rundir.truncate_metrics(run_dir, int(ckpt["metrics_bytes"]))
+    elif is_main:
         rundir.truncate_metrics(run_dir, 0)  # killed before the first checkpoint: start over
+    # wrapped after loading the checkpoint: DDP broadcasts rank 0's weights when it is built
+    ddp_model = distributed.wrap_model(model, dist_env, device)
+    forward = torch.compile(ddp_model) if cfg.compile else ddp_model
+    if not dist_env.enabled:
+        eval_forward = forward
+    else:  # evaluation bypasses DDP (no gradient hooks, no collectives inside the forward)
+        eval_forward = torch.compile(model) if cfg.compile else model
+    my_micro_steps = distributed.micro_steps(cfg, dist_env)  # all of them on one process
+    n_micro = len(my_micro_steps)
 
     @torch.no_grad()
     def evaluate() -> tuple[float, float | None]:
-        # mean loss over the fixed validation windows, weighted by tokens
+        # mean loss over the fixed validation windows, weighted by tokens; data parallel: each
+        # rank takes every world_size-th batch and the sums are all-reduced
         model.eval()
         total, n = 0.0, 0
-        for x, y in val_batches(data, cfg.model.seq_len, cfg.data.val_tokens, cfg.micro_batch_size):
+        batches = val_batches(data, cfg.model.seq_len, cfg.data.val_tokens, cfg.micro_batch_size)
+        for i, (x, y) in enumerate(batches):
+            if i % dist_env.world_size != dist_env.rank:
+                continue
             with autocast():
-                _, loss = forward(x.to(device), y.to(device))
+                _, loss = eval_forward(x.to(device), y.to(device))
             total += float(loss) * y.numel()
             n += y.numel()
         model.train()
+        if dist_env.enabled:
+            sums = torch.tensor([total, n], dtype=torch.float64, device=device)
+            total, n = distributed.all_reduce_sum(sums, dist_env).tolist()
         mean = total / n
         bpb = mean / (math.log(2) * data.bytes_per_token) if data.bytes_per_token else None
         return mean, bpb
@@ -349,7 +394,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if device == "cuda" else None,
+                "rng_cuda": torch.cuda.get_rng_state_all() if device_type == "cuda" else None,
                 "metrics_bytes": rundir.metrics_size(run_dir),
                 "elapsed_s": elapsed,
                 "loss_sum": loss_sum,
@@ -361,24 +406,39 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         )
 
     # -- training loop ------------------------------------------------------------------------
-    logger = make_logger(cfg, run_dir, run_name, run_dir / rundir.METRICS)
-    n_steps, accum, b = cfg.n_steps, cfg.grad_accum_steps, cfg.batch_size_tokens
+    if is_main:
+        logger = make_logger(cfg, run_dir, run_name, run_dir / rundir.METRICS)
+    else:
+        logger = NullLogger()
+    n_steps, b = cfg.n_steps, cfg.batch_size_tokens
     status, diverged_step, step_done = "complete", None, start_step
     t_start = time.perf_counter()
     t_row, step_row = t_start, start_step  # training-time clock for tokens_per_sec
-    bar = tqdm(total=n_steps, initial=start_step, disable=not progress, unit="step", leave=False)
+    bar = tqdm(
+        total=n_steps,
+        initial=start_step,
+        disable=not (progress and is_main),
+        unit="step",
+        leave=False,
+    )
     model.train()
     try:
         for step in range(start_step, n_steps):
             lr = lr_at(step, n_steps, cfg.optim)
             set_lr(optimizer, lr)
             step_loss_t = torch.zeros((), device=device)
-            for micro in range(accum):
+            for j, micro in enumerate(my_micro_steps):
                 x, y = get_batch(data, cfg, step, micro)
-                with autocast():
-                    _, loss = forward(x.to(device), y.to(device))
-                (loss / accum).backward()
-                step_loss_t += loss.detach().float() / accum
+                # data parallel: gradients are all-reduced on this rank's last micro-batch only
+                last = j == n_micro - 1
+                no_sync = ddp_model.no_sync() if dist_env.enabled and not last else None
+                with no_sync or contextlib.nullcontext():
+                    with autocast():
+                        _, loss = forward(x.to(device), y.to(device))
+                    (loss / n_micro).backward()
+                step_loss_t += loss.detach().float() / n_micro
+            if dist_env.enabled:  # the mean over the global batch, identical on every rank
+                distributed.all_reduce_sum(step_loss_t, dist_env).div_(dist_env.world_size)
             step_loss = float(step_loss_t)  # one host sync per step (divergence check)
             grad_norm = clip_grad_norm(model.parameters(), cfg.optim.grad_clip)
             done = step + 1
@@ -417,7 +477,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 loss_sum, loss_count = 0.0, 0
                 t_row, step_row = time.perf_counter(), done  # eval time excluded from tok/s
 
-            if done % cfg.checkpoint_interval_steps == 0 or done == n_steps:
+            if is_main and (done % cfg.checkpoint_interval_steps == 0 or done == n_steps):
                 checkpoint(done, elapsed_before + time.perf_counter() - t_start)
     except BaseException:
         bar.close()
@@ -437,5 +497,6 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         wall_time_s=elapsed_before + time.perf_counter() - t_start,
         diverged_step=diverged_step,
     )
-    rundir.write_summary(run_dir, summary.to_dict())
+    if is_main:
+        rundir.write_summary(run_dir, summary.to_dict())
     return summary

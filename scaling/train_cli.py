@@ -168,10 +168,13 @@ def _handle(args: argparse.Namespace) -> int:
     if getattr(args, "dry_run", False):
         print(cfg.to_json())
         return 0
+    from scaling.distributed import env_from_environ
     from scaling.train import train
 
     summary = train(cfg, args.run_dir, progress=not getattr(args, "no_progress", False))
     d = summary.to_dict()
+    if not env_from_environ().is_main:  # data parallel: rank 0 reports for the run
+        return 0 if summary.status == "complete" else 1
     print(
         f"{summary.status}: step {summary.step}/{summary.n_steps}, "
         f"val/loss {d['val/loss']}, val/bpb {d['val/bpb']}, train/loss {d['train/loss']}, "

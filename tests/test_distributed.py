@@ -1,0 +1,163 @@
+"""Data-parallel training: real torchrun, two CPU processes, the gloo backend."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scaling import rundir
+from scaling.config import ConfigError
+from scaling.distributed import DistEnv, check_run, env_from_environ, micro_steps
+from scaling.rundir import read_metrics, read_summary
+from scaling.train import train
+
+COMPARED = ("train/loss", "val/loss", "grad_norm")
+
+
+def _torchrun(cfg_path, run_dir, nproc=2, **popen):
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+        "-m", "scaling.cli", "train", "--config", str(cfg_path), "--run-dir", str(run_dir),
+        "--no-progress",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, **popen)
+
+
+def _descendants(pid):
+    # every process below pid (torchrun's workers may sit in their own process groups)
+    children = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(stat))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _assert_same_curve(rows, ref_rows):
+    # the same rows as one process, equal up to float summation order across ranks
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
+    for row, ref in zip(rows, ref_rows, strict=True):
+        assert row["tokens"] == ref["tokens"] and row["flops"] == ref["flops"]
+        assert row["lr"] == ref["lr"]
+        for key in COMPARED:
+            if key in ref:
+                assert math.isclose(row[key], ref[key], rel_tol=1e-5), (row["step"], key)
+
+
+def test_env_from_environ_reads_torchrun_variables():
+    assert env_from_environ({}) == DistEnv()
+    assert env_from_environ({"WORLD_SIZE": "1", "RANK": "0"}) == DistEnv()
+    env = env_from_environ({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
+    assert env == DistEnv(rank=3, local_rank=1, world_size=4)
+    assert env.enabled and not env.is_main
+
+
+@pytest.mark.parametrize(
+    ("environ", "needle"),
+    [
+        ({"WORLD_SIZE": "two", "RANK": "0"}, "WORLD_SIZE='two'"),
+        ({"WORLD_SIZE": "2"}, "RANK is not"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 must be in [0, WORLD_SIZE=2)"),
+        ({"WORLD_SIZE": "0", "RANK": "0"}, "WORLD_SIZE=0"),
+    ],
+)
+def test_bad_launcher_variables_name_the_variable(environ, needle):
+    with pytest.raises(ConfigError, match=None) as info:
+        env_from_environ(environ)
+    assert needle in str(info.value)
+
+
+def test_micro_batches_are_dealt_round_robin(make_cfg):
+    cfg = make_cfg(batch_size_tokens=8 * 32 * 6)  # 6 micro-batches of 8 x 32 tokens
+    dealt = [list(micro_steps(cfg, DistEnv(rank=r, world_size=3))) for r in range(3)]
+    assert dealt == [[0, 3], [1, 4], [2, 5]]
+    assert list(micro_steps(cfg, DistEnv())) == list(range(6))
+
+
+def test_world_size_that_does_not_divide_the_batch_fails_before_any_write(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    assert tiny_cfg.grad_accum_steps == 2
+    with pytest.raises(ConfigError) as info:
+        check_run(tiny_cfg, DistEnv(rank=0, world_size=3))
+    assert "WORLD_SIZE=3" in str(info.value) and "micro_batch_size" in str(info.value)
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match="WORLD_SIZE=3"):
+        train(tiny_cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_processes_train_the_same_run_as_one(tiny_cfg, tmp_path):
+    reference = train(tiny_cfg, tmp_path / "one", progress=False)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(tiny_cfg.to_json())
+    proc = _torchrun(cfg_path, tmp_path / "two")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert out.count("complete: step 40/40") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "checkpoint.pt", "config.json", "metrics.jsonl", "summary.json",
+    ]  # fmt: skip
+    _assert_same_curve(read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one"))
+    summary = read_summary(tmp_path / "two")
+    assert summary["status"] == "complete" and summary["n_tokens"] == reference.n_tokens
+    assert math.isclose(summary["val/loss"], reference.val_loss, rel_tol=1e-5)
+
+    # launching again on the finished run does no work and changes nothing
+    before = (tmp_path / "two" / "metrics.jsonl").read_bytes()
+    proc = _torchrun(cfg_path, tmp_path / "two")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and out.count("complete: step 40/40") == 1
+    assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == before
+
+
+def test_data_parallel_run_resumes_after_kill_9(make_cfg, tmp_path):
+    cfg = make_cfg(
+        n_tokens=512 * 300,
+        log_interval_steps=1,
+        checkpoint_interval_steps=20,
+        eval_interval_tokens=512 * 50,
+    )
+    train(cfg, tmp_path / "reference", progress=False)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(cfg.to_json())
+    run_dir = tmp_path / "killed"
+    proc = _torchrun(cfg_path, run_dir)
+    killed_at = None
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = read_metrics(run_dir)
+            if (run_dir / "checkpoint.pt").exists() and rows and rows[-1]["step"] >= 25:
+                for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and every rank
+                    os.kill(pid, signal.SIGKILL)
+                killed_at = rows[-1]["step"]
+                break
+            time.sleep(0.002)
+    finally:
+        proc.communicate(timeout=60)
+    assert killed_at is not None, "the run ended before it could be killed"
+    assert rundir.run_state(run_dir) == "incomplete"
+    assert rundir.load_checkpoint(run_dir)["step"] % 20 == 0
+
+    proc = _torchrun(cfg_path, run_dir)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    rows = read_metrics(run_dir)
+    assert [r["step"] for r in rows] == list(range(1, 301))  # no duplicated or missing rows
+    _assert_same_curve(rows, read_metrics(tmp_path / "reference"))
