@@ -6,8 +6,9 @@
 
     torchrun --standalone --nproc-per-node 8 -m scaling.cli train --config run.json --run-dir R
 
-or a Slurm job with one task per GPU after
-``submitit.helpers.TorchDistributedEnvironment().export()`` (which sets the same variables).
+or a Slurm job with one task per GPU (``scaling sweep launch --executor slurm
+--tasks-per-node 8 --gpus-per-node 8``; ``sweeps.execute.SlurmRun`` calls
+``submitit.helpers.TorchDistributedEnvironment().export()``, which sets the same variables).
 Without them it is a single process and nothing here is used.
 
 The contract that keeps a data-parallel run *the same run* as a single-process one:
@@ -139,8 +140,11 @@ def setup(env: DistEnv, device: str) -> str:
     import torch.distributed as dist
 
     if device == "cuda":
-        torch.cuda.set_device(env.local_rank)
-        device = f"cuda:{env.local_rank}"
+        # one GPU per process: cuda:LOCAL_RANK, or cuda:0 where the launcher already narrowed
+        # CUDA_VISIBLE_DEVICES to this process's GPU
+        index = env.local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        device = f"cuda:{index}"
     if not dist.is_initialized():
         dist.init_process_group(
             backend="nccl" if device.startswith("cuda") else "gloo",

@@ -78,6 +78,7 @@ class RunSummary:
         tokens_per_param: ``n_tokens / n_params_total``.
         wall_time_s: seconds spent training, summed over resumed segments.
         tokens_per_sec: ``n_tokens / wall_time_s``.
+        world_size: data-parallel processes that trained the last segment (1: one process).
         diverged_step: the step (1-based, as in ``metrics.jsonl``) whose loss or gradient was
             non-finite, or ``None``.
         seed: ``RunConfig.seed``.
@@ -113,6 +114,7 @@ class RunSummary:
     tokens_per_param: float
     wall_time_s: float
     tokens_per_sec: float
+    world_size: int
     diverged_step: int | None
     seed: int
     lr: float
@@ -134,7 +136,8 @@ class RunSummary:
         """Build from ``summary.json`` content (unknown keys are ignored)."""
         inverse = {v: k for k, v in _SLASH_KEYS.items()}
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {inverse.get(k, k): v for k, v in d.items()}
+        kwargs = {"world_size": 1}  # summaries written before data parallelism existed
+        kwargs.update({inverse.get(k, k): v for k, v in d.items()})
         return cls(**{k: v for k, v in kwargs.items() if k in names})
 
 
@@ -148,6 +151,7 @@ def make_summary(
     val_bpb: float | None,
     wall_time_s: float,
     diverged_step: int | None,
+    world_size: int = 1,
 ) -> RunSummary:
     """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps."""
     counts = param_counts(cfg.model)
@@ -175,6 +179,7 @@ def make_summary(
         tokens_per_param=n_tokens / counts.total,
         wall_time_s=wall_time_s,
         tokens_per_sec=n_tokens / wall_time_s if wall_time_s > 0 else 0.0,
+        world_size=world_size,
         diverged_step=diverged_step,
         seed=cfg.seed,
         lr=cfg.optim.lr,
@@ -496,6 +501,7 @@ def _train_loop(
         val_bpb=val_bpb,
         wall_time_s=elapsed_before + time.perf_counter() - t_start,
         diverged_step=diverged_step,
+        world_size=dist_env.world_size,
     )
     if is_main:
         rundir.write_summary(run_dir, summary.to_dict())

@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
     g.add_argument("--partition")
     g.add_argument("--gpus-per-node", type=int)
     g.add_argument("--cpus-per-task", type=int)
+    g.add_argument(
+        "--tasks-per-node",
+        type=int,
+        help="processes per run, trained data-parallel (DDP); one per GPU, so usually equal "
+        "to --gpus-per-node (default 1)",
+    )
     g.add_argument("--timeout-min", type=int, default=240)
     g.add_argument("--array-parallelism", type=int)
     g.add_argument("--account")
@@ -158,6 +164,7 @@ def _launch(args: argparse.Namespace) -> int:
             "partition": args.partition,
             "gpus_per_node": args.gpus_per_node,
             "cpus_per_task": args.cpus_per_task,
+            "tasks_per_node": args.tasks_per_node,
             "timeout_min": args.timeout_min,
             "array_parallelism": args.array_parallelism,
             "account": args.account,

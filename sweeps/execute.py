@@ -15,6 +15,9 @@ submitit, wrapped in ``SlurmRun``) all run the same code:
 4. an exception is written to ``error.txt`` (the traceback) and returned as status
    ``"failed"``, so one failing run never stops the others.
 
+In a data-parallel job (``RANK`` > 0 set, ``scaling.distributed``) only rank 0 takes the lock
+and writes ``error.txt``; the other ranks train alongside it.
+
 ``SlurmRun`` is a ``submitit.helpers.Checkpointable``: on preemption or timeout submitit calls
 its ``checkpoint()``, which returns a ``DelayedSubmission`` of itself with the same arguments;
 submitit requeues the job and the new attempt resumes from ``checkpoint.pt``.
@@ -37,6 +40,7 @@ from typing import Any
 
 from scaling import rundir
 from scaling.config import RunConfig
+from scaling.distributed import env_from_environ
 
 LOCK = ".lock"
 
@@ -143,13 +147,11 @@ def run_one(cfg_dict: dict[str, Any], run_dir: str | Path, *, progress: bool = F
         wall = summary.get("wall_time_s") if summary else None
         return RunOutcome(name, str(run_dir), status, time.perf_counter() - t0, wall, error)
 
-    with run_lock(run_dir) as held:
-        if not held:
-            return outcome("running")
-        summary = rundir.read_summary(run_dir)
-        if summary is not None:
+    def train_here(write_error: bool) -> RunOutcome:
+        if rundir.read_summary(run_dir) is not None:
             return outcome("skipped")
-        rundir.clear_error(run_dir)
+        if write_error:
+            rundir.clear_error(run_dir)
         try:
             cfg = RunConfig.from_dict(cfg_dict)
             from scaling.train import train
@@ -157,9 +159,18 @@ def run_one(cfg_dict: dict[str, Any], run_dir: str | Path, *, progress: bool = F
             result = train(cfg, run_dir, progress=progress)
         except Exception:
             text = traceback.format_exc()
-            rundir.write_error(run_dir, text)
+            if write_error:
+                rundir.write_error(run_dir, text)
             return outcome("failed", _last_line(text))
         return outcome(result.status)
+
+    if not env_from_environ().is_main:
+        # a data-parallel peer (RANK > 0): rank 0 holds the lock and alone writes run_dir
+        return train_here(write_error=False)
+    with run_lock(run_dir) as held:
+        if not held:
+            return outcome("running")
+        return train_here(write_error=True)
 
 
 class _CheckpointableBase:
@@ -182,7 +193,17 @@ class SlurmRun(_Checkpointable):
     """
 
     def __call__(self, cfg_dict: dict[str, Any], run_dir: str) -> RunOutcome:
-        """Run (or resume) one run in the Slurm job; see ``run_one``."""
+        """Run (or resume) one run in the Slurm job; see ``run_one``.
+
+        A job with several tasks (``tasks_per_node > 1``) trains the run data-parallel: each
+        task exports torchrun's variables from Slurm's
+        (``submitit.helpers.TorchDistributedEnvironment``), keeping every GPU visible so rank
+        ``LOCAL_RANK`` takes ``cuda:LOCAL_RANK``.
+        """
+        import submitit
+
+        if submitit.JobEnvironment().num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return run_one(cfg_dict, run_dir)
 
     def checkpoint(self, cfg_dict: dict[str, Any], run_dir: str) -> Any:

@@ -279,6 +279,7 @@ def slurm_parameters(
     partition: str | None = None,
     gpus_per_node: int | None = None,
     cpus_per_task: int | None = None,
+    tasks_per_node: int | None = None,
     timeout_min: int = 240,
     array_parallelism: int | None = None,
     account: str | None = None,
@@ -295,6 +296,7 @@ def slurm_parameters(
     for name, value in [
         ("gpus_per_node", gpus_per_node),
         ("cpus_per_task", cpus_per_task),
+        ("tasks_per_node", tasks_per_node),
         ("array_parallelism", array_parallelism),
         ("mem_gb", mem_gb),
     ]:
@@ -307,6 +309,7 @@ def slurm_parameters(
         "slurm_partition": partition,
         "gpus_per_node": gpus_per_node,
         "cpus_per_task": cpus_per_task,
+        "tasks_per_node": tasks_per_node,
         "slurm_array_parallelism": array_parallelism,
         "slurm_account": account,
         "slurm_qos": qos,
@@ -356,7 +359,7 @@ def _run_slurm(
                 run, run_dir = todo[i]
                 wall = time.perf_counter() - t0
                 try:
-                    out = job.result()
+                    out = job.results()[0]  # task 0 (rank 0) speaks for a data-parallel job
                     results[i] = RunOutcome(
                         out.run_name, out.run_dir, out.status, wall, out.run_wall_time_s, out.error
                     )
@@ -376,6 +379,27 @@ def _run_slurm(
 # -------------------------------------------------------------------------------------------
 # the entry point
 # -------------------------------------------------------------------------------------------
+def _check_data_parallel(runs: list[PlannedRun], world_size: int) -> None:
+    # every run's micro-batches must split evenly over the processes, checked before submitting
+    from scaling.config import ConfigError
+    from scaling.distributed import DistEnv, check_run
+
+    if world_size == 1:
+        return
+    bad = []
+    for run in runs:
+        try:
+            check_run(run.config, DistEnv(world_size=world_size))
+        except ConfigError:
+            bad.append(f"{run.run_name} ({run.config.grad_accum_steps})")
+    if bad:
+        raise LaunchError(
+            f"--tasks-per-node {world_size}: these runs' micro-batches per step do not split "
+            f"over {world_size} processes: {', '.join(bad)}; use a tasks-per-node that divides "
+            "them, or a smaller micro_batch_size in the sweep's base config"
+        )
+
+
 def launch(
     spec: SweepSpec,
     runs_dir: str | Path,
@@ -398,15 +422,18 @@ def launch(
         wait: Slurm only: wait for the array to finish (else return after submitting).
         poll_s: Slurm only: seconds between job-state polls.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
-            ``gpus_per_node``, ``cpus_per_task``, ``timeout_min``, ``array_parallelism``,
-            ``account``, ``qos``, ``mem_gb``, ``slurm_args``, ``job_name``).
+            ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``timeout_min``,
+            ``array_parallelism``, ``account``, ``qos``, ``mem_gb``, ``slurm_args``,
+            ``job_name``). ``tasks_per_node > 1`` trains each run data-parallel over that many
+            processes (one per GPU; ``scaling.distributed``).
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
 
     Raises:
         PlanError: the plan has invalid runs (nothing is started).
-        LaunchError: unknown executor, Slurm options given to another executor, bad values.
+        LaunchError: unknown executor, Slurm options given to another executor, bad values,
+            or ``tasks_per_node`` that does not divide a run's micro-batches per step.
     """
     t0 = time.perf_counter()
     if executor not in EXECUTORS:
@@ -420,6 +447,7 @@ def launch(
         params.setdefault("name", f"sweep-{spec.name}")
 
     runs = plan(spec)
+    _check_data_parallel(runs, params.get("tasks_per_node", 1))
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 

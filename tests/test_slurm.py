@@ -5,6 +5,8 @@ failure. The session fixture prepends ``scripts/`` to PATH so submitit finds the
 stand-in, and points ``SLURM_CONF`` at the cluster's config.
 """
 
+import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 from test_sweeps_launch import curve, file_mtimes, long_spec
 
 from scaling import rundir
-from sweeps.launch import launch
+from sweeps.launch import LaunchError, launch
 from sweeps.plan import plan
 from sweeps.registry import load_sweep
 from sweeps.status import sweep_status
@@ -171,3 +173,37 @@ def test_pending_jobs_are_not_resubmitted(slurm_cluster, tmp_path):
     finally:
         for job in first.jobs:
             job.cancel(check=False)
+
+
+def test_data_parallel_job_trains_one_run_on_two_tasks(slurm_cluster, tmp_path, tiny_corpus):
+    spec = long_spec(tiny_corpus, name="ddp", n_steps=240)
+    spec = dataclasses.replace(spec, base=spec.base.replace(batch_size_tokens=512))  # 2 micro
+    (run,) = plan(spec)
+    assert run.config.grad_accum_steps == 2
+    with pytest.raises(LaunchError, match="tasks-per-node 3"):  # refused before submitting
+        launch(spec, tmp_path / "bad", executor="slurm", tasks_per_node=3, progress=False)
+    assert not (tmp_path / "bad").exists()
+
+    ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
+    assert ref.ok
+    result = launch(
+        spec,
+        tmp_path / "slurm",
+        executor="slurm",
+        progress=False,
+        timeout_min=TIMEOUT_MIN,
+        tasks_per_node=2,
+        cpus_per_task=1,
+        poll_s=0.5,
+    )
+    assert result.ok, [(o.run_name, o.status, o.error) for o in result.outcomes]
+    (outcome,) = result.outcomes
+    assert rundir.read_summary(outcome.run_dir)["world_size"] == 2  # two ranks trained it
+    got, want = curve(Path(outcome.run_dir)), curve(tmp_path / "ref" / "ddp" / run.run_name)
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for row, ref_row in zip(got, want, strict=True):  # equal up to summation order
+        for key, value in ref_row.items():
+            if isinstance(value, float):
+                assert math.isclose(row[key], value, rel_tol=1e-5), (row["step"], key)
+            else:
+                assert row[key] == value
