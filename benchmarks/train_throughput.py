@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/train_throughput.py            # eager rows, ~1 minute
     .venv/bin/python benchmarks/train_throughput.py --compile  # + torch.compile (C compiler)
+    .venv/bin/python benchmarks/train_throughput.py --nanogpt ~/src/nanoGPT  # + nanoGPT's model
 
 A training step is forward + backward + ``torch.optim.AdamW(fused=True)`` step +
 ``zero_grad(set_to_none=True)`` on 16 sequences of 256 byte tokens (vocab 256), fp32,
@@ -26,7 +27,12 @@ medians over rounds of tokens/s (CPU time), of wall-clock tokens/s, and of the p
 ``x base`` is our tokens/s over that of ``Baseline`` (a plain GPT-2/nanoGPT-style recipe written
 here) timed interleaved, round by round, with ours: a speed ratio that contention hardly moves,
 so the targets, set with nanoGPT's model on a quiet machine, can be judged on a busy one;
-``baseMFU`` is that recipe's MFU against the same peaks.
+``baseMFU`` is that recipe's MFU against the same peaks. With ``--nanogpt PATH`` (a clone of
+github.com/karpathy/nanoGPT; nothing of it is vendored here) its own ``model.py`` and
+``configure_optimizers`` are timed interleaved too: ``x nano`` is our speed over nanoGPT's,
+``nanoMFU`` its MFU against the same peaks, and ``ref peak`` the peak (GFLOP/s) at which
+nanoGPT's measured speed gives the MFU the task quotes for it (0.54 / 0.61 / 0.75), i.e. the
+peak those reference figures imply.
 
 Rows:
 
