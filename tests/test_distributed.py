@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from scaling import rundir
 from scaling.config import ConfigError
@@ -161,3 +162,20 @@ def test_data_parallel_run_resumes_after_kill_9(make_cfg, tmp_path):
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == list(range(1, 301))  # no duplicated or missing rows
     _assert_same_curve(rows, read_metrics(tmp_path / "reference"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA devices"
+)
+def test_two_gpus_nccl_train_the_same_run_as_one(make_cfg, tmp_path):
+    cfg = make_cfg(device="cuda")
+    one = train(cfg, tmp_path / "one", progress=False)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(cfg.to_json())
+    proc = _torchrun(cfg_path, tmp_path / "two")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    summary = read_summary(tmp_path / "two")
+    assert summary["status"] == "complete" and summary["world_size"] == 2
+    assert summary["val/loss"] == pytest.approx(one.val_loss, abs=0.05)  # bf16 rounding only
