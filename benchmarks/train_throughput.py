@@ -189,18 +189,7 @@ def make_nanogpt_step(nanogpt, cfg: ModelConfig):
             )
         )
         opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)
-    targets = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)
-
-    def step() -> float:
-        _, loss = model(idx, targets)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
-
-    return step
+    return _step_closure(model, opt)
 
 
 def peak_by_size(sizes: tuple[int, ...] = (256, 512, 1024, 1536, 2048)) -> dict[int, float]:
@@ -226,6 +215,11 @@ def make_step(model: nn.Module, fused: bool):
     """Return a closure doing one training step on a fixed random batch."""
     opt_kwargs = {"fused": True} if fused else {"foreach": True}
     opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-3, betas=(0.9, 0.95), **opt_kwargs)
+    return _step_closure(model, opt)
+
+
+def _step_closure(model: nn.Module, opt: torch.optim.Optimizer):
+    # one training step (forward, backward, update, zero_grad) on the same fixed random batch
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)
     targets = torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g)

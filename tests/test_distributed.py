@@ -2,13 +2,12 @@
 
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
+from test_train import kill_9_after_checkpoint
 
 from scaling import rundir
 from scaling.config import ConfigError
@@ -17,6 +16,14 @@ from scaling.rundir import read_metrics, read_summary
 from scaling.train import train
 
 COMPARED = ("train/loss", "val/loss", "grad_norm")
+
+
+def _torchrun_done(cfg_path, run_dir, timeout=300):
+    # run torchrun to the end; returns its stdout (rank 0's report)
+    proc = _torchrun(cfg_path, run_dir)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
 
 
 def _torchrun(cfg_path, run_dir, nproc=2, **popen):
@@ -107,9 +114,7 @@ def test_two_processes_train_the_same_run_as_one(tiny_cfg, tmp_path):
     reference = train(tiny_cfg, tmp_path / "one", progress=False)
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(tiny_cfg.to_json())
-    proc = _torchrun(cfg_path, tmp_path / "two")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    out = _torchrun_done(cfg_path, tmp_path / "two")
     assert out.count("complete: step 40/40") == 1  # rank 0 alone reports
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
         "checkpoint.pt", "config.json", "metrics.jsonl", "summary.json",
@@ -121,9 +126,7 @@ def test_two_processes_train_the_same_run_as_one(tiny_cfg, tmp_path):
 
     # launching again on the finished run does no work and changes nothing
     before = (tmp_path / "two" / "metrics.jsonl").read_bytes()
-    proc = _torchrun(cfg_path, tmp_path / "two")
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0 and out.count("complete: step 40/40") == 1
+    assert _torchrun_done(cfg_path, tmp_path / "two").count("complete: step 40/40") == 1
     assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == before
 
 
@@ -139,26 +142,15 @@ def test_data_parallel_run_resumes_after_kill_9(make_cfg, tmp_path):
     cfg_path.write_text(cfg.to_json())
     run_dir = tmp_path / "killed"
     proc = _torchrun(cfg_path, run_dir)
-    killed_at = None
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = read_metrics(run_dir)
-            if (run_dir / "checkpoint.pt").exists() and rows and rows[-1]["step"] >= 25:
-                for pid in [proc.pid, *_descendants(proc.pid)]:  # the launcher and every rank
-                    os.kill(pid, signal.SIGKILL)
-                killed_at = rows[-1]["step"]
-                break
-            time.sleep(0.002)
-    finally:
-        proc.communicate(timeout=60)
+    # the launcher and every rank (workers may sit in process groups of their own)
+    killed_at = kill_9_after_checkpoint(
+        proc, run_dir, min_step=25, pids=lambda: [proc.pid, *_descendants(proc.pid)], timeout=240
+    )
     assert killed_at is not None, "the run ended before it could be killed"
     assert rundir.run_state(run_dir) == "incomplete"
     assert rundir.load_checkpoint(run_dir)["step"] % 20 == 0
 
-    proc = _torchrun(cfg_path, run_dir)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    _torchrun_done(cfg_path, run_dir)
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == list(range(1, 301))  # no duplicated or missing rows
     _assert_same_curve(rows, read_metrics(tmp_path / "reference"))
@@ -173,9 +165,7 @@ def test_two_gpus_nccl_train_the_same_run_as_one(make_cfg, tmp_path):
     one = train(cfg, tmp_path / "one", progress=False)
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(cfg.to_json())
-    proc = _torchrun(cfg_path, tmp_path / "two")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
+    _torchrun_done(cfg_path, tmp_path / "two", timeout=600)
     summary = read_summary(tmp_path / "two")
     assert summary["status"] == "complete" and summary["world_size"] == 2
     assert summary["val/loss"] == pytest.approx(one.val_loss, abs=0.05)  # bf16 rounding only

@@ -116,6 +116,28 @@ def test_run_dir_with_a_different_config_is_refused_untouched(tiny_cfg, tmp_path
     assert _snapshot(tmp_path / "r") == before
 
 
+def kill_9_after_checkpoint(proc, run_dir, min_step, pids, timeout=120):
+    """SIGKILL ``pids()`` once ``run_dir`` has a checkpoint and rows up to ``min_step``.
+
+    Returns the last logged step at the kill, or ``None`` if ``proc`` ended first.
+    """
+    killed_at = None
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = read_metrics(run_dir)
+            # kill once a checkpoint exists and rows were logged after it
+            if (run_dir / "checkpoint.pt").exists() and rows and rows[-1]["step"] >= min_step:
+                for pid in pids():
+                    os.kill(pid, signal.SIGKILL)
+                killed_at = rows[-1]["step"]
+                break
+            time.sleep(0.002)
+    finally:
+        proc.communicate(timeout=60)
+    return killed_at
+
+
 def test_resume_after_kill_9_equals_uninterrupted_run(make_cfg, tmp_path):
     cfg = make_cfg(
         n_tokens=512 * 300,
@@ -130,19 +152,7 @@ def test_resume_after_kill_9_equals_uninterrupted_run(make_cfg, tmp_path):
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     cmd = [sys.executable, "-m", "scaling.cli", "train", "--config", str(tmp_path / "cfg.json")]
     proc = subprocess.Popen([*cmd, "--run-dir", str(run_dir), "--no-progress"])
-    killed_at = None
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = read_metrics(run_dir)
-            # kill once a checkpoint exists and rows were logged after it
-            if (run_dir / "checkpoint.pt").exists() and rows and rows[-1]["step"] >= 25:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = rows[-1]["step"]
-                break
-            time.sleep(0.002)
-    finally:
-        proc.wait(timeout=60)
+    killed_at = kill_9_after_checkpoint(proc, run_dir, min_step=25, pids=lambda: [proc.pid])
     assert killed_at is not None and proc.returncode == -signal.SIGKILL
     assert not (run_dir / "summary.json").exists() and rundir.run_state(run_dir) == "incomplete"
     ckpt_step = rundir.load_checkpoint(run_dir)["step"]
