@@ -106,6 +106,20 @@ def test_smoke_job_array_completes_and_relaunch_submits_nothing(slurm_cluster, t
     assert file_mtimes(tmp_path) == before
 
 
+def _preempt(job, timeout_s: float = 60) -> None:
+    # Preemption as Slurm does it and as submitit's job._interrupt() sends it: SIGTERM, then
+    # USR2. _interrupt() fires both at once, and Slurm may deliver them in either order; when USR2
+    # wins, the late SIGTERM kills the `scontrol requeue` that submitit's handler is running and
+    # the job ends instead of requeueing (seen once in CI). So wait for SIGTERM to land first.
+    subprocess.check_call(["scancel", job.job_id, "--signal", "SIGTERM"])
+    deadline = time.monotonic() + timeout_s
+    log = Path(job.paths.stderr)
+    while "Bypassing signal SIGTERM" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the job never received SIGTERM"
+        time.sleep(0.05)
+    subprocess.check_call(["scancel", job.job_id, "--signal", "USR2"])
+
+
 def test_preempted_job_is_requeued_and_resumes_the_same_curve(slurm_cluster, tmp_path, tiny_corpus):
     spec = long_spec(tiny_corpus, name="preempt", n_steps=1000)
     (run,) = plan(spec)
@@ -132,7 +146,7 @@ def test_preempted_job_is_requeued_and_resumes_the_same_curve(slurm_cluster, tmp
         pytest.fail("the Slurm job never got going")
     step_at_interrupt = rows[-1]["step"]
     assert step_at_interrupt < run.config.n_steps
-    job._interrupt()  # submitit's own preemption: SIGTERM then USR2
+    _preempt(job)
     deadline = time.monotonic() + 240
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.5)
