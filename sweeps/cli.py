@@ -48,8 +48,11 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--tasks-per-node",
         type=int,
-        help="processes per run, trained data-parallel (DDP); one per GPU, so usually equal "
-        "to --gpus-per-node (default 1)",
+        help="processes per node for each run, trained data-parallel (DDP); one per GPU, so "
+        "usually equal to --gpus-per-node (default 1)",
+    )
+    g.add_argument(
+        "--nodes", type=int, help="nodes per run (default 1); processes = nodes x tasks-per-node"
     )
     g.add_argument("--timeout-min", type=int, default=240)
     g.add_argument("--array-parallelism", type=int)
@@ -165,6 +168,7 @@ def _launch(args: argparse.Namespace) -> int:
             "gpus_per_node": args.gpus_per_node,
             "cpus_per_task": args.cpus_per_task,
             "tasks_per_node": args.tasks_per_node,
+            "nodes": args.nodes,
             "timeout_min": args.timeout_min,
             "array_parallelism": args.array_parallelism,
             "account": args.account,

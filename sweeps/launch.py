@@ -280,6 +280,7 @@ def slurm_parameters(
     gpus_per_node: int | None = None,
     cpus_per_task: int | None = None,
     tasks_per_node: int | None = None,
+    nodes: int | None = None,
     timeout_min: int = 240,
     array_parallelism: int | None = None,
     account: str | None = None,
@@ -297,6 +298,7 @@ def slurm_parameters(
         ("gpus_per_node", gpus_per_node),
         ("cpus_per_task", cpus_per_task),
         ("tasks_per_node", tasks_per_node),
+        ("nodes", nodes),
         ("array_parallelism", array_parallelism),
         ("mem_gb", mem_gb),
     ]:
@@ -310,6 +312,7 @@ def slurm_parameters(
         "gpus_per_node": gpus_per_node,
         "cpus_per_task": cpus_per_task,
         "tasks_per_node": tasks_per_node,
+        "nodes": nodes,
         "slurm_array_parallelism": array_parallelism,
         "slurm_account": account,
         "slurm_qos": qos,
@@ -394,9 +397,10 @@ def _check_data_parallel(runs: list[PlannedRun], world_size: int) -> None:
             bad.append(f"{run.run_name} ({run.config.grad_accum_steps})")
     if bad:
         raise LaunchError(
-            f"--tasks-per-node {world_size}: these runs' micro-batches per step do not split "
-            f"over {world_size} processes: {', '.join(bad)}; use a tasks-per-node that divides "
-            "them, or a smaller micro_batch_size in the sweep's base config"
+            f"--nodes x --tasks-per-node = {world_size} processes per run: these runs' "
+            f"micro-batches per step do not split over {world_size} processes: {', '.join(bad)}; "
+            "use a process count that divides them, or a smaller micro_batch_size in the "
+            "sweep's base config"
         )
 
 
@@ -422,10 +426,10 @@ def launch(
         wait: Slurm only: wait for the array to finish (else return after submitting).
         poll_s: Slurm only: seconds between job-state polls.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
-            ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``timeout_min``,
-            ``array_parallelism``, ``account``, ``qos``, ``mem_gb``, ``slurm_args``,
-            ``job_name``). ``tasks_per_node > 1`` trains each run data-parallel over that many
-            processes (one per GPU; ``scaling.distributed``).
+            ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
+            ``timeout_min``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
+            ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each run
+            data-parallel over that many processes (one per GPU; ``scaling.distributed``).
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
@@ -433,7 +437,7 @@ def launch(
     Raises:
         PlanError: the plan has invalid runs (nothing is started).
         LaunchError: unknown executor, Slurm options given to another executor, bad values,
-            or ``tasks_per_node`` that does not divide a run's micro-batches per step.
+            or ``nodes * tasks_per_node`` that does not divide a run's micro-batches per step.
     """
     t0 = time.perf_counter()
     if executor not in EXECUTORS:
@@ -447,7 +451,7 @@ def launch(
         params.setdefault("name", f"sweep-{spec.name}")
 
     runs = plan(spec)
-    _check_data_parallel(runs, params.get("tasks_per_node", 1))
+    _check_data_parallel(runs, params.get("nodes", 1) * params.get("tasks_per_node", 1))
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 

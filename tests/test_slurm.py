@@ -194,7 +194,7 @@ def test_data_parallel_job_trains_one_run_on_two_tasks(slurm_cluster, tmp_path, 
     spec = dataclasses.replace(spec, base=spec.base.replace(batch_size_tokens=512))  # 2 micro
     (run,) = plan(spec)
     assert run.config.grad_accum_steps == 2
-    with pytest.raises(LaunchError, match="tasks-per-node 3"):  # refused before submitting
+    with pytest.raises(LaunchError, match="= 3 processes per run"):  # refused before submitting
         launch(spec, tmp_path / "bad", executor="slurm", tasks_per_node=3, progress=False)
     assert not (tmp_path / "bad").exists()
 

@@ -208,6 +208,12 @@ def test_launch_argument_errors(tmp_path):
         launch(spec, tmp_path, executor="local", partition="gpu")
     with pytest.raises(LaunchError, match="timeout-min"):
         launch(spec, tmp_path, executor="slurm", timeout_min=0)
+    accum = {r.config.grad_accum_steps for r in plan(spec)}
+    assert all(a % 3 for a in accum)  # so 3 processes per run cannot share a step
+    with pytest.raises(LaunchError, match="= 3 processes per run"):
+        launch(spec, tmp_path, executor="slurm", tasks_per_node=3)
+    with pytest.raises(LaunchError, match="= 3 processes per run"):
+        launch(spec, tmp_path, executor="slurm", nodes=3)
     assert not (tmp_path / "smoke").exists()  # nothing written before the arguments are valid
 
 
@@ -220,6 +226,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path):
         partition="gpu",
         gpus_per_node=2,
         cpus_per_task=8,
+        tasks_per_node=2,
+        nodes=3,
         timeout_min=90,
         array_parallelism=4,
         account="acct",
@@ -234,6 +242,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path):
         "--partition=gpu",
         "--gpus-per-node=2",
         "--cpus-per-task=8",
+        "--ntasks-per-node=2",
+        "--nodes=3",
         "--time=90",
         "--account=acct",
         "--qos=high",
