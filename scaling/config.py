@@ -359,20 +359,29 @@ class RunConfig:
         Raises:
             ConfigError: the file is missing, not JSON, or holds an invalid config.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; check the path") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"config file {path} must hold a JSON object")
-        return cls.from_dict(d)
+        return cls.from_dict(read_json_object(path, "config file"))
 
     def replace(self, **changes: Any) -> RunConfig:
         """Copy with top-level fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def read_json_object(path: str | Path, label: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; errors name it as ``"<label> <path>"``.
+
+    Raises:
+        ConfigError: the file is missing, is not JSON, or holds something other than an object.
+    """
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{label} {path} does not exist; check the path") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{label} {path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{label} {path} must hold a JSON object")
+    return d
 
 
 def _check_keys(

@@ -9,7 +9,6 @@ the checkpoint, or prints the stored summary of a finished run. Exit status: 0 c
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -130,22 +129,17 @@ def resolve_config(args: argparse.Namespace) -> Any:
     Raises:
         ConfigError: missing model shape, or an invalid value (naming the field).
     """
-    from scaling.config import ConfigError, RunConfig
+    from scaling.config import ConfigError, RunConfig, read_json_object
 
     given = vars(args)
     base: dict[str, Any] = {}
     if "config" in given:
         path = Path(given["config"])
-        try:
-            base = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path} does not exist; check the path") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--config {path} is not valid JSON: {e}") from None
-        if isinstance(base, dict) and "config" in base and "model" not in base:
+        base = read_json_object(path, "--config")
+        if "config" in base and "model" not in base:
             base = base["config"]  # a run directory's config.json works too
-        if not isinstance(base, dict):
-            raise ConfigError(f"--config {path} must hold a JSON object")
+            if not isinstance(base, dict):
+                raise ConfigError(f"--config {path} must hold a JSON object")
     for section in ("model", "data", "optim"):
         base.setdefault(section, {})
     for dest, (section, key) in _FIELDS.items():
