@@ -26,6 +26,31 @@ def _require(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+# Fields added after the first release carry this metadata: ``to_dict()`` leaves them out while
+# they hold their default, so configs written before they existed keep their JSON, their config
+# hash and therefore their run names (relaunching an old sweep still finds its runs).
+OMIT_IF_DEFAULT: dict[str, bool] = {"omit_if_default": True}
+
+
+def _compact_dict(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` for one level, dropping ``OMIT_IF_DEFAULT`` fields at default."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("omit_if_default"):
+            default = (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            )
+            if value == default:
+                continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = _compact_dict(value)
+        elif isinstance(value, tuple):
+            value = [_compact_dict(v) if dataclasses.is_dataclass(v) else v for v in value]
+        out[f.name] = value
+    return out
+
+
 def _positive_int(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -325,10 +350,12 @@ class RunConfig:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary (nested dicts for model, data, optim)."""
-        d = dataclasses.asdict(self)
-        d["optim"]["betas"] = list(self.optim.betas)
-        return d
+        """Plain-JSON dictionary (nested dicts for model, data, optim).
+
+        Fields marked ``OMIT_IF_DEFAULT`` are left out while they hold their default, so the
+        JSON (and the run name's config hash) of a config that does not use them is unchanged.
+        """
+        return _compact_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:

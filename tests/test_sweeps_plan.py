@@ -359,3 +359,14 @@ def test_isoflop_tokens_per_param_window_keeps_only_points_inside():
         IsoFlopSweep(
             name="w", base=base, budgets=(1e11,), shapes=shapes, tokens_per_param_range=(5, 1)
         )
+
+
+def test_run_names_of_first_release_configs_are_pinned():
+    # A relaunch must find runs written before later fields (parametrization, family,
+    # branch_from, ...) existed: fields at their default stay out of config.json and the hash.
+    # The name below was computed by the first release's RunConfig.to_json.
+    cfg = RunConfig(
+        model=ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256), flops_budget=1e12
+    )
+    assert run_name(cfg) == "L2-d64-h4-C1e12-lr1e-3-s0-f15751cc"
+    assert RunConfig.from_dict(json.loads(cfg.to_json())) == cfg
