@@ -282,6 +282,7 @@ def slurm_parameters(
     tasks_per_node: int | None = None,
     nodes: int | None = None,
     timeout_min: int = 240,
+    signal_delay_s: int | None = None,
     array_parallelism: int | None = None,
     account: str | None = None,
     qos: str | None = None,
@@ -291,8 +292,14 @@ def slurm_parameters(
 ) -> dict[str, Any]:
     """Translate launch options into ``submitit.AutoExecutor.update_parameters`` keywords.
 
+    ``signal_delay_s``: seconds before the time limit at which Slurm sends the requeue signal
+    (submitit's default 90); with short limits keep it well under ``timeout_min * 60``, since
+    Slurm may send it up to a minute early. Below ~50 minutes submitit counts every signal as
+    a timeout (spending one of its 3 timeout requeues), not as a preemption.
+
     Raises:
-        LaunchError: on a non-positive count or timeout.
+        LaunchError: on a non-positive count or timeout, or a signal delay not shorter than
+            the time limit.
     """
     for name, value in [
         ("gpus_per_node", gpus_per_node),
@@ -306,6 +313,11 @@ def slurm_parameters(
             raise LaunchError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     if not timeout_min > 0:
         raise LaunchError(f"--timeout-min must be > 0, got {timeout_min}")
+    if signal_delay_s is not None and not 0 < signal_delay_s < timeout_min * 60:
+        raise LaunchError(
+            f"--signal-delay-s must be in (0, --timeout-min x 60 = {timeout_min * 60}), got "
+            f"{signal_delay_s}; the signal comes that many seconds before the time limit"
+        )
     params: dict[str, Any] = {"timeout_min": int(timeout_min)}
     optional = {
         "slurm_partition": partition,
@@ -318,6 +330,7 @@ def slurm_parameters(
         "slurm_qos": qos,
         "mem_gb": mem_gb,
         "name": job_name,
+        "slurm_signal_delay_s": signal_delay_s,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     if slurm_args:
@@ -334,15 +347,23 @@ def _run_slurm(
     poll_s: float,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
     import submitit
+    from submitit.core.utils import FailedJobError
 
     from sweeps.execute import SlurmRun
 
     executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
     executor.update_parameters(**params)
     t0 = time.perf_counter()
-    jobs = executor.map_array(
-        SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
-    )
+    try:
+        jobs = executor.map_array(
+            SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
+        )
+    except FailedJobError as e:  # sbatch refused the array
+        reason = " ".join(str(e).split())
+        raise LaunchError(
+            f"sbatch refused the job array ({reason}); check --partition, --account, --qos, "
+            "--gpus-per-node and --slurm-arg against `sinfo`; nothing was submitted"
+        ) from None
     job_ids = [j.job_id for j in jobs]
     stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
@@ -427,7 +448,7 @@ def launch(
         poll_s: Slurm only: seconds between job-state polls.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
-            ``timeout_min``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
+            ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
             ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each run
             data-parallel over that many processes (one per GPU; ``scaling.distributed``).
 
