@@ -18,7 +18,9 @@ resumes from its checkpoint; a failed run (``error.txt``) is retried.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import shutil
@@ -354,10 +356,11 @@ def _run_slurm(
     executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
     executor.update_parameters(**params)
     t0 = time.perf_counter()
-    try:
-        jobs = executor.map_array(
-            SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
-        )
+    try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            jobs = executor.map_array(
+                SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
+            )
     except FailedJobError as e:  # sbatch refused the array
         reason = " ".join(str(e).split())
         raise LaunchError(
@@ -448,9 +451,9 @@ def launch(
         poll_s: Slurm only: seconds between job-state polls.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
-            ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
-            ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each run
-            data-parallel over that many processes (one per GPU; ``scaling.distributed``).
+            ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
+            ``mem_gb``, ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each
+            run data-parallel over that many processes (one per GPU; ``scaling.distributed``).
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.

@@ -221,3 +221,57 @@ def test_data_parallel_job_trains_one_run_on_two_tasks(slurm_cluster, tmp_path, 
                 assert math.isclose(row[key], value, rel_tol=1e-5), (row["step"], key)
             else:
                 assert row[key] == value
+
+
+def test_job_that_hits_its_time_limit_is_requeued_and_resumes_the_same_curve(
+    slurm_cluster, tmp_path, tiny_corpus
+):
+    """A real Slurm time limit (2 minutes, the shortest that leaves room to requeue).
+
+    Slurm checks limits every 30 s: a job with ``--time=2`` and ``--signal=USR2@40`` gets its
+    signal at the first check 50-80 s after it starts (measured: 6, 36, 66, 96 s ticks), and is
+    killed at the first check after 120 s. The run is sized (from a measured step time) to
+    need ~120 s of training, so the first attempt cannot finish: submitit's handler requeues
+    it, the next attempt resumes from ``checkpoint.pt``. Below ~50 minutes submitit counts every
+    signal as a timeout, not a preemption, and requeues at most 3 timeouts; each attempt
+    trains at least ~45 s, so the run fits within that budget.
+    """
+    probe = launch(long_spec(tiny_corpus, "probe", 1000), tmp_path / "probe", executor="debug")
+    s_per_step = probe.outcomes[0].run_wall_time_s / 1000
+    n_steps = max(2000, round(120 / s_per_step / 100) * 100)
+    spec = long_spec(tiny_corpus, name="limit", n_steps=n_steps)
+    (run,) = plan(spec)
+    result = launch(
+        spec,
+        tmp_path / "slurm",
+        executor="slurm",
+        progress=False,
+        wait=False,
+        timeout_min=2,
+        signal_delay_s=40,
+    )
+    (job,) = result.jobs
+    try:
+        # the uninterrupted reference trains meanwhile, on the other core
+        ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
+        assert ref.ok
+        deadline = time.monotonic() + 540
+        while not job.done() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert job.done(), "the job did not finish within 4 time limits"
+    finally:
+        job.cancel(check=False)
+    log = Path(job.paths.stderr).read_text()
+    outcome = job.result()
+    assert outcome.status == "complete", log[-3000:]
+    info = subprocess.run(["scontrol", "show", "job", job.job_id], capture_output=True, text=True)
+    restarts = int(info.stdout.split("Restarts=")[1].split()[0])
+    assert 1 <= restarts <= 3, info.stdout  # requeued on its limit, within submitit's budget
+    # submitit's rule for short jobs: the signal counts as a timeout, never as a preemption
+    assert "this job is timed-out" in log and "this job is preempted" not in log, log[-3000:]
+    run_dir = tmp_path / "slurm" / "limit" / run.run_name
+    resumed = curve(run_dir)
+    steps = [r["step"] for r in resumed]
+    assert steps == sorted(set(steps)) and steps[-1] == n_steps  # no duplicated rows
+    assert resumed == curve(tmp_path / "ref" / "limit" / run.run_name)
+    print(f"time limit: {n_steps} steps ({s_per_step * 1e3:.1f} ms/step), {restarts} requeues")
