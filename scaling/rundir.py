@@ -24,6 +24,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,15 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/zip error means the file is unusable
+        # weights_only=True refuses any global beyond tensors and plain containers, so a
+        # crafted pickle is refused before it can run code; say which global it wanted
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if unsafe:
+            raise CheckpointError(
+                f"checkpoint {path} refused: it holds more than tensors and plain data (it "
+                f"would call {unsafe.group(1)} when unpickled); it was kept, unloaded: delete "
+                "it to restart the run from step 0 (never load it unless you trust its source)"
+            ) from None
         raise CheckpointError(
             f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); it was kept: "
             "delete it to restart the run from step 0, or restore a good copy"
