@@ -120,6 +120,8 @@ def error_line(e: BaseException) -> str:
         where = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
         hint = _OS_HINTS.get(e.errno or 0)
         text = f"{where}: {e.strerror}" + (f"; {hint}" if hint else "")
+    elif isinstance(e, OSError) and e.strerror:  # an OSError with our own message
+        text = e.strerror
     else:
         text = str(e) or type(e).__name__
     return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())

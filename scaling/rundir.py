@@ -45,6 +45,15 @@ class CheckpointError(ValueError):
     """``checkpoint.pt`` cannot be loaded; the message names the file (which is kept)."""
 
 
+class RunDirWriteError(OSError):
+    """A run-directory file could not be written (a full disk, a quota, an I/O error).
+
+    Keeps the ``errno``; the message names the file and says what is intact: writes are atomic
+    (checkpoint, config, summary) or truncated back (a metrics row), so relaunching after the
+    cause is fixed resumes from the last checkpoint.
+    """
+
+
 # -- readers ------------------------------------------------------------------------------------
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``).
@@ -145,10 +154,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (tmp file beside it, fsync, ``os.replace``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RunDirWriteError(
+            e.errno,
+            f"could not write {path} ({e.strerror or e}); the previous version, if any, is "
+            "intact: fix the cause (free space) and run the same command again",
+        ) from None
     os.replace(tmp, path)
 
 
@@ -280,14 +297,29 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
         run_dir: the run directory.
         state: tensors, numbers, strings, lists and dicts only (loadable with
             ``weights_only=True``).
+
+    Raises:
+        RunDirWriteError: the tmp file could not be written (e.g. the disk is full); it is
+            removed and the previous ``checkpoint.pt`` is left intact.
     """
     import torch
 
     path = Path(run_dir) / CHECKPOINT
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        # through a Python file object: a full disk surfaces as OSError(ENOSPC), not as an
+        # opaque error from torch's zip writer
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RunDirWriteError(
+            e.errno,
+            f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint "
+            "and metrics are intact: free space and run the same command again to resume",
+        ) from None
     os.replace(tmp, path)
 
 
