@@ -323,9 +323,9 @@ def test_cli_flags_override_the_config_file(tiny_cfg, tmp_path, capsys):
     ("argv", "needle"),
     [
         (["--n-layers", "2"], "--d-model"),
-        (["--n-layers", "1", "--d-model", "30", "--n-heads", "4"], "n_heads"),
+        (["--n-layers", "1", "--d-model", "30", "--n-heads", "4"], "--n-heads"),
         (["--n-layers", "1", "--d-model", "32", "--n-heads", "4", "--data-path", "/no/such"],
-         "data.path"),
+         "--data-path"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
