@@ -246,8 +246,9 @@ def _flag_names(message: str) -> str:
     def plain(m: re.Match[str]) -> str:
         return bare.get(m.group(1), m.group(0))
 
-    # bare field names (``micro_batch_size``), not inside paths or flags already rewritten
-    return re.sub(r"(?<![\w./-])([a-z]+(?:_[a-z]+)+)\b(?![\w./])", plain, out)
+    # bare field names (``micro_batch_size``), not inside paths, quotes or flags already
+    # rewritten (a quoted key names what to write in a --config file)
+    return re.sub(r"(?<![\w./'\"-])([a-z]+(?:_[a-z]+)+)\b(?![\w./'\"])", plain, out)
 
 
 def resolve_config(args: argparse.Namespace) -> Any:

@@ -42,6 +42,10 @@ def paths(tmp_path, tiny_corpus):
     a_file.write_text("not a folder\n")
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "wrong_fit.json").write_text('{"a": 1}')
+    shape = '"model": {"n_layers": 1, "d_model": 32, "n_heads": 4}'
+    (tmp_path / "bogus_key.json").write_text("{" + shape + ', "bogus": 1}')
+    (tmp_path / "two_layers.json").write_text(shape.replace("1,", '"two",').join("{}"))
+    (tmp_path / "syntax_error.py").write_text("def sweep(:\n")
     return {"file": a_file, "dir": tmp_path, "corpus": tiny_corpus, "tmp": tmp_path}
 
 
@@ -68,12 +72,17 @@ BAD_INPUTS = [
     (["train", "--run-dir", "{tmp}/r", *TINY, "--data-source", "tokens", "--data-path",
       "{corpus}"], "train.bin"),
     (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/list.json"], "JSON object"),
+    (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/bogus_key.json"],
+     "unknown config key 'bogus'"),
+    (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/two_layers.json"],
+     "--n-layers must be a positive integer, got 'two'"),
     (["train"], "--run-dir"),
     # sweeps
     (["sweep", "launch", "smoke", "--executor", "debug", "--runs-dir", "{file}"],
      "Not a directory"),
     (["sweep", "status", "smoke", "--runs-dir", "{file}"], "Not a directory"),
     (["sweep", "plan", "no_such_sweep"], "no sweep definition named 'no_such_sweep'"),
+    (["sweep", "plan", "{tmp}/syntax_error.py"], "syntax_error.py, line 1"),
     (["sweep", "launch", "{file}", "--runs-dir", "{tmp}/runs"], "a_file"),
     (["sweep", "launch", "smoke", "--runs-dir", "{tmp}/runs", "--parallel", "2",
       "--executor", "debug"], "parallel"),
