@@ -197,3 +197,53 @@ def test_ctrl_c_says_what_was_saved_and_resumes_exactly(make_cfg, tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert curve(run_dir) == curve(tmp_path / "reference")
+
+
+SWEEP_FILE = """
+from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from sweeps.spec import GridSweep
+
+
+def sweep():
+    base = RunConfig(
+        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=128, seq_len=32),
+        data=DataConfig(source="text", path={corpus!r}, val_fraction=0.2, val_tokens=1024),
+        optim=OptimConfig(lr=1e-2),
+        batch_size_tokens=256,
+        micro_batch_size=8,
+        eval_interval_tokens=256 * 100,
+        log_interval_steps=5,
+        checkpoint_interval_steps=20,
+        n_threads=1,
+        wandb_mode="disabled",
+    )
+    return GridSweep(
+        name="ctrlc", base=base, widths=(32,), depths=(1,), d_head=16, n_tokens=(256 * 4000,)
+    )
+"""
+
+
+def test_ctrl_c_during_a_sweep_launch_says_how_to_resume(tiny_corpus, tmp_path):
+    definition = tmp_path / "ctrlc.py"
+    definition.write_text(SWEEP_FILE.format(corpus=str(tiny_corpus)))
+    runs_dir = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "scaling.cli", "sweep", "launch", str(definition)]
+    cmd += ["--executor", "local", "--runs-dir", str(runs_dir), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # its own process group, so Ctrl-C reaches the launcher and its workers, as in a terminal
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(runs_dir.glob("ctrlc/*/checkpoint.pt")):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode in (0, 1):
+        pytest.fail("the sweep ended before Ctrl-C; make the run longer")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "resume from their last checkpoint.pt" in err and f"--runs-dir {runs_dir}" in err
+    (checkpoint,) = runs_dir.glob("ctrlc/*/checkpoint.pt")
+    assert rundir.run_state(checkpoint.parent) == "incomplete"
+    assert rundir.load_checkpoint(checkpoint.parent)["step"] > 0
