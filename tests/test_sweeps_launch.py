@@ -143,7 +143,7 @@ def test_launch_while_another_process_holds_a_run_skips_it(tmp_path):
     held_run = runs[0]
     run_dir = tmp_path / "smoke" / held_run.run_name
     cmd = [sys.executable, "-m", "scaling.cli", "sweep", "launch", "smoke", "--executor"]
-    cmd += ["local", "--parallel", "2", "--runs-dir", str(tmp_path), "--no-progress"]
+    cmd += ["debug", "--runs-dir", str(tmp_path), "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with run_lock(run_dir) as held:
         assert held
@@ -156,7 +156,7 @@ def test_launch_while_another_process_holds_a_run_skips_it(tmp_path):
         (outcome,) = _run_local([(held_run, run_dir)], 1, False, tmp_path / "logs")
         assert outcome.status == "running"
         assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]
-    again = launch(spec, tmp_path, executor="local", progress=False)
+    again = launch(spec, tmp_path, executor="debug", progress=False)
     assert again.ok and again.n_submitted == 1
     steps = [row["step"] for row in rundir.read_metrics(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] == held_run.config.n_steps
