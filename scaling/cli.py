@@ -22,6 +22,7 @@ import errno
 import importlib
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from scaling import __version__
@@ -169,11 +170,15 @@ def run_dir_interrupt_note(run_dir: Any, again: str) -> str:
     state = rundir.run_state(run_dir)
     if state in ("complete", "diverged"):
         return f"the run in {run_dir} had already ended ({state}); nothing to resume"
-    ckpt = rundir.load_checkpoint(run_dir)
-    if ckpt is None:
+    path = Path(run_dir) / rundir.CHECKPOINT
+    if not path.exists():
         return f"no checkpoint was saved yet in {run_dir}; rerun to start from step 0: {again}"
+    import torch
+
+    # memory-mapped: only the step is read, even from a checkpoint of many GB
+    step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"]
     return (
-        f"{run_dir}/{rundir.CHECKPOINT} holds step {ckpt['step']} (rows after it are redone); "
+        f"{run_dir}/{rundir.CHECKPOINT} holds step {step} (rows after it are redone); "
         f"resume exactly with the same command: {again}"
     )
 

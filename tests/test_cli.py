@@ -170,7 +170,7 @@ def test_second_train_on_a_locked_run_dir_refuses(make_cfg, tmp_path, capsys):
 
 
 def test_ctrl_c_says_what_was_saved_and_resumes_exactly(make_cfg, tmp_path):
-    cfg = make_cfg(n_tokens=512 * 400, log_interval_steps=1, checkpoint_interval_steps=20)
+    cfg = make_cfg(n_tokens=512 * 400, log_interval_steps=1, checkpoint_interval_steps=100)
     train(cfg, tmp_path / "reference", progress=False)
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(cfg.to_json())
@@ -182,7 +182,7 @@ def test_ctrl_c_says_what_was_saved_and_resumes_exactly(make_cfg, tmp_path):
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         rows = rundir.read_metrics(run_dir)
-        if (run_dir / rundir.CHECKPOINT).exists() and rows and rows[-1]["step"] >= 25:
+        if (run_dir / rundir.CHECKPOINT).exists() and rows and rows[-1]["step"] >= 105:
             proc.send_signal(signal.SIGINT)
             break
         time.sleep(0.005)
