@@ -9,7 +9,6 @@ rate, mean over seeds), and ``load_table`` reads a CSV/JSONL of published runs.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import check_convention
+from analysis.table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
 from scaling.rundir import CONFIG, SUMMARY, read_metrics, run_state
 
 
@@ -320,97 +320,3 @@ def fit_columns(df: pd.DataFrame, n_convention: str, flop_formula: str) -> tuple
                 f"n_convention={n_convention!r}, flop_formula={flop_formula!r}"
             )
     return n_col, c_col
-
-
-# ---------------------------------------------------------------------------------------------
-# Published / exported tables
-# ---------------------------------------------------------------------------------------------
-
-
-def load_table(
-    path: str | Path,
-    n_col: str,
-    loss_col: str,
-    d_col: str | None = None,
-    c_col: str | None = None,
-    budget_col: str | None = None,
-    flop_formula: str = "6nd",
-    n_convention: str = "total",
-    drop_highest_losses: int = 0,
-) -> pd.DataFrame:
-    """Read a CSV or JSONL of runs into the columns the fits use.
-
-    Output columns: ``n_params_<n_convention>``, ``n_tokens`` (D), ``flops`` and ``flops_6nd``
-    (C), ``val/loss`` (the loss column), ``flops_budget`` (from ``budget_col`` or NaN),
-    ``run_name`` (row index), ``status`` ("complete"), ``point_key``.
-
-    D and C: with ``d_col`` only, C = 6 N D; with ``c_col`` only, D = C / (6 N) (needs
-    ``flop_formula="6nd"``: a table has no architectures to count FLOPs from); with both, both
-    are taken as given.
-
-    Args:
-        path: ``.csv`` or ``.jsonl``/``.json`` (one object per line) file.
-        n_col: column holding N; column names in the file.
-        loss_col: column holding the loss (nats/token).
-        d_col: column holding D (tokens).
-        c_col: column holding C (FLOPs).
-        budget_col: column holding IsoFLOP budget labels.
-        flop_formula: how the file's C relates to N and D; only ``"6nd"`` can derive D from C.
-        n_convention: which N the file holds (names the output column).
-        drop_highest_losses: drop this many highest-loss rows (Besiroglu et al. drop 5).
-
-    Raises:
-        FileNotFoundError: missing file.
-        ValueError: a named column is missing (lists the columns), neither D nor C given, or D
-            must be derived from C with ``flop_formula != "6nd"``.
-    """
-    check_convention(n_convention, flop_formula)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"table {path} does not exist")
-    if path.suffix in (".jsonl", ".json"):
-        raw = pd.read_json(path, lines=path.suffix == ".jsonl")
-    else:
-        raw = pd.read_csv(path)
-    for name, col in (
-        ("n_col", n_col),
-        ("loss_col", loss_col),
-        ("d_col", d_col),
-        ("c_col", c_col),
-        ("budget_col", budget_col),
-    ):
-        if col is not None and col not in raw:
-            raise ValueError(
-                f"{name}={col!r} is not a column of {path}; columns: {list(raw.columns)}"
-            )
-    if d_col is None and c_col is None:
-        raise ValueError("give d_col (tokens D) or c_col (FLOPs C); with only C, D = C/(6N)")
-    if drop_highest_losses:
-        raw = raw.sort_values(loss_col).iloc[: len(raw) - drop_highest_losses]
-    N = raw[n_col].astype(float).to_numpy()
-    if d_col is not None:
-        D = raw[d_col].astype(float).to_numpy()
-        C = raw[c_col].astype(float).to_numpy() if c_col is not None else 6.0 * N * D
-    else:
-        if flop_formula != "6nd":
-            raise ValueError(
-                f"flop_formula={flop_formula!r} cannot derive D from C for a table (no "
-                "architecture "
-                "to count FLOPs from); give d_col, or use flop_formula='6nd' (D = C/(6N))"
-            )
-        C = raw[c_col].astype(float).to_numpy()
-        D = C / (6.0 * N)
-    out = pd.DataFrame(
-        {
-            f"n_params_{n_convention}": N,
-            "n_tokens": D,
-            "flops": C,
-            "flops_6nd": 6.0 * N * D,
-            "val/loss": raw[loss_col].astype(float).to_numpy(),
-            "flops_budget": raw[budget_col].astype(float).to_numpy() if budget_col else math.nan,
-        }
-    )
-    out["run_name"] = [f"row{i}" for i in raw.index]
-    out["point_key"] = out["run_name"]
-    out["status"] = "complete"
-    return out
