@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.common import check_convention
 from analysis.table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
-from scaling.rundir import CONFIG, SUMMARY, read_metrics, run_state
+from scaling.rundir import CONFIG, read_metrics, read_summary, run_state
 
 
 class RunsWarning(UserWarning):
@@ -79,6 +79,20 @@ _SUMMARY_KEYS = (
 
 
 def _row_from_dir(run_dir: Path) -> dict[str, Any]:
+    """The run's row; a run whose files cannot be read is ``damaged``, with the reason."""
+    try:
+        return _row_from_files(run_dir)
+    except (ValueError, TypeError, AttributeError) as e:  # AttributeError: JSON of wrong shape
+        problem = str(e) if isinstance(e, ValueError) else f"{run_dir}: unexpected JSON ({e})"
+        return {
+            "run_name": run_dir.name,
+            "run_dir": str(run_dir),
+            "status": "damaged",
+            "problem": problem,
+        }
+
+
+def _row_from_files(run_dir: Path) -> dict[str, Any]:
     cfg_file = _read_json(run_dir / CONFIG) or {}
     cfg = cfg_file.get("config", {})
     model = cfg.get("model", {})
@@ -100,7 +114,7 @@ def _row_from_dir(run_dir: Path) -> dict[str, Any]:
         "flops_budget": cfg.get("flops_budget"),
         "n_tokens_planned": cfg.get("n_tokens"),
     }
-    summary = _read_json(run_dir / SUMMARY)
+    summary = read_summary(run_dir)
     if summary is not None:
         for k in _SUMMARY_KEYS:
             if k in summary and not (k == "flops_budget" and summary[k] is None):
@@ -115,7 +129,7 @@ def _row_from_dir(run_dir: Path) -> dict[str, Any]:
             row["n_params_non_embedding"] = pc.non_embedding
         except (TypeError, ValueError):
             pass
-        metrics = read_metrics(run_dir)
+        metrics = read_metrics(run_dir, problems=[])  # damaged lines: load_curves warns
         row["step"] = metrics[-1].get("step") if metrics else None
     return row
 
@@ -192,9 +206,17 @@ def warn_not_in_plan(df: pd.DataFrame) -> None:
 
 
 def warn_not_complete(df: pd.DataFrame) -> None:
-    """Warn (``RunsWarning``) listing every run whose status is not ``complete``."""
+    """Warn (``RunsWarning``) listing every run whose status is not ``complete``.
+
+    A ``damaged`` run (its files cannot be read) is listed with what is wrong.
+    """
     bad = df[df["status"] != "complete"]
     if len(bad):
+        if "problem" in bad:
+            names = bad["run_name"].where(
+                bad["problem"].isna(), bad["run_name"] + " (" + bad["problem"].astype(str) + ")"
+            )
+            bad = bad.assign(run_name=names)
         groups = {s: sorted(g["run_name"]) for s, g in bad.groupby("status")}
         listing = "; ".join(f"{s} ({len(v)}): {', '.join(v)}" for s, v in groups.items())
         warnings.warn(
@@ -226,14 +248,28 @@ def load_curves(root: str | Path) -> pd.DataFrame:
         "n_params_non_embedding",
         "flops_budget",
     ]
+    problems: list[str] = []
     for _, run in runs.iterrows():
-        rows = read_metrics(run["run_dir"])
+        if run["status"] == "damaged":
+            continue
+        bad: list[str] = []
+        rows = read_metrics(run["run_dir"], problems=bad)
+        if bad:
+            more = f" and {len(bad) - 1} more line(s)" if len(bad) > 1 else ""
+            problems.append(f"{run['run_name']}: {bad[0]}{more}")
         if not rows:
             continue
         f = pd.DataFrame(rows)
         for k in keep:
             f[k] = run[k]
         frames.append(f)
+    if problems:
+        warnings.warn(
+            f"{len(problems)} run(s) have damaged lines in metrics.jsonl; their curves skip "
+            f"them: {'; '.join(problems)}",
+            RunsWarning,
+            stacklevel=2,
+        )
     if not frames:
         return pd.DataFrame(
             columns=["run_name", "step", "tokens", "flops", "train/loss", "val/loss", *keep[1:]]
