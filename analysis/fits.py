@@ -268,7 +268,24 @@ def _frontier_laws(optima: list[dict[str, Any]]) -> dict[str, float]:
         s, il = _linfit(lc, np.log(l_opt))
     else:  # a vertex below zero loss (wild parabola in a resample): no loss law
         s, il = math.nan, math.nan
-    return {"a": a, "b": b, "k_N": math.exp(ia), "k_D": math.exp(ib), "k_L": math.exp(il), "s_L": s}
+    return {"a": a, "b": b, "k_N": _exp(ia), "k_D": _exp(ib), "k_L": _exp(il), "s_L": s}
+
+
+def _exp(x: float) -> float:
+    """``math.exp`` that gives inf instead of OverflowError (extreme optima, wild resamples)."""
+    return math.exp(x) if not x > 709.0 else math.inf
+
+
+def _finite_laws(optima: list[dict[str, Any]], approach: str) -> dict[str, float]:
+    """``_frontier_laws`` of the full data; a law that is not finite is a clear ValueError."""
+    laws = _frontier_laws(optima)
+    bad = {k: laws[k] for k in ("a", "b", "k_N", "k_D") if not math.isfinite(laws[k])}
+    if bad:
+        raise ValueError(
+            f"approach {approach}: the optima give no finite power law ({bad}); the N, D or C "
+            "values span an implausible range: check their units"
+        )
+    return laws
 
 
 def _bootstrap_summary(fit: FrontierFit, draws: list[dict[str, float]]) -> FrontierFit:
@@ -422,7 +439,7 @@ def fit_isoflop(
             )
     fit = FrontierFit(
         approach="isoflop",
-        **_frontier_laws(optima),
+        **_finite_laws(optima, "2 (isoflop)"),
         optima=tuple(optima),
         n_points=len(N),
         n_optima_used=len(used),
@@ -558,7 +575,7 @@ def fit_envelope(
     )
     fit = FrontierFit(
         approach="envelope",
-        **_frontier_laws(optima),
+        **_finite_laws(optima, "1 (envelope)"),
         optima=tuple(optima),
         n_points=len(runs),
         n_optima_used=len(used),

@@ -6,13 +6,15 @@ delete a file it did not write. A report folder therefore carries ``report-files
 list of entries the report wrote. Before a new report is built, exactly those entries are moved
 aside; on success they are deleted, on failure (or Ctrl-C) whatever the new build wrote is
 removed and the old report is put back. A non-empty folder without that list is refused: its
-files cannot be told apart from the user's.
+files cannot be told apart from the user's (except a folder holding nothing but what a report of
+the first release wrote: ``index.html``, ``summary.md``, ``fit_*.json`` and figures).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -41,6 +43,8 @@ def owned_entries(out: Path) -> list[str]:
     entries = set(os.listdir(out))
     if not entries:
         return []
+    if MANIFEST not in entries and _is_legacy_report(entries):
+        return sorted(entries)
     try:
         listed = json.loads((out / MANIFEST).read_text())["files"]
         if not (isinstance(listed, list) and all(isinstance(x, str) for x in listed)):
@@ -54,6 +58,17 @@ def owned_entries(out: Path) -> list[str]:
     # only plain names inside `out` (a hand-edited manifest must not reach outside it)
     owned = [n for n in listed if n in entries and "/" not in n and n not in (".", "..")]
     return owned + [MANIFEST]
+
+
+# what a report written before the manifest existed holds (analysis.report, first release)
+_LEGACY_NAMES = re.compile(r"(fit_[a-z]+\.json|[a-z_]+\.(png|svg)|summary\.md|index\.html)")
+
+
+def _is_legacy_report(entries: set[str]) -> bool:
+    """A folder written by a report from before ``MANIFEST``: its index and nothing else."""
+    return {"index.html", "summary.md"} <= entries and all(
+        _LEGACY_NAMES.fullmatch(n) for n in entries
+    )
 
 
 def _remove(path: Path) -> None:

@@ -177,7 +177,7 @@ def _check_positive(
     bad = ~(np.isfinite(x) & (x > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        kind = "empty" if np.isnan(x[i]) else f"{x[i]!r}"
+        kind = "empty" if np.isnan(x[i]) else repr(float(x[i]))
         more = f" (and {int(bad.sum()) - 1} more row(s))" if bad.sum() > 1 else ""
         raise TableError(
             f"{path}, {unit} {line_of[i]}, column {col!r} ({what}): {kind}{more}; power laws "
@@ -287,7 +287,7 @@ def load_table(
         if bad.any():
             i = int(order[np.argmax(bad)])
             raise TableError(
-                f"{path}, {unit} {line_of[i]}: {name} is {x[np.argmax(bad)]!r} (over- or "
+                f"{path}, {unit} {line_of[i]}: {name} is {float(x[np.argmax(bad)])!r} (over- or "
                 "underflows a float); check the units of N, D and C in that row"
             )
     out = pd.DataFrame(
