@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from analysis.fits import fit_isoflop, fit_kaplan, fit_power_law
+from analysis.fits import fit_envelope, fit_isoflop, fit_kaplan, fit_power_law
 from analysis.parametric import fit_parametric
 from analysis.table import load_table
 
@@ -261,18 +261,29 @@ def _fit_or_clear_error(fit_fn, *args, **kwargs):
 
 
 @FUZZ
-@given(cols=st.one_of(_columns(0, 12), _columns(6, 12, pool_size=3), _isoflop_columns()))
-def test_fuzzed_frontier_and_kaplan_fits(cols):
+@given(
+    cols=st.one_of(_columns(0, 12), _columns(6, 12, pool_size=3), _isoflop_columns()),
+    n_boot=st.sampled_from([0, 0, 4]),
+)
+@example(cols=[[1.1756366747722326e-254, 1.0, 1.0, 1.0, 1.0, 1.0], *[[1.0] * 6] * 3], n_boot=0)
+def test_fuzzed_frontier_and_kaplan_fits(cols, n_boot):
     N, D, C, L = cols
-    fit = _fit_or_clear_error(fit_isoflop, N, D, C, L, **CONV)
+    boot = dict(CONV, n_bootstrap=n_boot)
+    fit = _fit_or_clear_error(fit_isoflop, N, D, C, L, **boot)
     event("isoflop: fit" if fit is not None else "isoflop: error")
     if fit is not None:
         assert fit.n_optima_used >= 2 and math.isfinite(fit.a) and math.isfinite(fit.b)
-    fit = _fit_or_clear_error(fit_kaplan, N, D, C, L, **CONV)
+    fit = _fit_or_clear_error(fit_kaplan, N, D, C, L, **boot)
     event("kaplan: fit" if fit is not None else "kaplan: error")
     if fit is not None:
         assert any(law is not None for law in (fit.L_N, fit.L_D, fit.L_C))
     _fit_or_clear_error(fit_power_law, N, L, "N")
+    # approach 1 on the same rows read as curves: run k holds every third row
+    run_id = [f"run{i % 3}" for i in range(len(N))]
+    fit = _fit_or_clear_error(fit_envelope, run_id, N, D, C, L, n_bins=5, **boot)
+    event("envelope: fit" if fit is not None else "envelope: error")
+    if fit is not None:
+        assert math.isfinite(fit.a) and math.isfinite(fit.b)
 
 
 @settings(FUZZ, max_examples=max(15, _LONG // 20))
