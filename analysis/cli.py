@@ -183,6 +183,9 @@ def _check_fit_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--budget-col only applies to --approach isoflop, not {args.approach}")
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a folder; give the fit file to write, e.g. fit.json")
+    above = next((p for p in Path(args.out).parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UsageError(f"--out {args.out}: {above} is a file, not a folder")
 
 
 def _fit(args: argparse.Namespace) -> int:

@@ -38,6 +38,9 @@ def owned_entries(out: Path) -> list[str]:
     """
     if out.exists() and not out.is_dir():
         raise ReportDirError(f"--out {out} is a file; give a folder for the report")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ReportDirError(f"--out {out}: {above} is a file, not a folder")
     if not out.exists():
         return []
     entries = set(os.listdir(out))

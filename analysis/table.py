@@ -217,7 +217,7 @@ def load_table(
         loss_col: column holding the loss (nats/token).
         d_col: column holding D (tokens).
         c_col: column holding C (FLOPs).
-        budget_col: column holding IsoFLOP budget labels (numbers; empty cells allowed).
+        budget_col: column holding IsoFLOP budget labels (FLOPs, > 0, in every row).
         flop_formula: how the file's C relates to N and D; only ``"6nd"`` can derive D from C.
         n_convention: which N the file holds (names the output column).
         drop_highest_losses: drop this many highest-loss rows (Besiroglu et al. drop 5).
@@ -227,8 +227,8 @@ def load_table(
         TableError (a ValueError): the file cannot be read (see ``read_raw_table``); a named
             column is missing (lists the columns); a cell of N, D, C or the loss is not a
             finite positive number (names file, line and column); neither D nor C given; D
-            must be derived from C with ``flop_formula != "6nd"``; ``drop_highest_losses``
-            negative or dropping every row.
+            must be derived from C, or C from D, with ``flop_formula="counted"``;
+            ``drop_highest_losses`` negative or dropping every row.
     """
     check_convention(n_convention, flop_formula)
     path = Path(path)
@@ -238,6 +238,11 @@ def load_table(
         raise TableError(
             f"flop_formula={flop_formula!r} cannot derive D from C for a table (no architecture "
             "to count FLOPs from); give d_col, or use flop_formula='6nd' (D = C/(6N))"
+        )
+    if c_col is None and flop_formula == "counted":
+        raise TableError(
+            "flop_formula='counted' needs c_col, the table's counted FLOPs; with only D, C is "
+            "6ND: use flop_formula='6nd'"
         )
     if not (isinstance(drop_highest_losses, int) and drop_highest_losses >= 0):
         raise TableError(f"drop_highest_losses must be an integer >= 0, got {drop_highest_losses}")
@@ -260,11 +265,10 @@ def load_table(
     vals = {k: _numbers(raw, c, path, line_of, unit, k) for k, c in cols.items() if c is not None}
     for k, x in vals.items():
         _check_positive(x, cols[k], path, line_of, unit, k)
-    budget = (
-        _numbers(raw, budget_col, path, line_of, unit, "budget")
-        if budget_col
-        else np.full(len(raw), math.nan)
-    )
+    budget = np.full(len(raw), math.nan)
+    if budget_col:  # labels given: every row needs one (else the fit would silently bin by C)
+        budget = _numbers(raw, budget_col, path, line_of, unit, "budget")
+        _check_positive(budget, budget_col, path, line_of, unit, "budget")
     order = np.arange(len(raw))
     if drop_highest_losses:
         if drop_highest_losses >= len(raw):

@@ -145,3 +145,4 @@ def test_report_names_damaged_runs_and_fits_the_rest(damaged_sweep, tmp_path, ca
     assert any(truncated in ln and "summary.json is damaged" in ln for ln in warning_lines)
     assert any(garbled in ln and f"line {bad_line}" in ln for ln in warning_lines)
     assert truncated in (out / "summary.md").read_text()
+    assert "index.html" in json.loads((out / "report-files.json").read_text())["files"]
