@@ -312,3 +312,62 @@ def test_copies_of_one_point_are_refused_by_every_fit():
             fn(*args, **CONV)
     with pytest.raises(ValueError, match="distinct N points, got 1"):
         fit_power_law(N, L, "N")
+
+
+# ---- run directories: fuzzed metrics.jsonl and summary.json --------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    from analysis.synthetic import write_synthetic_sweep
+
+    return write_synthetic_sweep(tmp_path_factory.mktemp("fuzz_runs"), budgets=(1e14,), n_models=3)
+
+
+junk_line = st.one_of(
+    text_cell,
+    st.binary(max_size=12).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["[1]", "3", "null", '"s"', '{"step": ', "{}"]),
+)
+
+
+@FUZZ
+@given(
+    junk=st.lists(st.tuples(st.integers(0, 30), junk_line), min_size=1, max_size=4),
+    summary_cut=st.one_of(st.none(), st.integers(0, 400)),
+    summary_junk=st.one_of(st.none(), junk_line),
+)
+def test_fuzzed_run_directory_files_never_stop_the_others(
+    small_sweep, junk, summary_cut, summary_junk
+):
+    import warnings
+
+    from analysis.load import RunsWarning, load_curves, load_runs
+
+    run = sorted(p for p in small_sweep.iterdir() if p.is_dir())[0]
+    metrics, summary = run / "metrics.jsonl", run / "summary.json"
+    saved = metrics.read_text(), summary.read_text()
+    try:
+        lines = saved[0].splitlines(keepends=True)
+        for at, text in junk:
+            lines.insert(at % (len(lines) + 1), text.replace("\n", " ").replace("\r", " ") + "\n")
+        metrics.write_text("".join(lines), encoding="utf-8", errors="surrogateescape")
+        if summary_junk is not None:
+            summary.write_text(summary_junk, encoding="utf-8", errors="surrogateescape")
+        elif summary_cut is not None:
+            summary.write_text(saved[1][:summary_cut])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RunsWarning)
+            runs = load_runs(small_sweep)
+            curves = load_curves(small_sweep)
+        assert len(runs) == 3  # every run listed
+        others = runs[runs["run_name"] != run.name]
+        assert (others["status"] == "complete").all()
+        assert set(others["run_name"]) <= set(curves["run_name"])
+        me = runs[runs["run_name"] == run.name].iloc[0]
+        event(f"summary: {me['status']}")
+        if me["status"] == "damaged":
+            assert "summary.json" in me["problem"]
+    finally:
+        metrics.write_text(saved[0])
+        summary.write_text(saved[1])
