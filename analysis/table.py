@@ -33,7 +33,7 @@ class TableError(ValueError):
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # -sig: drop the BOM Excel writes
     except UnicodeDecodeError as e:
         raise TableError(
             f"{path} is not UTF-8 text (byte {e.start}); export the table as UTF-8 CSV or JSONL"
@@ -172,12 +172,24 @@ def _numbers(
 
 
 def _check_positive(
-    x: np.ndarray, col: str, path: Path, line_of: list[int], unit: str, what: str
+    x: np.ndarray,
+    raw: pd.DataFrame,
+    col: str,
+    path: Path,
+    line_of: list[int],
+    unit: str,
+    what: str,
 ) -> None:
     bad = ~(np.isfinite(x) & (x > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        kind = "empty" if np.isnan(x[i]) else repr(float(x[i]))
+        cell = raw[col].iloc[i]
+        if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+            kind = "missing"  # JSON: no such key in this object, or null
+        elif isinstance(cell, str) and not cell.strip():
+            kind = "empty"
+        else:
+            kind = repr(float(x[i]))
         more = f" (and {int(bad.sum()) - 1} more row(s))" if bad.sum() > 1 else ""
         raise TableError(
             f"{path}, {unit} {line_of[i]}, column {col!r} ({what}): {kind}{more}; power laws "
@@ -264,11 +276,11 @@ def load_table(
     cols = {"N": n_col, "loss": loss_col, "D": d_col, "C": c_col}
     vals = {k: _numbers(raw, c, path, line_of, unit, k) for k, c in cols.items() if c is not None}
     for k, x in vals.items():
-        _check_positive(x, cols[k], path, line_of, unit, k)
+        _check_positive(x, raw, cols[k], path, line_of, unit, k)
     budget = np.full(len(raw), math.nan)
     if budget_col:  # labels given: every row needs one (else the fit would silently bin by C)
         budget = _numbers(raw, budget_col, path, line_of, unit, "budget")
-        _check_positive(budget, budget_col, path, line_of, unit, "budget")
+        _check_positive(budget, raw, budget_col, path, line_of, unit, "budget")
     order = np.arange(len(raw))
     if drop_highest_losses:
         if drop_highest_losses >= len(raw):

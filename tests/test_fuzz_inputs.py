@@ -265,7 +265,15 @@ def _fit_or_clear_error(fit_fn, *args, **kwargs):
     cols=st.one_of(_columns(0, 12), _columns(6, 12, pool_size=3), _isoflop_columns()),
     n_boot=st.sampled_from([0, 0, 4]),
 )
-@example(cols=[[1.1756366747722326e-254, 1.0, 1.0, 1.0, 1.0, 1.0], *[[1.0] * 6] * 3], n_boot=0)
+@example(  # found by fuzzing: an N of 1e-254 made math.exp overflow inside the approach-2 law
+    cols=[
+        [1.1756366747722326e-254, 7745966.692, 61967733.54, 3061862.178, 24494897.43, 195959179.4],
+        [172132593.2, 21516574.15, 2689571.768, 544331054.0, 68041381.74, 8505172.718],
+        [1e15, 1e15, 1e15, 1e16, 1e16, 1e16],
+        [7.467240235, 7.171548378, 9.105700328, 5.694047387, 5.571681438, 7.018140374],
+    ],
+    n_boot=0,
+)
 def test_fuzzed_frontier_and_kaplan_fits(cols, n_boot):
     N, D, C, L = cols
     boot = dict(CONV, n_bootstrap=n_boot)
