@@ -89,8 +89,8 @@ def run_status(run_dir: str | Path, n_steps: int, queued_job: str | None = None)
     if summary is None and state != "pending":
         problems: list[str] = []
         rows = rundir.read_metrics(run_dir, problems=problems)
-        steps = [r["step"] for r in rows if isinstance(r.get("step"), int)]
-        step = steps[-1] if steps else None
+        steps = [r["step"] for r in rows if isinstance(r.get("step"), (int, float))]
+        step = int(steps[-1]) if steps else None
         if problems:
             more = f" (and {len(problems) - 1} more damaged line(s))" if len(problems) > 1 else ""
             details.append(problems[0] + more)
