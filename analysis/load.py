@@ -36,7 +36,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the run directory is corrupt") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); the run directory is damaged: delete it and "
+            "relaunch the sweep to train it again"
+        ) from None
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:

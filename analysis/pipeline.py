@@ -130,9 +130,12 @@ def run_fit(
     """Run one approach on ``data`` under explicit conventions.
 
     Raises:
-        ValueError: unknown approach, missing curves for ``envelope``, or the fit's own errors.
+        ValueError: unknown approach, negative ``n_bootstrap``, missing curves for
+            ``envelope``, or the fit's own errors.
     """
     check_convention(n_convention, flop_formula)
+    if not (isinstance(n_bootstrap, int) and n_bootstrap >= 0):
+        raise ValueError(f"n_bootstrap must be an integer >= 0 (0 = no CIs), got {n_bootstrap!r}")
     arr = data.arrays(n_convention, flop_formula)
     meta = dict(data.meta)
     finite_c = arr["C"][np.isfinite(arr["C"])]

@@ -112,6 +112,7 @@ def damaged_sweep(tmp_path):
     names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     truncated, garbled = names[0], names[-1]
     _truncate(sweep / truncated / rundir.SUMMARY, 0.3)
+    (sweep / names[1] / rundir.CONFIG).write_text('{"config": {"model": ')  # torn config
     bad_line = _garble_middle(sweep / garbled / rundir.METRICS)
     return sweep, truncated, garbled, bad_line, len(names)
 
@@ -124,7 +125,9 @@ def test_load_runs_and_curves_name_damaged_runs(damaged_sweep):
     row = runs.set_index("run_name").loc[truncated]
     assert row["status"] == "damaged" and "summary.json is damaged" in row["problem"]
     msg = " ".join(str(w.message) for w in record)
-    assert f"damaged (1): {truncated} (" in msg and "summary.json is damaged" in msg
+    assert f"damaged (2): {truncated} (" in msg and "summary.json is damaged" in msg
+    torn = runs[runs["status"] == "damaged"]["problem"]
+    assert any("config.json is not valid JSON" in p and "line 1 column" in p for p in torn)
     pattern = rf"{re.escape(garbled)}: .*line {bad_line} is not a JSON object"
     with pytest.warns(RunsWarning, match=pattern):
         curves = load_curves(sweep)
