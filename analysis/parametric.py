@@ -43,6 +43,7 @@ from analysis.common import (
     add_cis,
     bootstrap_record,
     check_convention,
+    check_distinct,
     check_level,
     cis_from_json,
     estimate_of,
@@ -735,7 +736,8 @@ def fit_parametric(
         ParametricFit.
 
     Raises:
-        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 rows, bad delta.
+        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 distinct (N, D)
+            points, bad delta.
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
@@ -743,6 +745,7 @@ def fit_parametric(
     D = positive_array("D", D, MIN_POINTS, "parametric")
     L = positive_array("L", L, MIN_POINTS, "parametric")
     same_length(N=N, D=D, L=L)
+    check_distinct(MIN_POINTS, "parametric", N=N, D=D)
     if not huber_delta > 0:
         raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
     if n_bootstrap < 0:

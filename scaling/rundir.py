@@ -83,22 +83,44 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """``summary.json`` as a dict, or ``None`` when the run has not ended."""
+    """``summary.json`` as a dict, or ``None`` when the run has not ended.
+
+    Raises:
+        ValueError: the file is damaged (not a JSON object with a ``status``), naming it.
+    """
     path = Path(run_dir) / SUMMARY
     try:
-        return json.loads(path.read_text())
+        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         return None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}); "
+            "delete it and relaunch to rewrite it from the run's checkpoint"
+        ) from None
+    if not isinstance(d, dict) or "status" not in d:
+        raise ValueError(
+            f"{path} is damaged (not a JSON object with a 'status'); delete it and relaunch to "
+            "rewrite it from the run's checkpoint"
+        )
+    return d
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+def read_metrics(run_dir: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of ``metrics.jsonl`` in order; a torn last line (killed writer) is skipped.
+
+    Args:
+        run_dir: the run directory.
+        problems: when given, a damaged line other than the last (not a JSON object) is
+            skipped and described in this list instead of raising (readers that report on
+            many runs, e.g. ``sweep status`` and ``report``, go on with the rest).
 
     Returns:
         A list of row dicts (empty when the file is missing).
 
     Raises:
-        ValueError: a line other than the last is not valid JSON (naming file and line).
+        ValueError: a line other than the last is not a JSON object (naming file and line),
+            unless ``problems`` is given.
     """
     path = Path(run_dir) / METRICS
     try:
@@ -111,11 +133,18 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            if i == len(lines) - 1:  # the last line, with no newline after it: torn write
-                break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+            continue
+        if i == len(lines) - 1:  # the last line, with no newline after it: torn write
+            break
+        msg = f"{path}: line {i + 1} is not a JSON object"
+        if problems is None:
+            raise ValueError(msg)
+        problems.append(msg + " (skipped)")
     return rows
 
 
@@ -124,6 +153,9 @@ def run_state(run_dir: str | Path) -> str:
 
     ``"complete"``/``"diverged"``: ``summary.json`` says so. ``"failed"``: ``error.txt`` and no
     summary. ``"incomplete"``: ``config.json`` and no summary. ``"pending"``: none of these.
+
+    Raises:
+        ValueError: ``summary.json`` is damaged (see ``read_summary``).
     """
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)

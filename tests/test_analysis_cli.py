@@ -171,7 +171,8 @@ def test_queries_are_consistent():
 def test_report_on_synthetic_runs(sweep, tmp_path):
     from analysis.report import make_report
 
-    rep = make_report(sweep, tmp_path / "rep", n_bootstrap=30, workers=1)
+    # the synthetic law is written in N_total (the default convention is non_embedding)
+    rep = make_report(sweep, tmp_path / "rep", n_bootstrap=30, workers=1, n_convention="total")
     names = {p.name for p in rep.files}
     for stem in ("isoflop", "n_opt", "d_opt", "loss_curves", "parametric_contours", "residuals"):
         assert f"{stem}.png" in names and f"{stem}.svg" in names
