@@ -92,11 +92,11 @@ BAD_INPUTS = [
       "--slurm-arg", "constraint"], "--slurm-arg must be KEY=VALUE"),
     # analysis: a fit file of the wrong shape, a folder for a file (the catch-all covers them)
     (["optimal", "--fit", "{tmp}/wrong_fit.json", "--flops", "1e20"], "fit approach"),
-    (["optimal", "--fit", "{dir}", "--flops", "1e20"], "Is a directory"),
+    (["optimal", "--fit", "{dir}", "--flops", "1e20"], "is a folder; give a file"),
     (["optimal", "--fit", "{tmp}/missing.json", "--flops", "1e20"], "missing.json"),
     (["fit", "--csv", "{dir}", "--n-col", "N", "--loss-col", "L", "--c-col", "C",
       "--approach", "parametric",
-      "--out", "{tmp}/fit.json"], "Is a directory"),
+      "--out", "{tmp}/fit.json"], "is a folder; give a file"),
     (["fit", "--runs-dir", "{file}", "--approach", "parametric", "--out", "{tmp}/fit.json"],
      "a_file"),
 ]  # fmt: skip
