@@ -271,6 +271,17 @@ def _trunk_checkpoint(run: PlannedRun, run_dir: Path) -> Path:
     return rundir.step_checkpoint_path(run_dir.parent / b.run_name, b.step)
 
 
+def can_start(run: PlannedRun, run_dir: Path) -> bool:
+    """Whether a run can start now.
+
+    True for a run that is not a branch, and for a branch that has its own ``checkpoint.pt``
+    (it resumes) or whose trunk checkpoint exists (written atomically: existing means whole).
+    """
+    if run.config.branch_from is None or (run_dir / rundir.CHECKPOINT).exists():
+        return True
+    return _trunk_checkpoint(run, run_dir).exists()
+
+
 def check_trunk_checkpoints(runs: list[PlannedRun], sweep_dir: Path) -> None:
     """Refuse to launch when a finished trunk lacks a checkpoint an unfinished branch needs.
 
@@ -284,8 +295,11 @@ def check_trunk_checkpoints(runs: list[PlannedRun], sweep_dir: Path) -> None:
     bad = []
     for run in runs:
         b = run.config.branch_from
-        if b is None or rundir.read_summary(sweep_dir / run.run_name) is not None:
+        branch_dir = sweep_dir / run.run_name
+        if b is None or rundir.read_summary(branch_dir) is not None:
             continue
+        if (branch_dir / rundir.CHECKPOINT).exists():
+            continue  # started: it resumes from its own checkpoint
         trunk_summary = rundir.read_summary(sweep_dir / b.run_name)
         if trunk_summary is None or trunk_summary.get("status") != "complete":
             continue  # not trained yet (or diverged: reported per branch)
@@ -318,11 +332,10 @@ def next_ready(
 ) -> tuple[int, tuple[PlannedRun, Path]] | None:
     """Pop and return the first pending run that can start now, or ``None``.
 
-    A branch can start when its trunk checkpoint exists (written atomically: existing means
-    whole); any other run can start at once.
+    See ``can_start``.
     """
     for k, (_, (run, run_dir)) in enumerate(pending):
-        if run.config.branch_from is None or _trunk_checkpoint(run, run_dir).exists():
+        if can_start(run, run_dir):
             return pending.pop(k)
     return None
 
@@ -342,7 +355,7 @@ def blocked_branches(
     for k in range(len(pending) - 1, -1, -1):
         i, (run, run_dir) = pending[k]
         b = run.config.branch_from
-        if b is None or b.run_name in waiting or _trunk_checkpoint(run, run_dir).exists():
+        if b is None or b.run_name in waiting or can_start(run, run_dir):
             continue
         trunk_dir = run_dir.parent / b.run_name
         if lock_held(trunk_dir):
