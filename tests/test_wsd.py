@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_sweeps_launch import curve
 
@@ -304,6 +305,14 @@ def test_branched_sweep_debug_local_kill9_relaunch(tmp_path, tiny_corpus):
             assert (sweep_dir / r.run_name / "config.json").stat().st_mtime >= kept.stat().st_mtime
     again = launch(spec, tmp_path / "local", executor="local", progress=False)
     assert again.n_submitted == 0
+    # analysis: the branches are the points, each its own trunk's cluster; trunks are not points
+    from analysis.load import load_runs, select_points
+
+    table = load_runs(tmp_path / "local")
+    points, _ = select_points(table)
+    assert sorted(points["run_name"]) == sorted(r.run_name for r in runs if r.role == "branch")
+    assert set(points["cluster"]) == {trunk.run_name}
+    assert (points["flops"] > points["flops_marginal"]).all()
     # a deleted kept checkpoint: the launch refuses before any compute, status says blocked
     last = max(runs, key=lambda r: r.config.n_steps)
     kept = rundir.step_checkpoint_path(trunk_dir, last.config.branch_from.step)
@@ -316,3 +325,35 @@ def test_branched_sweep_debug_local_kill9_relaunch(tmp_path, tiny_corpus):
     assert not (sweep_dir / last.run_name).exists()
     states = {s.run_name: s for s in sweep_status(spec, tmp_path / "local")}
     assert states[last.run_name].state == "blocked" and "missing" in states[last.run_name].detail
+
+
+def test_cluster_bootstrap_resamples_trunks_not_rows():
+    from analysis.parametric import fit_parametric, resample_counts
+
+    labels = np.array(["t0"] * 4 + ["t1"] * 4 + ["t2"] * 4)
+    counts = resample_counts(12, 200, seed=1, clusters=labels)
+    for c in counts:  # every row of a cluster enters equally often; 3 clusters drawn in all
+        per = [set(c[labels == t]) for t in ("t0", "t1", "t2")]
+        assert all(len(p) == 1 for p in per) and sum(p.pop() for p in per) == 3
+    assert (counts.sum(axis=1) == 12).all() and (counts == 0).any()
+    distinct = np.array([f"r{i}" for i in range(12)])  # one run per cluster: the row bootstrap
+    assert np.array_equal(resample_counts(12, 50, 3, distinct), resample_counts(12, 50, 3))
+    # branches of one trunk share its noise: L = law(N, D) * exp(trunk offset + small row noise).
+    # Resampling rows treats 24 points as independent and gives too narrow a CI; resampling the
+    # 6 trunks does not
+    rng = np.random.default_rng(0)
+    sizes = np.geomspace(2e5, 2e7, 6)
+    N = np.repeat(sizes, 4)
+    D = np.tile(np.geomspace(2e6, 1.6e7, 4), 6) * N / 1e6
+    trunk = np.repeat(np.arange(6), 4)
+    law = 1.7 + 400 / N**0.34 + 410 / D**0.28
+    L = law * np.exp(rng.normal(0, 0.02, 6)[trunk] + rng.normal(0, 0.002, 24))
+    common = dict(n_convention="total", flop_formula="6nd", n_bootstrap=40, seed=0, workers=1)
+    rows = fit_parametric(N, D, L, **common)
+    clustered = fit_parametric(N, D, L, clusters=trunk.astype(str), **common)
+    assert clustered.meta["bootstrap_clusters"] == 6 and "6 clusters" in clustered.report()
+    assert (clustered.alpha, clustered.beta) == (rows.alpha, rows.beta)  # same point estimate
+    width = {k: f.ci["alpha"][1] - f.ci["alpha"][0] for k, f in (("r", rows), ("c", clustered))}
+    assert width["c"] > 1.5 * width["r"], width
+    with pytest.raises(ValueError, match="clusters must have one label per row"):
+        fit_parametric(N, D, L, clusters=["a"], **common)
