@@ -293,3 +293,5 @@ def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, ti
         assert steps == sorted(set(steps)) and steps[-1] == r.config.n_steps
         assert got == curve(tmp_path / "ref" / "wsd_slurm" / r.run_name)
         assert rundir.run_state(tmp_path / "slurm" / "wsd_slurm" / r.run_name) == "complete"
+    third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
+    assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm
