@@ -357,3 +357,36 @@ def test_cluster_bootstrap_resamples_trunks_not_rows():
     assert width["c"] > 1.5 * width["r"], width
     with pytest.raises(ValueError, match="clusters must have one label per row"):
         fit_parametric(N, D, L, clusters=["a"], **common)
+
+
+def test_local_order_starts_trunks_first_and_branches_when_their_checkpoint_exists(
+    tmp_path, tiny_corpus
+):
+    from sweeps.launch import blocked_branches, can_start, local_order, next_ready
+
+    spec = wsd_spec(tiny_corpus)
+    sweep_dir = tmp_path / "wsd"
+    todo = [(r, sweep_dir / r.run_name) for r in plan(spec)]
+    (trunk,) = [r for r in plan(spec) if r.role == "trunk"]
+    pending = local_order(todo)
+    assert todo[pending[0][0]][0].role == "trunk"
+    # the trunk starts; no branch can start before its checkpoint exists (the core waits)
+    assert next_ready(pending)[1][0] == trunk and next_ready(pending) is None
+    assert len(pending) == 3 and blocked_branches(todo, pending, {0: None}) == []
+    # the branch point of the shortest branch appears: exactly that branch becomes ready
+    trunk_dir = sweep_dir / trunk.run_name
+    trunk_dir.mkdir(parents=True)
+    rundir.step_checkpoint_path(trunk_dir, 48).write_bytes(b"whole, written atomically")
+    _, (run, run_dir) = next_ready(pending)
+    assert run.config.branch_from.step == 48 and next_ready(pending) is None
+    # the trunk ended (here: failed) without the other two checkpoints: those branches are
+    # blocked, reported, and not started
+    rundir.write_error(trunk_dir, "Traceback ...\nRuntimeError: boom\n")
+    blocked = blocked_branches(todo, pending, {})
+    assert len(blocked) == 2 and pending == []
+    assert all("without checkpoint-step" in reason for _, reason in blocked)
+    # a branch that already has its own checkpoint resumes whatever its trunk's state
+    (run_dir / rundir.CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / rundir.CHECKPOINT).write_bytes(b"x")
+    (rundir.step_checkpoint_path(trunk_dir, 48)).unlink()
+    assert can_start(run, run_dir)
