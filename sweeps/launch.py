@@ -495,7 +495,9 @@ def _run_slurm(
     # fails must not leave its branches pending forever (DependencyNeverSatisfied); they start,
     # find the trunk checkpoint missing and fail with error.txt naming it, and the next launch
     # retries them after the trunk. A preempted trunk is requeued (PENDING again), so the array
-    # is not finished and the branches keep waiting. The cost: branches wait for the slowest
+    # is not finished and the branches keep waiting (checked on the local Slurm 22.05: after
+    # `scontrol requeue` of an array task the dependent job stays "afterany:<id>_*
+    # (unfulfilled)" until the requeued task completes). The cost: branches wait for the slowest
     # trunk of the launch, not just their own.
     order = {id(item): k for k, item in enumerate(todo)}
     first = [item for item in todo if item[0].config.branch_from is None]
