@@ -7,6 +7,15 @@ rows while training, ``checkpoint.pt`` every ``checkpoint_interval_steps`` and a
 batches are a pure function of ``(seed, step)``), and the finished curve equals an uninterrupted
 run's on CPU. A finished directory is returned as is, with no training work.
 
+WSD trunks and branches (Hägele et al. 2024; ``sweeps.branching``): a run with
+``keep_checkpoint_steps`` also writes ``checkpoint-step<N>.pt`` after each of those steps (once;
+a resumed trunk does not overwrite a whole one). A run with ``branch_from`` starts from its
+parent's (the sibling run directory's) kept checkpoint after checking that the parent has its
+shape, data, seed, batch, optimizer and learning rate up to that step
+(``scaling.config.parent_mismatches``), records the parent and the checkpoint's sha256 in
+``config.json``, and trains steps ``step + 1 .. n_steps`` under its own schedule; its rows,
+steps, tokens and FLOPs count from the parent's start, its clock from its own.
+
 ``metrics.jsonl`` rows come every ``log_interval_steps``, at every evaluation (each
 ``eval_interval_tokens`` and the last step); ``train/loss`` in a row is the mean training loss
 over the steps since the previous row, ``lr`` the rate used at that step, ``grad_norm`` its
@@ -283,7 +292,10 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
             multiple of ``WORLD_SIZE``.
         DataError: the corpus cannot feed this config (raised before anything is written), or
             it changed since the run started.
-        CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept).
+        CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept); a branch's parent
+            checkpoint is missing, damaged, or changed since the branch started.
+        ConfigError: (a branch) the parent run is missing or differs in shape, data, seed,
+            batch, optimizer or learning rate before the branch point.
     """
     run_dir = Path(run_dir)
     run_name = run_dir.name
