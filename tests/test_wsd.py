@@ -213,12 +213,11 @@ def test_every_sweep_family_expands_into_trunks_and_branches(capsys):
     )  # fmt: skip
     assert [r.role for r in plan(ladder)] == ["trunk", "branch", "branch"]
     # the CLI lists trunks and branches and both totals
-    definition = Path(__file__).parent / "_wsd_smoke_def.py"
-    assert main(["sweep", "plan", str(definition), "--no-measure", "--json"]) == 0
+    assert main(["sweep", "plan", "smoke_wsd", "--no-measure", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {r["role"] for r in out["runs"]} == {"trunk", "branch"}
     assert out["totals"]["flops_total"] < out["totals"]["flops_from_scratch"]
-    assert main(["sweep", "plan", str(definition), "--no-measure"]) == 0
+    assert main(["sweep", "plan", "smoke_wsd", "--no-measure"]) == 0
     text = capsys.readouterr().out
     assert "trunk-" in text and "flops_from_scratch=" in text
 
