@@ -497,8 +497,10 @@ def _run_slurm(
     # retries them after the trunk. A preempted trunk is requeued (PENDING again), so the array
     # is not finished and the branches keep waiting (checked on the local Slurm 22.05: after
     # `scontrol requeue` of an array task the dependent job stays "afterany:<id>_*
-    # (unfulfilled)" until the requeued task completes). The cost: branches wait for the slowest
-    # trunk of the launch, not just their own.
+    # (unfulfilled)" until the requeued task completes). A trunk training outside Slurm (its
+    # lock held by another process) is not waited for: its branches fail if they start before
+    # its checkpoint exists, and the next launch retries them. The cost: branches wait for the
+    # slowest trunk of the launch, not just their own.
     order = {id(item): k for k, item in enumerate(todo)}
     first = [item for item in todo if item[0].config.branch_from is None]
     second = [item for item in todo if item[0].config.branch_from is not None]
