@@ -73,6 +73,7 @@ _SUMMARY_KEYS = (
     "flops_6nd",
     "flops_6nd_non_embedding",
     "flops_kaplan",
+    "flops_marginal",
     "flops_budget",
     "tokens_per_param",
     "wall_time_s",
@@ -117,6 +118,12 @@ def _row_from_files(run_dir: Path) -> dict[str, Any]:
         "flops_budget": cfg.get("flops_budget"),
         "n_tokens_planned": cfg.get("n_tokens"),
     }
+    # WSD lineage (sweeps.branching): branches of one trunk form one bootstrap cluster
+    parent = cfg.get("branch_from") or {}
+    row["role"] = "branch" if parent else "trunk" if cfg.get("keep_checkpoint_steps") else "run"
+    row["parent_run"] = parent.get("run_name")
+    row["parent_step"] = parent.get("step")
+    row["cluster"] = parent.get("run_name") or row["run_name"]
     summary = read_summary(run_dir)
     if summary is not None:
         for k in _SUMMARY_KEYS:
@@ -140,7 +147,9 @@ def _row_from_files(run_dir: Path) -> dict[str, Any]:
 def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
     """One row per run directory under ``root`` (recursively).
 
-    Columns: ``run_name, run_dir, status`` (complete | diverged | incomplete | failed), shape
+    Columns: ``run_name, run_dir, status`` (complete | diverged | incomplete | failed), ``role``
+    (``run``, or ``trunk`` / ``branch`` of a WSD sweep), ``parent_run``, ``parent_step``,
+    ``cluster`` (a branch's trunk, else the run itself: the bootstrap's resampling unit), shape
     (``n_layers, d_model, n_heads, d_mlp, vocab_size, seq_len``), ``lr, seed, point_key,
     sweep_name, flops_budget``, and from ``summary.json``: ``n_params_total,
     n_params_non_embedding, n_tokens, flops, flops_6nd, flops_6nd_non_embedding, flops_kaplan,
@@ -244,6 +253,8 @@ def load_curves(root: str | Path) -> pd.DataFrame:
     keep = [
         "run_name",
         "status",
+        "role",
+        "parent_run",
         "point_key",
         "lr",
         "seed",
@@ -289,8 +300,9 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
     """Pick one row per point (``point_key``; the run name when absent) for fitting.
 
     Only complete runs with a finite ``loss_col`` are used (others are warned about by
-    ``load_runs``). Within a point, runs are grouped by learning rate; the loss of an LR is the
-    mean over its seeds; the LR with the lowest mean wins. The returned row is the winning LR's
+    ``load_runs``); WSD trunks are not points (their branches are). Within a point, runs are
+    grouped by learning rate; the loss of an LR is the mean over its seeds; the LR with the
+    lowest mean wins. The returned row is the winning LR's
     first seed with ``loss_col`` replaced by the seed mean. Extra columns: ``n_seeds``,
     ``n_lrs``, ``lr_at_edge`` (True when the best LR is the smallest or largest of >= 2 LRs: the
     LR grid may be too narrow for that point).
@@ -306,6 +318,8 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
             f"loss column {loss_col!r} not in the runs table; columns: {list(runs.columns)}"
         )
     ok = runs[(runs["status"] == "complete") & np.isfinite(runs[loss_col].astype(float))].copy()
+    if "role" in ok:  # a WSD trunk never decays its LR: its branches are the points
+        ok = ok[ok["role"] != "trunk"]
     if ok.empty:
         raise ValueError(f"no complete run with a finite {loss_col!r} to fit")
     ok["_point"] = ok["point_key"].where(ok["point_key"].notna(), ok["run_name"])

@@ -381,6 +381,24 @@ def bootstrap_starts(
     return np.asarray(starts + others)
 
 
+def resample_counts(n: int, n_bootstrap: int, seed: int, clusters: Any = None) -> np.ndarray:
+    """Per-row multiplicities of ``n_bootstrap`` resamples, shape ``(n_bootstrap, n)``.
+
+    Rows (``clusters`` None or all distinct): n draws with replacement from n rows. Clusters:
+    k draws with replacement from the k distinct labels; a row counts as often as its cluster
+    was drawn. Seeded with ``numpy.random.default_rng(seed)``.
+    """
+    rng = np.random.default_rng(seed)
+    if clusters is not None:
+        labels, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+        if len(labels) < n:
+            k = len(labels)
+            drawn = [np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n_bootstrap)]
+            return np.stack(drawn)[:, inverse].astype(float)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
+    return counts.astype(float)
+
+
 def bootstrap(
     logN: np.ndarray,
     logD: np.ndarray,
@@ -392,8 +410,15 @@ def bootstrap(
     seed: int,
     workers: int | None = None,
     polish: bool = False,
+    clusters: Any = None,
 ) -> np.ndarray:
     """Nonparametric bootstrap over rows: ``n_bootstrap`` refits on resampled rows.
+
+    With ``clusters`` (one label per row, e.g. the WSD trunk a branch started from) whole
+    clusters are resampled instead: k clusters are drawn with replacement from the k present
+    and every row of a drawn cluster enters with that cluster's multiplicity (the cluster
+    bootstrap, Davison & Hinkley 1997, Sec. 3.8), because branches of one trunk share its
+    noise and are not independent. Labels that are all distinct give the row bootstrap.
 
     Resample i draws n rows with replacement (``numpy.random.default_rng(seed)``, drawn up front
     so results do not depend on ``workers``), expressed as per-row multiplicities. Each refit
@@ -406,10 +431,7 @@ def bootstrap(
     Returns:
         (n_bootstrap, 6) array: columns (a, b, e, alpha, beta, objective).
     """
-    n = len(logN)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
-    counts = counts.astype(float)
+    counts = resample_counts(len(logN), n_bootstrap, seed, clusters)
     starts = bootstrap_starts(theta_hat, refined, logN, logD)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     # chunks of <= 100 resamples keep the batched arrays small (100 x 5 starts x n rows)
@@ -631,8 +653,13 @@ class ParametricFit:
             lines.append(f"  {name:>5} = {self.estimate(name)}")
         if self.n_bootstrap:
             lines.append(
-                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over rows, "
-                f"{self.n_bootstrap} resamples, seed {self.seed}"
+                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over "
+                + (
+                    f"{self.meta['bootstrap_clusters']} clusters (WSD trunks), "
+                    if self.meta.get("bootstrap_clusters")
+                    else "rows, "
+                )
+                + f"{self.n_bootstrap} resamples, seed {self.seed}"
             )
         if self.best_starts:
             objs = ", ".join(f"{s['objective']:.6e}" for s in self.best_starts[:5])
@@ -714,6 +741,7 @@ def fit_parametric(
     workers: int | None = None,
     selection: str = "",
     meta: dict[str, Any] | None = None,
+    clusters: Any = None,
 ) -> ParametricFit:
     """Fit L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla approach 3, Besiroglu et al. 2024).
 
@@ -731,6 +759,9 @@ def fit_parametric(
         workers: bootstrap processes (default min(2, cpu count)).
         selection: note on how rows were selected.
         meta: provenance stored with the result.
+        clusters: optional label per row (n,); the bootstrap then resamples clusters, not rows
+            (WSD branches of one trunk share a cluster; see ``bootstrap``). Recorded in
+            ``meta["bootstrap_clusters"]`` (number of clusters) when they group rows.
 
     Returns:
         ParametricFit.
@@ -751,6 +782,16 @@ def fit_parametric(
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
     logN, logD, logL = np.log(N), np.log(D), np.log(L)
+    meta = dict(meta or {})
+    if clusters is not None:
+        clusters = np.asarray(clusters, dtype=str)
+        if clusters.shape != N.shape:
+            raise ValueError(
+                f"clusters must have one label per row ({len(N)}), got {clusters.shape}"
+            )
+        n_clusters = len(np.unique(clusters))
+        if n_clusters < len(N):
+            meta["bootstrap_clusters"] = n_clusters
     res = minimise(logN, logD, logL, huber_delta, method=method)
     a, b, e, alpha, beta = res["theta"]
     best = []
@@ -786,7 +827,7 @@ def fit_parametric(
         n_bootstrap=n_bootstrap,
         ci_level=ci_level,
         selection=selection,
-        meta=dict(meta or {}),
+        meta=meta,
     )
     if n_bootstrap == 0:
         return fit
@@ -800,6 +841,7 @@ def fit_parametric(
         n_bootstrap,
         seed,
         workers,
+        clusters=clusters,
     )
     return _with_samples(fit, bs)
 

@@ -51,6 +51,7 @@ class FitData:
             "C": p[c_col].to_numpy(float),
             "L": p[self.loss_col].to_numpy(float),
             "budget": p["flops_budget"].to_numpy(float) if "flops_budget" in p else None,
+            "cluster": p["cluster"].astype(str).to_numpy() if "cluster" in p else None,
         }
 
 
@@ -101,8 +102,11 @@ def data_from_runs(
     curves = None
     if with_curves:
         curves = load_curves(runs_dir)
-        if len(curves):
-            curves = curves[curves["run_name"].isin(set(points["run_name"]))]
+        if len(curves):  # the selected runs, and the WSD trunks their branches start from
+            keep = set(points["run_name"])
+            if "parent_run" in points:
+                keep |= set(points["parent_run"].dropna())
+            curves = curves[curves["run_name"].isin(keep)]
     return FitData(points, curves, loss_col, note, meta)
 
 
@@ -157,7 +161,13 @@ def run_fit(
 
             common["meta"]["flop_ratio"] = fit_flop_ratio(arr["N"], arr["D"], arr["C"])
         return fits.fit_parametric(
-            arr["N"], arr["D"], arr["L"], huber_delta=huber_delta, workers=workers, **common
+            arr["N"],
+            arr["D"],
+            arr["L"],
+            huber_delta=huber_delta,
+            workers=workers,
+            clusters=arr["cluster"],
+            **common,
         )
     if approach == "isoflop":
         budget = arr["budget"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,88 @@ class OptimConfig:
             )
 
 
+@dataclass(frozen=True)
+class BranchFrom:
+    """Where a branch run starts: its parent (trunk) run and the parent's optimizer step.
+
+    A branch (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+    Training Durations", Sec. 3: a warmup-stable-decay trunk with cooldowns branched off it)
+    loads ``checkpoint-step<step>.pt`` from the parent's run directory, which is the sibling
+    folder ``<run_dir>/../<run_name>`` (both runs belong to one sweep directory), and trains on
+    from step ``step + 1`` to its own ``n_steps``; its steps and tokens count from the parent's
+    start.
+
+    Attributes:
+        run_name: the parent run's name (its run directory's name).
+        step: the parent's optimizer step to start from (``>= 1``).
+    """
+
+    run_name: str
+    step: int
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.run_name, str) and bool(self.run_name) and "/" not in self.run_name,
+            f"BranchFrom.run_name must be a run name (no '/'), got {self.run_name!r}",
+        )
+        _positive_int(self, "step")
+
+
+# what a branch must share with its parent: everything that shapes the trunk's trajectory up to
+# the branch point except the schedule's length (the LR at those steps is checked separately)
+_LINEAGE_FIELDS = ("model", "data", "seed", "batch_size_tokens")
+_LINEAGE_OPTIM = ("optimizer", "lr", "betas", "eps", "weight_decay", "momentum", "grad_clip")
+
+
+def parent_mismatches(branch: RunConfig, parent: RunConfig) -> list[str]:
+    """Why ``parent`` cannot be the parent of ``branch`` (empty when it can).
+
+    The parent must have the branch's shape, data, seed, batch size and optimizer settings,
+    reach ``branch.branch_from.step``, keep a checkpoint there (``keep_checkpoint_steps``) and
+    have used the same learning rate as the branch's own schedule at the steps before it
+    (checked at the end of warmup, the first stable step and the last step before the branch).
+    """
+    from scaling.optim import lr_at, warmup_steps
+
+    assert branch.branch_from is not None
+    step = branch.branch_from.step
+    out = []
+    for name in _LINEAGE_FIELDS:
+        a, b = getattr(parent, name), getattr(branch, name)
+        if a != b:
+            if dataclasses.is_dataclass(a):
+                a, b = _compact_dict(a), _compact_dict(b)
+            out.append(f"{name} differs (parent {a!r}, branch {b!r})")
+    for name in _LINEAGE_OPTIM:
+        a, b = getattr(parent.optim, name), getattr(branch.optim, name)
+        if a != b:
+            out.append(f"optim.{name} differs (parent {a!r}, branch {b!r})")
+    if step > parent.n_steps:
+        out.append(f"step {step} is beyond the parent's {parent.n_steps} steps")
+    elif step not in parent.keep_checkpoint_steps:
+        out.append(
+            f"the parent keeps no checkpoint at step {step} "
+            f"(keep_checkpoint_steps={list(parent.keep_checkpoint_steps)})"
+        )
+    if not out:
+        w_parent, w_branch = (
+            warmup_steps(parent.n_steps, parent.optim),
+            warmup_steps(branch.n_steps, branch.optim),
+        )
+        if w_parent != w_branch:
+            out.append(f"warmup differs (parent {w_parent} steps, branch {w_branch} steps)")
+        else:
+            for k in sorted({max(0, w_branch - 1), min(w_branch, step - 1), step - 1}):
+                a, b = (
+                    lr_at(k, parent.n_steps, parent.optim),
+                    lr_at(k, branch.n_steps, branch.optim),
+                )
+                if not math.isclose(a, b, rel_tol=1e-12):
+                    out.append(f"learning rate at step {k} differs (parent {a:g}, branch {b:g})")
+                    break
+    return out
+
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 WandbMode = Literal["offline", "online", "disabled"]
@@ -271,6 +354,10 @@ class RunConfig:
         sweep_name: sweep this run belongs to (its wandb group), or ``None``.
         flops_budget: the IsoFLOP budget label C in FLOPs, or ``None`` outside IsoFLOP sweeps.
         point_key: runs that are LR or seed variants of one (shape, budget) point share it.
+        keep_checkpoint_steps: steps after which a copy of the checkpoint is kept as
+            ``checkpoint-step<N>.pt`` (a WSD trunk's branch points; ``scaling.rundir``).
+        branch_from: start from another run's kept checkpoint (a WSD branch); ``None`` trains
+            from initialisation.
     """
 
     model: ModelConfig
@@ -292,8 +379,15 @@ class RunConfig:
     sweep_name: str | None = None
     flops_budget: float | None = None
     point_key: str | None = None
+    keep_checkpoint_steps: tuple[int, ...] = field(default=(), metadata=OMIT_IF_DEFAULT)
+    branch_from: BranchFrom | None = field(default=None, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "keep_checkpoint_steps", tuple(self.keep_checkpoint_steps))
+        if isinstance(self.branch_from, dict):
+            object.__setattr__(
+                self, "branch_from", _build(BranchFrom, self.branch_from, "branch_from.")
+            )
         _require(isinstance(self.model, ModelConfig), "RunConfig.model must be a ModelConfig")
         _require(isinstance(self.data, DataConfig), "RunConfig.data must be a DataConfig")
         _require(isinstance(self.optim, OptimConfig), "RunConfig.optim must be an OptimConfig")
@@ -335,6 +429,24 @@ class RunConfig:
             _require(
                 self.flops_budget > 0,
                 f"RunConfig.flops_budget must be > 0, got {self.flops_budget}",
+            )
+        keep = self.keep_checkpoint_steps
+        _require(
+            all(isinstance(k, int) and not isinstance(k, bool) for k in keep)
+            and list(keep) == sorted(set(keep))
+            and all(1 <= k <= self.n_steps for k in keep),
+            f"RunConfig.keep_checkpoint_steps must be increasing steps in [1, n_steps="
+            f"{self.n_steps}], got {list(keep)}",
+        )
+        if self.branch_from is not None:
+            _require(
+                isinstance(self.branch_from, BranchFrom),
+                "RunConfig.branch_from must be a BranchFrom(run_name, step)",
+            )
+            _require(
+                self.branch_from.step < self.n_steps,
+                f"RunConfig.branch_from.step={self.branch_from.step} must be below the branch's "
+                f"own n_steps={self.n_steps}; branch earlier or train the branch longer",
             )
 
     # -- derived quantities -------------------------------------------------------------------

@@ -10,6 +10,10 @@
   ``flops``, ``train/loss``, ``lr``, ``grad_norm``, ``tokens_per_sec``, ``elapsed_s``; evaluation
   rows add ``val/loss``, ``val/bpb``). Readers tolerate a torn last line;
 - ``checkpoint.pt``: the latest checkpoint, written atomically (tmp file + ``os.replace``);
+- ``checkpoint-step<N>.pt``: a WSD trunk's kept checkpoints, one per branch point (steps in
+  ``RunConfig.keep_checkpoint_steps``), written atomically the same way and never overwritten
+  by a later step; branches start from them (``RunConfig.branch_from``). A branch's
+  ``config.json`` adds ``"parent": {"run_name", "step", "checkpoint", "checkpoint_sha256"}``;
 - ``summary.json``: written last, atomically; its presence means the run ended
   (``status`` ``"complete"`` or ``"diverged"``);
 - ``error.txt``: the traceback of a run that raised (written by the executor wrapper), removed
@@ -35,6 +39,7 @@ from scaling.config import ConfigError, RunConfig
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+STEP_CHECKPOINT = "checkpoint-step{step}.pt"  # a trunk's kept checkpoint after step N
 SUMMARY = "summary.json"
 ERROR = "error.txt"
 
@@ -42,7 +47,47 @@ RUN_STATES = ("pending", "incomplete", "complete", "diverged", "failed")
 
 
 class CheckpointError(ValueError):
-    """``checkpoint.pt`` cannot be loaded; the message names the file (which is kept)."""
+    """A checkpoint cannot be loaded; the message names the file (which is kept)."""
+
+
+def step_checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """``run_dir/checkpoint-step<step>.pt``: the checkpoint a trunk keeps for a branch point."""
+    return Path(run_dir) / STEP_CHECKPOINT.format(step=step)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why a checkpoint file cannot be used, checked without torch; ``None`` when it looks whole.
+
+    ``torch.save`` writes a zip archive: the file must exist, start with a zip local-file header
+    ("PK" 3 4) and end with an end-of-central-directory record ("PK" 5 6 in its
+    last 64 KiB), so a missing, empty or truncated file is caught cheaply (``scaling sweep
+    status``). Damage inside an intact archive is found when it is loaded (``load_checkpoint``).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(max(0, size - 65536 - 22))
+            tail = f.read()
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except OSError as e:
+        return f"{path} cannot be read ({e.strerror})"
+    if head != b"PK\x03\x04" or b"PK\x05\x06" not in tail:
+        return f"{path} is corrupt (not a whole torch.save archive, {size} bytes)"
+    return None
 
 
 class RunDirWriteError(OSError):
@@ -287,7 +332,13 @@ def check_config(run_dir: str | Path, cfg: RunConfig) -> bool:
     return True
 
 
-def write_config(run_dir: str | Path, cfg: RunConfig, run_name: str, data: dict[str, Any]) -> None:
+def write_config(
+    run_dir: str | Path,
+    cfg: RunConfig,
+    run_name: str,
+    data: dict[str, Any],
+    parent: dict[str, Any] | None = None,
+) -> None:
     """Create ``run_dir`` and write ``config.json`` atomically (the first file of a run).
 
     Args:
@@ -295,9 +346,13 @@ def write_config(run_dir: str | Path, cfg: RunConfig, run_name: str, data: dict[
         cfg: the resolved config.
         run_name: the run's name (the directory name by convention).
         data: ``DataInfo.to_dict()`` of the corpus.
+        parent: a branch's lineage ``{"run_name", "step", "checkpoint", "checkpoint_sha256"}``
+            (stored as ``"parent"``), or ``None``.
     """
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     doc = {"config": cfg.to_dict(), "run_name": run_name, "provenance": provenance(), "data": data}
+    if parent is not None:
+        doc["parent"] = parent
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(doc, indent=2, sort_keys=True))
 
 
@@ -322,21 +377,24 @@ def truncate_metrics(run_dir: str | Path, n_bytes: int) -> None:
 
 
 # -- checkpoints (torch imported lazily) ----------------------------------------------------------
-def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
+def save_checkpoint(
+    run_dir: str | Path, state: dict[str, Any], path: str | Path | None = None
+) -> None:
     """Write ``checkpoint.pt`` atomically: ``torch.save`` to a tmp file, then ``os.replace``.
 
     Args:
         run_dir: the run directory.
         state: tensors, numbers, strings, lists and dicts only (loadable with
             ``weights_only=True``).
+        path: another file to write instead (e.g. ``step_checkpoint_path(run_dir, step)``).
 
     Raises:
         RunDirWriteError: the tmp file could not be written (e.g. the disk is full); it is
-            removed and the previous ``checkpoint.pt`` is left intact.
+            removed and the previous checkpoint file is left intact.
     """
     import torch
 
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(path) if path is not None else Path(run_dir) / CHECKPOINT
     tmp = path.with_name(path.name + ".tmp")
     try:
         # through a Python file object: a full disk surfaces as OSError(ENOSPC), not as an
@@ -355,15 +413,20 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
+def load_checkpoint(run_dir: str | Path, path: str | Path | None = None) -> dict[str, Any] | None:
     """Load ``checkpoint.pt`` (``weights_only=True``) onto the CPU, or ``None`` when absent.
+
+    Args:
+        run_dir: the run directory.
+        path: another checkpoint file to load the same way (a trunk's
+            ``checkpoint-step<N>.pt``, which a branch starts from).
 
     Raises:
         CheckpointError: the file exists but cannot be loaded; it is left in place.
     """
     import torch
 
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(path) if path is not None else Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
     try:

@@ -119,7 +119,7 @@ def _load(name: str) -> Any:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweeps.plan import plan
+    from sweeps.plan import plan, plan_totals
     from sweeps.spec import sci
     from sweeps.throughput import estimate
 
@@ -129,12 +129,15 @@ def _plan(args: argparse.Namespace) -> int:
     for r in runs:
         row = r.row()
         row.update(estimate(r.config, measure=not args.no_measure))
+        if r.role == "branch":  # a branch trains only its own steps after the trunk's
+            row["est_wall_s"] *= r.flops_marginal / r.flops
         rows.append(row)
     totals = {
         "n_runs": len(rows),
-        "flops": sum(r["flops"] for r in rows),
+        "flops": plan_totals(runs)["flops_total"],  # what the plan spends (trunks counted once)
         "n_tokens": sum(r["n_tokens"] for r in rows),
         "est_wall_s": sum(r["est_wall_s"] for r in rows),
+        **plan_totals(runs),
     }
     if args.json:
         print(json.dumps({"sweep": spec.name, "runs": rows, "totals": totals}, indent=2))
@@ -155,6 +158,11 @@ def _plan(args: argparse.Namespace) -> int:
         }
         for r in rows
     ]
+    if any(r["role"] != "run" for r in rows):  # WSD trunks and branches: say which is which
+        for r, s in zip(rows, show, strict=True):
+            s["role"] = r["role"]
+            s["from"] = f"{r['parent_run']}@{r['parent_step']}" if r["parent_run"] else ""
+            s["flops_marginal"] = sci(r["flops_marginal"])
     cols = [(k, k) for k in show[0]] if show else []
     print(f"sweep {spec.name} ({spec.kind}): {len(rows)} runs")
     print(_table(show, cols))
@@ -163,6 +171,14 @@ def _plan(args: argparse.Namespace) -> int:
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
+    if totals["flops_total"] != totals["flops_from_scratch"]:
+        n_trunks = sum(r["role"] == "trunk" for r in rows)
+        print(
+            f"WSD: {n_trunks} trunks + {len(rows) - n_trunks} branches spend "
+            f"flops_total={sci(totals['flops_total'])} FLOPs; the same points from scratch: "
+            f"flops_from_scratch={sci(totals['flops_from_scratch'])} "
+            f"(ratio {totals['flops_total'] / totals['flops_from_scratch']:.2f})"
+        )
     skipped = spec.outside_window() if hasattr(spec, "outside_window") else []
     if skipped:
         print(

@@ -10,7 +10,13 @@ present) and runs whose lock is held (being trained elsewhere), and hands the re
   ``n_threads``), stdout/stderr in ``<sweep>/.logs/<run_name>.log``;
 - ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
   on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
-  job ids appended to ``<sweep>/slurm_jobs.jsonl``.
+  job ids appended to ``<sweep>/slurm_jobs.jsonl``. WSD branches (``sweeps.branching``) go in a
+  second array that depends on the first (``--dependency=afterany``; why in ``_run_slurm``).
+
+With WSD branches a branch starts only when its trunk's ``checkpoint-step<N>.pt`` exists: the
+local pool starts trunks first and fills free cores with branches as their checkpoints appear
+(``local_order``, ``next_ready``); a launch refuses to start when a finished trunk lost a
+checkpoint an unfinished branch needs (``check_trunk_checkpoints``).
 
 Relaunching a finished sweep does no training work and submits nothing; an incomplete run
 resumes from its checkpoint; a failed run (``error.txt``) is retried.
@@ -203,9 +209,7 @@ def _run_local(
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
     results: dict[int, RunOutcome] = {}
-    # Longest runs first (LPT scheduling): with runs of very different lengths, starting the
-    # big ones early keeps every worker busy until the end instead of idling on a last long run.
-    pending = sorted(enumerate(todo), key=lambda item: -item[1][0].flops)
+    pending = local_order(todo)
     active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
@@ -230,8 +234,14 @@ def _pool_loop(
 ) -> None:
     """Keep ``parallel`` subprocesses busy until ``pending`` and ``active`` are empty."""
     while pending or active:
-        while pending and len(active) < parallel:
-            i, (run, run_dir) = pending.pop(0)
+        for i, reason in blocked_branches(todo, pending, active):
+            results[i] = _blocked_outcome(*todo[i], reason)
+            bar.update(1)
+        while len(active) < parallel:
+            item = next_ready(pending)
+            if item is None:
+                break
+            i, (run, run_dir) = item
             log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sweeps.execute", str(run_dir)],
@@ -252,6 +262,122 @@ def _pool_loop(
             wall = time.perf_counter() - t0
             results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
             bar.update(1)
+
+
+# -------------------------------------------------------------------------------------------
+# WSD trunks and branches: ordering and checks (sweeps.branching)
+# -------------------------------------------------------------------------------------------
+def _trunk_checkpoint(run: PlannedRun, run_dir: Path) -> Path:
+    b = run.config.branch_from
+    assert b is not None
+    return rundir.step_checkpoint_path(run_dir.parent / b.run_name, b.step)
+
+
+def can_start(run: PlannedRun, run_dir: Path) -> bool:
+    """Whether a run can start now.
+
+    True for a run that is not a branch, and for a branch that has its own ``checkpoint.pt``
+    (it resumes) or whose trunk checkpoint exists (written atomically: existing means whole).
+    """
+    if run.config.branch_from is None or (run_dir / rundir.CHECKPOINT).exists():
+        return True
+    return _trunk_checkpoint(run, run_dir).exists()
+
+
+def check_trunk_checkpoints(runs: list[PlannedRun], sweep_dir: Path) -> None:
+    """Refuse to launch when a finished trunk lacks a checkpoint an unfinished branch needs.
+
+    Nothing is retrained silently: the trunk's ``checkpoint-step<N>.pt`` was deleted or damaged
+    after it finished, and the user decides (restore the files, or delete the trunk's
+    ``summary.json`` and ``checkpoint.pt`` so the relaunch retrains it).
+
+    Raises:
+        LaunchError: naming every missing or damaged file and the fix.
+    """
+    bad = []
+    for run in runs:
+        b = run.config.branch_from
+        branch_dir = sweep_dir / run.run_name
+        if b is None or rundir.read_summary(branch_dir) is not None:
+            continue
+        if (branch_dir / rundir.CHECKPOINT).exists():
+            continue  # started: it resumes from its own checkpoint
+        trunk_summary = rundir.read_summary(sweep_dir / b.run_name)
+        if trunk_summary is None or trunk_summary.get("status") != "complete":
+            continue  # not trained yet (or diverged: reported per branch)
+        problem = rundir.checkpoint_problem(_trunk_checkpoint(run, sweep_dir / run.run_name))
+        if problem is not None:
+            bad.append(problem)
+    if bad:
+        raise LaunchError(
+            f"finished trunk(s) lack the checkpoints their branches start from: {'; '.join(bad)}; "
+            "restore them, or delete the trunk's summary.json and checkpoint.pt to retrain it"
+        )
+
+
+def local_order(todo: list[tuple[PlannedRun, Path]]) -> list[tuple[int, tuple[PlannedRun, Path]]]:
+    """Start order for the local pool: trunks first, then the rest longest first.
+
+    Trunks are the critical path (their branches wait for them). Among the rest, longest
+    ``flops_marginal`` first (LPT scheduling): starting the big runs early keeps every worker
+    busy until the end instead of idling on a last long run. ``next_ready`` skips branches whose
+    trunk checkpoint does not exist yet, so both cores train trunks while branches wait, and
+    branches fill the cores as soon as their checkpoints appear.
+    """
+    return sorted(
+        enumerate(todo), key=lambda item: (item[1][0].role != "trunk", -item[1][0].flops_marginal)
+    )
+
+
+def next_ready(
+    pending: list[tuple[int, tuple[PlannedRun, Path]]],
+) -> tuple[int, tuple[PlannedRun, Path]] | None:
+    """Pop and return the first pending run that can start now, or ``None``.
+
+    See ``can_start``.
+    """
+    for k, (_, (run, run_dir)) in enumerate(pending):
+        if can_start(run, run_dir):
+            return pending.pop(k)
+    return None
+
+
+def blocked_branches(
+    todo: list[tuple[PlannedRun, Path]],
+    pending: list[tuple[int, tuple[PlannedRun, Path]]],
+    active: dict[int, Any],
+) -> list[tuple[int, str]]:
+    """Pending branches that can never start in this launch; removed from ``pending``.
+
+    A branch is blocked when its trunk checkpoint is missing and its trunk is neither pending,
+    running here, nor training elsewhere (lock held): the trunk failed or diverged first.
+    """
+    waiting = {todo[i][0].run_name for i, _ in pending} | {todo[i][0].run_name for i in active}
+    out = []
+    for k in range(len(pending) - 1, -1, -1):
+        i, (run, run_dir) = pending[k]
+        b = run.config.branch_from
+        if b is None or b.run_name in waiting or can_start(run, run_dir):
+            continue
+        trunk_dir = run_dir.parent / b.run_name
+        if lock_held(trunk_dir):
+            continue
+        pending.pop(k)
+        state = rundir.run_state(trunk_dir)
+        out.append(
+            (
+                i,
+                f"trunk {b.run_name} ended ({state}) without {_trunk_checkpoint(run, run_dir).name}"
+                "; fix the trunk (see its error.txt) and relaunch",
+            )
+        )
+    return out[::-1]
+
+
+def _blocked_outcome(run: PlannedRun, run_dir: Path, reason: str) -> RunOutcome:
+    # recorded as a failure of the branch (error.txt), retried by the next launch
+    rundir.write_error(run_dir, f"not started: {reason}\n")
+    return RunOutcome(run.run_name, str(run_dir), "failed", 0.0, None, f"not started: {reason}")
 
 
 def _outcome_from_dir(
@@ -340,6 +466,42 @@ def slurm_parameters(
     return params
 
 
+def _submit_array(
+    part: list[tuple[PlannedRun, Path]],
+    sweep_dir: Path,
+    params: dict[str, Any],
+    dependency: str | None,
+) -> list[Any]:
+    import submitit
+    from submitit.core.utils import FailedJobError
+
+    from sweeps.execute import SlurmRun
+
+    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
+    if dependency is not None:
+        extra = dict(params.get("slurm_additional_parameters", {}), dependency=dependency)
+        params = dict(params, slurm_additional_parameters=extra)
+    executor.update_parameters(**params)
+    try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            jobs = executor.map_array(
+                SlurmRun(), [r.config.to_dict() for r, _ in part], [str(d) for _, d in part]
+            )
+    except FailedJobError as e:  # sbatch refused the array
+        reason = " ".join(str(e).split())
+        raise LaunchError(
+            f"sbatch refused the job array ({reason}); check --partition, --account, --qos, "
+            "--gpus-per-node and --slurm-arg against `sinfo`; nothing more was submitted"
+        ) from None
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
+        for (run, _), job in zip(part, jobs, strict=True):
+            f.write(
+                json.dumps({"run_name": run.run_name, "job_id": job.job_id, "at": stamp}) + "\n"
+            )
+    return jobs
+
+
 def _run_slurm(
     todo: list[tuple[PlannedRun, Path]],
     sweep_dir: Path,
@@ -347,38 +509,49 @@ def _run_slurm(
     progress: bool,
     wait: bool,
     poll_s: float,
+    queued: dict[str, str] | None = None,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
-    import submitit
-    from submitit.core.utils import FailedJobError
-
-    from sweeps.execute import SlurmRun
-
-    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
-    executor.update_parameters(**params)
+    # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
+    # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
+    # its own dependency: submitit's map_array gives one set of sbatch options to a whole array,
+    # so per-branch dependencies would mean one sbatch call and one job per branch; one
+    # dependent array keeps a sweep at two submissions. afterany (not afterok): a trunk that
+    # fails must not leave its branches pending forever (DependencyNeverSatisfied); they start,
+    # find the trunk checkpoint missing and fail with error.txt naming it, and the next launch
+    # retries them after the trunk. A preempted trunk is requeued (PENDING again), so the array
+    # is not finished and the branches keep waiting (checked on the local Slurm 22.05: after
+    # `scontrol requeue` of an array task the dependent job stays "afterany:<id>_*
+    # (unfulfilled)" until the requeued task completes). A trunk training outside Slurm (its
+    # lock held by another process) is not waited for: its branches fail if they start before
+    # its checkpoint exists, and the next launch retries them. The cost: branches wait for the
+    # slowest trunk of the launch, not just their own.
+    order = {id(item): k for k, item in enumerate(todo)}
+    first = [item for item in todo if item[0].config.branch_from is None]
+    second = [item for item in todo if item[0].config.branch_from is not None]
     t0 = time.perf_counter()
-    try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
-        with contextlib.redirect_stderr(io.StringIO()):
-            jobs = executor.map_array(
-                SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
-            )
-    except FailedJobError as e:  # sbatch refused the array
-        reason = " ".join(str(e).split())
-        raise LaunchError(
-            f"sbatch refused the job array ({reason}); check --partition, --account, --qos, "
-            "--gpus-per-node and --slurm-arg against `sinfo`; nothing was submitted"
-        ) from None
+    jobs_by_item: list[tuple[tuple[PlannedRun, Path], Any]] = []
+    after: list[str] = []
+    if first:
+        jobs = _submit_array(first, sweep_dir, params, None)
+        jobs_by_item += list(zip(first, jobs, strict=True))
+        after.append(jobs[0].job_id.split("_")[0])
+    if second:
+        trunks = {b.run_name for b in (r.config.branch_from for r, _ in second) if b is not None}
+        after += sorted({jid for name, jid in (queued or {}).items() if name in trunks})
+        dependency = f"afterany:{':'.join(after)}" if after else None
+        jobs = _submit_array(second, sweep_dir, params, dependency)
+        jobs_by_item += list(zip(second, jobs, strict=True))
+    jobs_by_item.sort(key=lambda pair: order[id(pair[0])])
+    jobs = [job for _, job in jobs_by_item]
     job_ids = [j.job_id for j in jobs]
-    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
-        for (run, _), job_id in zip(todo, job_ids, strict=True):
-            f.write(json.dumps({"run_name": run.run_name, "job_id": job_id, "at": stamp}) + "\n")
     if not wait:
         outs = [
             RunOutcome(r.run_name, str(d), "submitted", time.perf_counter() - t0) for r, d in todo
         ]
         return outs, job_ids, jobs
     results: dict[int, RunOutcome] = {}
-    with _progress(len(todo), progress, f"runs (slurm array {job_ids[0].split('_')[0]})") as bar:
+    arrays = " ".join(sorted({j.split("_")[0] for j in job_ids}))
+    with _progress(len(todo), progress, f"runs (slurm arrays {arrays})") as bar:
         while len(results) < len(jobs):
             for i, job in enumerate(jobs):
                 if i in results or not job.done():
@@ -479,6 +652,7 @@ def launch(
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 
+    check_trunk_checkpoints(runs, sweep_dir)  # deleted kept checkpoints: refuse, retrain nothing
     outcomes: dict[str, RunOutcome] = {}
     todo: list[tuple[PlannedRun, Path]] = []
     queued = live_slurm_jobs(sweep_dir) if executor == "slurm" else {}
@@ -504,7 +678,9 @@ def launch(
         elif executor == "local":
             done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
         else:
-            done, job_ids, jobs = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
+            done, job_ids, jobs = _run_slurm(
+                todo, sweep_dir, params, progress, wait, poll_s, queued
+            )
         for o in done:
             outcomes[o.run_name] = o
     return LaunchResult(

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from scaling.counting import flops_per_token, param_counts, training_flops
+from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
 from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 
@@ -96,12 +97,15 @@ def config_hash(cfg: RunConfig) -> str:
 def run_name(cfg: RunConfig) -> str:
     """Deterministic run name, e.g. ``L2-d64-h4-C1e12-lr3e-3-s0-1a2b3c4d``.
 
-    The budget tag is ``C<flops_budget>`` when the config has one, else ``D<n_tokens>``. The
+    The budget tag is ``C<flops_budget>`` when the config has one, else ``D<n_tokens>``; a WSD
+    trunk (``keep_checkpoint_steps`` set) is prefixed ``trunk-``. The
     trailing hash covers the whole config, so two configs differing anywhere get different
     names, and the same config always gets the same name.
     """
     amount = f"C{sci(cfg.flops_budget)}" if cfg.flops_budget else f"D{sci(cfg.n_tokens)}"
-    return f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    trunk = "trunk-" if cfg.keep_checkpoint_steps else ""  # a WSD trunk (sweeps.branching)
+    name = f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    return trunk + name
 
 
 def point_key(model: ModelConfig, n_tokens: int, flops_budget: float | None) -> str:
@@ -175,6 +179,9 @@ class SweepSpec:
             (when its size is cheaply known) is invalid.
         mlp_ratio: ``d_mlp = mlp_ratio * d_model`` for explicit shapes and grids.
         description: free text for humans.
+        branching: ``WsdBranches(...)`` plans every point as a cooldown branch off a shared
+            warmup-stable-decay trunk (``sweeps.branching``); ``None`` trains every point from
+            scratch with the base schedule.
     """
 
     kind: ClassVar[str] = "base"
@@ -189,8 +196,14 @@ class SweepSpec:
     allow_repetition: bool = True
     mlp_ratio: int = 4
     description: str = ""
+    branching: WsdBranches | None = None
 
     def __post_init__(self) -> None:
+        if self.branching is not None and not isinstance(self.branching, WsdBranches):
+            raise SweepSpecError(
+                f"{type(self).__name__}.branching must be WsdBranches(...) or None, "
+                f"got {self.branching!r}"
+            )
         for name in ("seeds", "lr_multipliers"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         if not (isinstance(self.name, str) and self.name and "/" not in self.name):
@@ -334,7 +347,14 @@ class SweepSpec:
         problems: list[PlanProblem] = []
         seen: dict[str, str] = {}
         corpus = None if self.allow_repetition else corpus_train_tokens(self.base.data)
-        for c in self.candidates():
+        candidates = self.candidates()
+        if self.branching is not None:  # points become branches off shared WSD trunks
+            valid = [(c.label, c.config) for c in candidates if c.config is not None]
+            runs, bad = branch_configs(valid, self.branching, run_name)
+            candidates = [c for c in candidates if c.config is None]
+            candidates += [Candidate(label, None, reason) for label, reason in bad]
+            candidates += [Candidate(label, cfg) for label, cfg in runs]
+        for c in candidates:
             if c.config is None:
                 problems.append(PlanProblem(c.label, str(c.reason)))
                 continue
@@ -356,6 +376,10 @@ class SweepSpec:
                 )
                 continue
             configs.append(c.config)
+        by_name = {run_name(c): c for c in configs}
+        for name, reason in check_lineage(configs, run_name):
+            problems.append(PlanProblem(seen[name], reason))
+            configs.remove(by_name[name])
         return configs, problems
 
     def expand(self) -> list[RunConfig]:
@@ -378,6 +402,8 @@ class SweepSpec:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "branching" and value is None:
+                continue  # sweeps without branches keep the sweep.json they had
             if isinstance(value, RunConfig):
                 value = value.to_dict()
             elif hasattr(value, "to_dict"):
@@ -663,6 +689,7 @@ __all__ = [
     "PlanProblem",
     "SweepSpec",
     "SweepSpecError",
+    "WsdBranches",
     "config_hash",
     "corpus_train_tokens",
     "point_key",

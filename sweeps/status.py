@@ -8,11 +8,16 @@ logged step; failed runs the last line of ``error.txt``. A run whose files are d
 truncated ``summary.json``) is ``damaged``, with what is wrong in its detail; damaged lines in
 the middle of ``metrics.jsonl`` are skipped and named in the detail. One damaged run never stops
 the status of the others.
+
+A WSD branch (``sweeps.branching``) that has not started yet is ``blocked`` when its trunk has
+ended and the trunk checkpoint it starts from is missing or damaged (checked without torch:
+``scaling.rundir.checkpoint_problem``), with the file and reason as detail; while its trunk is
+still to reach that step it is ``pending``, detail ``waits for <trunk> step <N>``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from sweeps.spec import SweepSpec
 
 STATES = (
     "pending",
+    "blocked",
     "queued",
     "running",
     "incomplete",
@@ -43,7 +49,8 @@ class RunStatus:
         step: last step done (``None`` if nothing ran).
         n_steps: planned optimizer steps.
         detail: last line of ``error.txt`` for failed runs, the Slurm job of queued ones, what
-            is wrong for ``damaged`` runs and damaged ``metrics.jsonl`` lines; else ``None``.
+            is wrong for ``damaged`` runs and damaged ``metrics.jsonl`` lines; for a WSD branch
+            not started yet, what it waits for or why it is blocked; else ``None``.
     """
 
     run_name: str
@@ -107,10 +114,30 @@ def sweep_status(spec: SweepSpec, runs_dir: str | Path) -> list[RunStatus]:
 
     sweep_dir = Path(runs_dir) / spec.name
     queued = live_slurm_jobs(sweep_dir)
-    return [
-        run_status(sweep_dir / r.run_name, r.config.n_steps, queued.get(r.run_name))
-        for r in plan(spec)
-    ]
+    out = []
+    for r in plan(spec):
+        status = run_status(sweep_dir / r.run_name, r.config.n_steps, queued.get(r.run_name))
+        if r.config.branch_from is not None and status.state in ("pending", "failed", "queued"):
+            status = _branch_status(status, r.config.branch_from, sweep_dir)
+        out.append(status)
+    return out
+
+
+def _branch_status(status: RunStatus, parent: Any, sweep_dir: Path) -> RunStatus:
+    # a branch that has not trained yet: blocked (trunk ended, checkpoint unusable) or waiting
+    if status.step is not None and status.step > parent.step:
+        return status  # it ran past its start: its own checkpoint matters, not the trunk's
+    trunk_dir = sweep_dir / parent.run_name
+    path = rundir.step_checkpoint_path(trunk_dir, parent.step)
+    problem = rundir.checkpoint_problem(path)
+    trunk_state = rundir.run_state(trunk_dir)
+    if problem is None:
+        return status
+    if trunk_state in ("complete", "diverged", "failed") and not lock_held(trunk_dir):
+        return replace(status, state="blocked", detail=f"trunk {trunk_state}; {problem}")
+    if status.state == "pending":
+        return replace(status, detail=f"waits for {parent.run_name} step {parent.step}")
+    return status
 
 
 def count_states(statuses: list[RunStatus]) -> dict[str, int]:

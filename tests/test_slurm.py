@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -286,3 +287,76 @@ def _run_into_time_limit(corpus, tmp_path, n_steps):
     restarts = int(info.stdout.split("Restarts=")[1].split()[0])
     run_dir = tmp_path / "slurm" / spec.name / run.run_name
     return job, run_dir, tmp_path / "ref" / spec.name / run.run_name, restarts
+
+
+def _kill9_job(job_id: str) -> None:
+    # SIGKILL every process of the job on the (local) node: the trainer dies as under kill -9
+    out = subprocess.run(
+        ["scontrol", "listpids", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    pids = [int(ln.split()[0]) for ln in out.splitlines()[1:] if ln.split()[0].isdigit()]
+    assert pids, out
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, tiny_corpus):
+    from test_wsd import wsd_spec
+
+    spec = wsd_spec(tiny_corpus, name="wsd_slurm")
+    runs = plan(spec)
+    (trunk,) = [r for r in runs if r.role == "trunk"]
+    ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
+    assert ref.ok
+    first = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, wait=False,
+        timeout_min=TIMEOUT_MIN,
+    )  # fmt: skip
+    jobs = dict(zip([r.run_name for r in runs], first.jobs, strict=True))
+    trunk_array = jobs[trunk.run_name].job_id.split("_")[0]
+    branch_arrays = {jobs[r.run_name].job_id.split("_")[0] for r in runs if r.role == "branch"}
+    # branches: ONE second array, held by a dependency on the trunks' array
+    assert len(branch_arrays) == 1 and trunk_array not in branch_arrays
+    dep = subprocess.run(
+        ["squeue", "-h", "-r", "-j", branch_arrays.pop(), "-o", "%E"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert f"afterany:{trunk_array}" in dep, dep
+    # kill -9 the trunk's trainer once it has passed its first branch point
+    trunk_dir = tmp_path / "slurm" / "wsd_slurm" / trunk.run_name
+    kept = rundir.step_checkpoint_path(trunk_dir, 48)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        rows = rundir.read_metrics(trunk_dir)
+        if kept.exists() and rows and rows[-1]["step"] > 48:
+            break
+        assert not jobs[trunk.run_name].done(), "the trunk job ended before it could be killed"
+        time.sleep(0.01)
+    else:
+        pytest.fail("the trunk job never got going")
+    _kill9_job(jobs[trunk.run_name].job_id)
+    deadline = time.monotonic() + 200
+    while not all(j.done() for j in first.jobs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert all(j.done() for j in first.jobs), [(j.job_id, j.state) for j in first.jobs]
+    assert rundir.run_state(trunk_dir) == "incomplete"
+    assert rundir.last_step(trunk_dir) < 192
+    # relaunch: the trunk resumes, branches that could not start are retried, none duplicated
+    again = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, timeout_min=TIMEOUT_MIN,
+        poll_s=0.5,
+    )  # fmt: skip
+    assert again.ok, [(o.run_name, o.status, o.error) for o in again.outcomes]
+    assert again.n_submitted >= 2  # the trunk and at least the branch at its last step
+    for r in runs:
+        got = curve(tmp_path / "slurm" / "wsd_slurm" / r.run_name)
+        steps = [row["step"] for row in got]
+        assert steps == sorted(set(steps)) and steps[-1] == r.config.n_steps
+        assert got == curve(tmp_path / "ref" / "wsd_slurm" / r.run_name)
+        assert rundir.run_state(tmp_path / "slurm" / "wsd_slurm" / r.run_name) == "complete"
+    third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
+    assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm
