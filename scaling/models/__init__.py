@@ -75,7 +75,9 @@ class UserFamily:
         values = {k: getattr(raw, k, None) for k in _COUNT_KEYS}
         if isinstance(raw, dict):
             values = {k: raw.get(k) for k in _COUNT_KEYS}
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()
+        ):
             raise FamilyError(
                 f"model.family={self.name!r}: param_counts(model_cfg) must return "
                 f"non-negative integers {_COUNT_KEYS}, got {raw!r}; return a "
@@ -139,7 +141,11 @@ def load_family(name: str) -> UserFamily:
                 "check the name after ':'"
             )
         obj = getattr(obj, part)
-    missing = [f for f in ("build", "param_counts", "flops_per_token") if not callable(getattr(obj, f, None))]
+    missing = [
+        f
+        for f in ("build", "param_counts", "flops_per_token")
+        if not callable(getattr(obj, f, None))
+    ]
     if missing:
         raise FamilyError(
             f"model.family={name!r} lacks {', '.join(missing)}; a family provides "

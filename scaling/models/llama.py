@@ -172,8 +172,7 @@ class Llama(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
-            LlamaBlock(cfg, self.attn_scale, self.residual_multiplier)
-            for _ in range(cfg.n_layers)
+            LlamaBlock(cfg, self.attn_scale, self.residual_multiplier) for _ in range(cfg.n_layers)
         )
         self.norm_f = nn.RMSNorm(cfg.d_model, eps=NORM_EPS)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
