@@ -5,6 +5,7 @@ submitit) only inside the handlers, so ``scaling --help`` is fast and ``scaling 
 without torch:
 
 - ``scaling train``                       -> ``scaling.train_cli``
+- ``scaling prepare``                     -> ``scaling.prepare``
 - ``scaling sweep {plan,launch,status}``  -> ``sweeps.cli``
 - ``scaling fit | optimal | report``      -> ``analysis.cli``
 """
@@ -15,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-_ROOMS = ("scaling.train_cli", "sweeps.cli", "analysis.cli")
+_ROOMS = ("scaling.train_cli", "scaling.prepare", "sweeps.cli", "analysis.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

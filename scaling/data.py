@@ -321,7 +321,13 @@ def _token_data(cfg: DataConfig, vocab_size: int) -> TokenData:
     # every id was checked when the corpus was read in full or the manifest gives the maxima
     checked = method == "full" or all(m is not None for m in max_ids)
     segments = val_set.segments() if len(layout.val) > 1 else None
-    return TokenData(train, val, vocab_size, None, info, segments, ids_checked=checked)
+    # bits per byte: a prepared corpus records the UTF-8 bytes of its documents
+    bytes_per_token = None
+    if manifest is not None:
+        text_bytes, n_val = manifest.get("val_text_bytes"), manifest.get("n_val_tokens")
+        if isinstance(text_bytes, int) and isinstance(n_val, int) and text_bytes > 0 and n_val:
+            bytes_per_token = text_bytes / n_val
+    return TokenData(train, val, vocab_size, bytes_per_token, info, segments, ids_checked=checked)
 
 
 def load_data(cfg: DataConfig, vocab_size: int = BYTE_VOCAB_SIZE) -> TokenData:

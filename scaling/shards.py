@@ -52,6 +52,7 @@ MAGICS: dict[int, tuple[int, str]] = {20240520: (1, "uint16"), 20240801: (7, "ui
 DTYPE_MAGIC = {dtype: (magic, version) for magic, (version, dtype) in MAGICS.items()}
 DTYPES = ("uint16", "uint32")
 MANIFEST = "manifest.json"
+PREPARING_MARKER = "PREPARING"  # present while scaling prepare writes a folder
 MANIFEST_FORMAT = "scaling-tokens"
 FULL_HASH_BYTES = 256 << 20
 SAMPLE_BLOCKS = 16
@@ -286,6 +287,11 @@ def discover(path: str, val_path: str | None) -> ShardLayout:
         raise ShardError(
             f"data.path={path!r} is not a folder; for source='tokens' give a folder (with "
             "manifest.json, train.bin/val.bin or *train*.bin shards) or a glob of shards"
+        )
+    if (folder / PREPARING_MARKER).exists():
+        raise ShardError(
+            f"data.path={path!r}: scaling prepare did not finish writing it ({PREPARING_MARKER} "
+            "is there); re-run the same scaling prepare command"
         )
     if (folder / MANIFEST).is_file():
         if val_path is not None:
