@@ -475,7 +475,7 @@ def get_batch(data: TokenData, cfg: RunConfig, step: int, micro_step: int) -> tu
             where = (
                 train.shard_name_at(int(starts[bad[0]]))
                 if isinstance(train, ShardSet)
-                else cfg.data.path
+                else getattr(train, "filename", None) or cfg.data.path  # one shard's memmap
             )
             raise DataError(
                 f"data.path: {where} holds a token id >= "

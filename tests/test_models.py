@@ -227,16 +227,11 @@ def test_bad_user_family_stops_before_anything_is_written(
     assert not (tmp_path / "run").exists()
 
 
-def test_user_family_through_the_cli_in_a_fresh_process(tmp_path, tiny_corpus):
-    # a fresh interpreter (as a local or Slurm executor starts) imports the family by PYTHONPATH
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    base = [
-        sys.executable,
-        "-m",
-        "scaling.cli",
+def _train_argv(run_dir, corpus, family):
+    return [
         "train",
         "--run-dir",
-        str(tmp_path / "r"),
+        str(run_dir),
         "--n-layers",
         "1",
         "--d-model",
@@ -246,7 +241,7 @@ def test_user_family_through_the_cli_in_a_fresh_process(tmp_path, tiny_corpus):
         "--seq-len",
         "16",
         "--data-path",
-        str(tiny_corpus),
+        str(corpus),
         "--val-tokens",
         "256",
         "--n-tokens",
@@ -258,16 +253,26 @@ def test_user_family_through_the_cli_in_a_fresh_process(tmp_path, tiny_corpus):
         "--wandb-mode",
         "disabled",
         "--no-progress",
+        "--family",
+        family,
     ]
+
+
+def test_user_family_trains_in_a_fresh_process(tmp_path, tiny_corpus):
+    # a fresh interpreter (as a local or Slurm executor starts) imports the family by PYTHONPATH
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    argv = _train_argv(tmp_path / "r", tiny_corpus, "family_example:family")
     ok = subprocess.run(
-        [*base, "--family", "family_example:family"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "scaling.cli", *argv], env=env, capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run(
-        [*base, "--run-dir", str(tmp_path / "b"), "--family", "family_example:miscounted"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "family_example:miscounted" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    assert rundir.read_summary(tmp_path / "r")["n_params_non_embedding"] == 16 * 16
+
+
+def test_miscounted_user_family_is_one_cli_line(on_path, tmp_path, tiny_corpus, capsys):
+    from scaling.cli import main
+
+    rc = main(_train_argv(tmp_path / "b", tiny_corpus, "family_example:miscounted"))
+    err = capsys.readouterr().err
+    assert rc == 2 and "family_example:miscounted" in err and "param_counts" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
