@@ -276,3 +276,29 @@ def test_miscounted_user_family_is_one_cli_line(on_path, tmp_path, tiny_corpus, 
     err = capsys.readouterr().err
     assert rc == 2 and "family_example:miscounted" in err and "param_counts" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_llama_smoke_sweep_plans_launches_and_reports(tmp_path):
+    from analysis.report import make_report
+    from scaling.counting import training_flops
+    from sweeps.launch import launch
+    from sweeps.plan import plan
+    from sweeps.registry import load_sweep
+
+    spec = load_sweep("smoke_llama")
+    runs = plan(spec)
+    assert len(runs) == 4 and all(r.config.model.family == "llama" for r in runs)
+    result = launch(spec, tmp_path, executor="debug", progress=False)
+    assert result.ok and result.counts == {"complete": 4}
+    for run in runs:
+        run_dir = tmp_path / "smoke_llama" / run.run_name
+        summary = rundir.read_summary(run_dir)
+        model = run.config.model
+        assert summary["n_params_total"] == param_counts(model).total
+        assert summary["n_params_position"] == 0  # rotary positions
+        spent = training_flops(model, summary["n_tokens"]) / run.config.flops_budget
+        assert abs(spent - 1) <= 0.01  # llama's own FLOP count puts each run on its budget
+    sweep = json.loads((tmp_path / "smoke_llama" / "sweep.json").read_text())
+    assert sweep["shape_rule"]["family"] == "llama"
+    report = make_report(tmp_path, tmp_path / "report", n_bootstrap=10)
+    assert (tmp_path / "report" / "index.html").is_file() and report.files
