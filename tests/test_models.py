@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from scaling.counting import (
     param_counts,
 )
 from scaling.models import FamilyError, build_model, check_counts, load_family
-from scaling.models.llama import Llama, apply_rope, rope_tables
+from scaling.models.llama import Llama, apply_rope, rope_table
 from scaling.train import train
 from sweeps.shapes import AspectRatioRule, ChinchillaGridRule, shape_rule_from_dict
 
@@ -132,15 +133,22 @@ def test_llama_has_no_biases_and_exposes_parametrization_hooks():
 
 def test_rope_scores_depend_only_on_relative_position():
     torch.manual_seed(0)
-    cos, sin = rope_tables(16, 8, 10000.0)
+    table = rope_table(16, 8, 10000.0)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
     qs, ks = q.expand(1, 16, 1, 8), k.expand(1, 16, 1, 8)
-    rq, rk = apply_rope(qs, cos, sin)[0, :, 0], apply_rope(ks, cos, sin)[0, :, 0]
+    rq, rk = apply_rope(qs, table)[0, :, 0], apply_rope(ks, table)[0, :, 0]
     s = rq @ rk.T  # s[i, j] = <R_i q, R_j k> depends on i - j only
     assert torch.allclose(s[3, 1], s[10, 8], atol=1e-5) and torch.allclose(s[5, 5], s[0, 0])
     assert not torch.allclose(s[3, 1], s[3, 2])
-    # the rotation keeps norms
+    # the rotation keeps norms, and position 0 is the identity
     assert torch.allclose(rq.norm(dim=-1), q.norm().expand(16), atol=1e-5)
+    assert torch.allclose(rq[0], q[0, 0, 0])
+    # pair (2i, 2i+1) turns by position * theta**(-2i/d_head): channel pair 1 at position 3
+    angle = 3 * 10000.0 ** (-2 / 8)
+    x = torch.zeros(1, 16, 1, 8)
+    x[..., 2] = 1.0
+    out = apply_rope(x, table)[0, 3, 0]
+    assert torch.allclose(out[2:4], torch.tensor([math.cos(angle), math.sin(angle)]), atol=1e-6)
 
 
 def test_llama_is_causal_and_tied_head_is_the_embedding():

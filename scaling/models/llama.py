@@ -4,8 +4,8 @@ Architecture (Touvron et al. 2023, Llama; as in OLMo 2, Marin and nanochat), for
 
 - token embedding ``[vocab_size, d_model]``; no position parameters: *rotary* positions
   (RoPE, Su et al. 2021, "RoFormer", Eq. 34) rotate each query and key pair of channels
-  ``(i, i + d_head/2)`` (the GPT-NeoX "rotate half" layout) by ``position * theta**(-2i/d_head)``
-  with ``theta = cfg.rope_theta``;
+  ``(2i, 2i + 1)`` (RoFormer's and Meta's Llama layout) by the angle
+  ``position * theta**(-2i/d_head)`` with ``theta = cfg.rope_theta``, as one complex multiply;
 - ``n_layers`` pre-norm blocks ``x + a * Attn(RMSNorm(x))`` then ``x + a * MLP(RMSNorm(x))``,
   ``a = residual_multiplier``. RMSNorm (Zhang & Sennrich 2019) has a gain and no bias, eps 1e-6.
   Attention: one fused bias-free QKV Linear ``d_model -> 3*d_model``, optional QK-norm
@@ -45,8 +45,8 @@ INIT_STD = 0.02  # GPT-2 / nanoGPT initialisation scale, as scaling.model
 NORM_EPS = 1e-6
 
 
-def rope_tables(seq_len: int, d_head: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine and sine tables of rotary positions (Su et al. 2021, Eq. 34).
+def rope_table(seq_len: int, d_head: int, theta: float) -> torch.Tensor:
+    """Rotary-position table (Su et al. 2021, Eq. 34): ``cos`` and ``sin`` of every angle.
 
     Args:
         seq_len: positions ``0 .. seq_len - 1``.
@@ -54,18 +54,42 @@ def rope_tables(seq_len: int, d_head: int, theta: float) -> tuple[torch.Tensor, 
         theta: frequency base (``ModelConfig.rope_theta``).
 
     Returns:
-        ``(cos, sin)``, each ``float32[seq_len, 1, d_head // 2]`` (broadcast over heads).
+        ``float32[seq_len, 1, d_head // 2, 2]``: ``[..., 0]`` the cosine, ``[..., 1]`` the sine
+        of ``position * theta**(-2i/d_head)`` (a real tensor, so it moves and broadcasts like
+        any buffer; ``apply_rope`` views it as complex).
     """
     inv_freq = theta ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
     angles = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
-    return angles.cos().float()[:, None, :], angles.sin().float()[:, None, :]
+    return torch.stack((angles.cos(), angles.sin()), dim=-1).float()[:, None]
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` ``[B, T, H, Dh]`` by the tables ``[T, 1, Dh/2]`` (rotate-half layout)."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs ``(2i, 2i+1)`` of ``x`` ``[B, T, H, Dh]`` by ``table[:T]``.
+
+    One complex multiply per pair (a rotation), computed in float32 and returned in ``x``'s
+    dtype: ~6x faster forward + backward on CPU than the four multiplies and a concatenation of
+    the "rotate half" form (measured at d_model 128, docs/LOG.md).
+    """
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    rotated = torch.view_as_real(xc * torch.view_as_complex(table)).flatten(-2)
+    return rotated.type_as(x)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm (Zhang & Sennrich 2019): ``x / sqrt(mean(x**2) + eps) * weight``, no bias.
+
+    Written out rather than ``nn.RMSNorm``: the same math, and ~1.7x faster forward + backward
+    on CPU in torch 2.13 (docs/LOG.md). Parameter: ``weight [dim]`` (initialised to 1).
+    """
+
+    def __init__(self, dim: int, eps: float = NORM_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise the last dimension of ``x``."""
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
 class LlamaAttention(nn.Module):
@@ -83,16 +107,21 @@ class LlamaAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.proj.is_residual_proj = True  # type: ignore[assignment]  # scaled init
-        self.q_norm = nn.RMSNorm(cfg.d_head, eps=NORM_EPS) if cfg.qk_norm else None
-        self.k_norm = nn.RMSNorm(cfg.d_head, eps=NORM_EPS) if cfg.qk_norm else None
+        self.q_norm = RMSNorm(cfg.d_head) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.d_head) if cfg.qk_norm else None
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Attend causally: ``[B, T, d_model] -> [B, T, d_model]`` (tables ``[T, 1, Dh/2]``)."""
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        """Attend causally: ``[B, T, d_model] -> [B, T, d_model]`` (``rope``: ``rope_table``)."""
         b, t, d = x.shape
-        q, k, v = (z.view(b, t, self.n_heads, self.d_head) for z in self.qkv(x).split(d, dim=2))
+        h = self.n_heads
+        qkv = self.qkv(x)
         if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q, k, v = (z.view(b, t, h, self.d_head) for z in qkv.split(d, dim=2))
+            q, k = apply_rope(self.q_norm(q), rope), apply_rope(self.k_norm(k), rope)
+        else:  # one rotation of q and k together: [B, T, 2H, Dh] (a view, no copy)
+            qk, v = qkv[..., : 2 * d].view(b, t, 2 * h, self.d_head), qkv[..., 2 * d :]
+            q, k = apply_rope(qk, rope).split(h, dim=2)
+            v = v.view(b, t, h, self.d_head)
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
@@ -128,16 +157,16 @@ class LlamaBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, attn_scale: float, residual_multiplier: float) -> None:
         super().__init__()
         self.residual_multiplier = residual_multiplier
-        self.norm_1 = nn.RMSNorm(cfg.d_model, eps=NORM_EPS)
+        self.norm_1 = RMSNorm(cfg.d_model)
         self.attn = LlamaAttention(cfg, attn_scale)
-        self.norm_2 = nn.RMSNorm(cfg.d_model, eps=NORM_EPS)
+        self.norm_2 = RMSNorm(cfg.d_model)
         self.mlp = SwiGLU(cfg)
         self.resid_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``[B, T, d_model]``; returns ``[B, T, d_model]``."""
         a = self.residual_multiplier
-        h = self.resid_dropout(self.attn(self.norm_1(x), cos, sin))
+        h = self.resid_dropout(self.attn(self.norm_1(x), rope))
         x = x + (h if a == 1.0 else a * h)
         h = self.resid_dropout(self.mlp(self.norm_2(x)))
         return x + (h if a == 1.0 else a * h)
@@ -156,7 +185,7 @@ class Llama(nn.Module):
         output_multiplier: multiplies the logits; SP 1.0.
         tok_emb: ``nn.Embedding(vocab_size, d_model)``.
         blocks: ``n_layers`` ``LlamaBlock`` modules.
-        norm_f: final ``nn.RMSNorm(d_model)``.
+        norm_f: final ``RMSNorm(d_model)``.
         lm_head: ``nn.Linear(d_model, vocab_size, bias=False)`` (``tok_emb.weight`` when tied).
     """
 
@@ -174,13 +203,12 @@ class Llama(nn.Module):
         self.blocks = nn.ModuleList(
             LlamaBlock(cfg, self.attn_scale, self.residual_multiplier) for _ in range(cfg.n_layers)
         )
-        self.norm_f = nn.RMSNorm(cfg.d_model, eps=NORM_EPS)
+        self.norm_f = RMSNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
-        cos, sin = rope_tables(cfg.seq_len, cfg.d_head, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        rope = rope_table(cfg.seq_len, cfg.d_head, cfg.rope_theta)
+        self.register_buffer("rope", rope, persistent=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -198,7 +226,7 @@ class Llama(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
-            elif isinstance(module, nn.RMSNorm):
+            elif isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
 
     def forward(
@@ -235,10 +263,10 @@ class Llama(nn.Module):
             raise ValueError(
                 f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
             )
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        rope = self.rope[:t]
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, rope)
         logits = self.lm_head(self.norm_f(x))
         if self.output_multiplier != 1.0:
             logits = logits * self.output_multiplier
