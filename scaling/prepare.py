@@ -26,7 +26,9 @@ depends neither on the number of workers nor on the other inputs.
 Work is shared by ``--workers`` processes (default: the CPU count), each holding its own
 tokenizer (Rust threads off, so K processes use K cores); tasks are whole text files or
 line-aligned ~4 MiB ranges of JSONL, and results are written in input order, so the output is
-the same for any K. A tqdm bar counts input bytes.
+the same for any K. A tqdm bar counts input bytes. Workers are *spawned* (fresh interpreters, no
+forked tokenizer thread pools), so a script that calls ``prepare()`` needs Python's usual
+``if __name__ == "__main__":`` guard.
 
 Safe to re-run: with the same inputs, tokenizer and options, a finished ``DIR`` is left as is
 ("up to date"); a different finished prepare in ``DIR`` is an error (nothing is overwritten).

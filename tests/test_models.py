@@ -310,3 +310,27 @@ def test_llama_smoke_sweep_plans_launches_and_reports(tmp_path):
     assert sweep["shape_rule"]["family"] == "llama"
     report = make_report(tmp_path, tmp_path / "report", n_bootstrap=10)
     assert (tmp_path / "report" / "index.html").is_file() and report.files
+
+
+def test_readme_user_family_example_counts_its_module(tmp_path, monkeypatch):
+    import re
+
+    from scaling.models import check_family
+
+    readme = (TESTS.parent / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "my_family" in b]
+    assert len(blocks) == 1, "README lost its user-family example"
+    (tmp_path / "my_pkg").mkdir()
+    (tmp_path / "my_pkg" / "__init__.py").write_text("")
+    (tmp_path / "my_pkg" / "my_family.py").write_text(blocks[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_family.cache_clear()
+    cfg = ModelConfig(
+        n_layers=2, d_model=32, n_heads=1, vocab_size=300, family="my_pkg.my_family:family"
+    )
+    check_family(cfg)  # builds it and compares param_counts with sum(numel)
+    pc = param_counts(cfg)
+    assert pc.non_embedding == 2 * (2 * 32 * 128 + 128 + 32) and pc.total == sum(
+        p.numel() for p in build_model(cfg).parameters()
+    )
+    load_family.cache_clear()
