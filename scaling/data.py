@@ -154,8 +154,9 @@ class TokenData:
             a ``ShardSet`` when the split has several shards.
         val: 1-D validation ids (array or ``ShardSet``, as ``train``).
         vocab_size: number of token ids.
-        bytes_per_token: 1.0 for byte tokens; ``None`` when unknown (token files), in which
-            case bits per byte cannot be reported.
+        bytes_per_token: 1.0 for byte tokens; for a ``scaling prepare`` corpus the manifest's
+            validation UTF-8 bytes per validation token (EOS included); ``None`` when unknown
+            (other token files), in which case bits per byte cannot be reported.
         info: provenance for ``config.json``.
         val_segments: ``int64[n_docs, 2]`` ``[start, end)`` offsets of the held-out documents
             in ``val`` (each file with its trailing separator, or each validation shard);

@@ -16,9 +16,10 @@ over resumed segments). A loss or gradient norm that is not finite stops the run
 before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
-``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files, whose bytes per token are
-unknown); ``flops`` are counted training FLOPs (Hoffmann et al. 2022, App. F, without the
-embedding lookup; ``scaling.counting.training_flops``) for the tokens trained so far.
+``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files without a ``scaling prepare``
+manifest, whose bytes per token are unknown); ``flops`` are counted training FLOPs (Hoffmann
+et al. 2022, App. F, without the embedding lookup; ``scaling.counting.training_flops``) for the
+tokens trained so far.
 """
 
 from __future__ import annotations

@@ -334,3 +334,15 @@ def test_readme_user_family_example_counts_its_module(tmp_path, monkeypatch):
         p.numel() for p in build_model(cfg).parameters()
     )
     load_family.cache_clear()
+
+
+def test_llama_rmsnorm_is_the_textbook_formula():
+    from scaling.models.llama import RMSNorm
+
+    torch.manual_seed(0)
+    norm = RMSNorm(8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+    x = torch.randn(3, 5, 8)
+    ref = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    assert torch.allclose(norm(x), ref, atol=1e-6)

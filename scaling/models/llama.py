@@ -78,8 +78,9 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 class RMSNorm(nn.Module):
     """RMSNorm (Zhang & Sennrich 2019): ``x / sqrt(mean(x**2) + eps) * weight``, no bias.
 
-    Written out rather than ``nn.RMSNorm``: the same math, and ~1.7x faster forward + backward
-    on CPU in torch 2.13 (docs/LOG.md). Parameter: ``weight [dim]`` (initialised to 1).
+    ``F.rms_norm`` (torch's fused kernel): forward + backward ~1.7x faster on CPU than writing
+    out ``x * rsqrt(mean(x**2) + eps) * weight`` (torch 2.13; docs/LOG.md). Parameter:
+    ``weight [dim]`` (initialised to 1).
     """
 
     def __init__(self, dim: int, eps: float = NORM_EPS) -> None:
@@ -89,7 +90,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last dimension of ``x``."""
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 class LlamaAttention(nn.Module):
