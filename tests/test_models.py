@@ -128,7 +128,7 @@ def test_llama_has_no_biases_and_exposes_parametrization_hooks():
     assert model.attn_scale == pytest.approx(1 / 4.0)  # 1/sqrt(d_head=16)
     assert model.residual_multiplier == 1.0 and model.output_multiplier == 1.0
     names = {n for n, _ in model.named_parameters()}
-    assert {"blocks.0.attn.q_norm.weight", "blocks.0.mlp.fc.weight", "norm_f.weight"} <= names
+    assert {"blocks.0.attn.q_norm.weight", "blocks.0.mlp.gate.weight", "norm_f.weight"} <= names
 
 
 def test_rope_scores_depend_only_on_relative_position():
