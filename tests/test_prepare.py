@@ -237,3 +237,33 @@ def test_killed_prepare_leaves_nothing_a_run_reads_and_rerun_finishes(corpus, pr
         assert np.array_equal(read_ids(out, split, m), read_ids(ref_dir, split, ref))
     data = load_data(DataConfig(source="tokens", path=str(out)), VOCAB)
     assert data.info.n_train_tokens == ref["n_train_tokens"]
+
+
+def test_vocabularies_past_65536_are_written_as_uint32(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {f"w{i}": i for i in range(70_000)}
+    vocab["<|endoftext|>"] = 70_000
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"{i}.txt").write_text(
+            " ".join(f"w{(i * 997 + j * 7919) % 70_000}" for j in range(300))
+        )
+    m = prepare(
+        str(tmp_path / "tokenizer.json"),
+        [str(docs)],
+        str(tmp_path / "out"),
+        val_fraction=0.2,
+        workers=1,
+        progress=False,
+    )
+    assert m["dtype"] == "uint32" and m["vocab_size"] == 70_001 and m["eos_id"] == 70_000
+    header = np.fromfile(tmp_path / "out" / m["train"][0]["file"], dtype="<i4", count=3)
+    assert header[0] == 20240801 and header[1] == 7  # llm.c's uint32 shard format
+    data = load_data(DataConfig(source="tokens", path=str(tmp_path / "out")), 70_001)
+    assert data.info.dtype == "uint32" and int(np.asarray(data.train).max()) == 70_000
+    assert max(e["max_id"] for e in m["train"]) == 70_000 > 65_535
