@@ -346,3 +346,16 @@ def test_llama_rmsnorm_is_the_textbook_formula():
     x = torch.randn(3, 5, 8)
     ref = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
     assert torch.allclose(norm(x), ref, atol=1e-6)
+
+
+def test_shape_and_lr_rules_work_for_a_user_family(on_path):
+    from sweeps.lr import WidthScaledLR
+
+    rule = AspectRatioRule(aspect_ratio=16, d_head=16, family="family_example:family")
+    m = rule.shape_for(5e4, "non_embedding", 256, 32)
+    # the user family counts d_model**2 non-embedding parameters: 224**2 = 50176 is nearest
+    assert m.family == "family_example:family" and param_counts(m).non_embedding == m.d_model**2
+    assert abs(m.d_model**2 / 5e4 - 1) < 0.1
+    assert WidthScaledLR(base_lr=1e-2, base_d_model=32).lr_for(m) == pytest.approx(
+        1e-2 * 32 / m.d_model
+    )
