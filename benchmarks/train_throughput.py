@@ -46,6 +46,12 @@ Rows:
   instead of being unmapped and page-faulted in again every step (a process setting, not a model
   one; it cannot be undone in-process, so this row runs second).
 - ``compile`` (``--compile``): ``model.compile()`` (needs a C compiler; ~30 s per shape).
+
+``--families`` prints instead one table of tokens/s per model family (``family_rows``): at each
+shape, ``gpt2`` (``d_mlp = 4 * d_model``) and ``llama`` with the SwiGLU width that matches
+gpt2's non-embedding N (``d_mlp = round((8 * d_model + 2) / 3)``; equal N within 0.1%), both
+after ``tune_allocator()``, timed interleaved round by round, and the ratio llama / gpt2. Its last
+line is the issue-11 result: the smallest ratio over the shapes (target >= 0.9).
 """
 
 from __future__ import annotations
@@ -300,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--foreach", action="store_true", help="AdamW(foreach=True), not fused")
     parser.add_argument(
+        "--families",
+        action="store_true",
+        help="only the per-family table: gpt2 vs llama tokens/s at equal non-embedding N",
+    )
+    parser.add_argument(
         "--nanogpt",
         metavar="PATH",
         default=None,
@@ -309,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.no_eager, args.seconds = True, 1.0
     nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None
+    if args.families:
+        return family_rows(args.seconds)
 
     torch.set_num_threads(1)
     fused = not args.foreach
@@ -397,6 +410,60 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"({n}, {d}) {v:.2f}x" for (n, d), v in bar_ratios.items())
             + f"; bar >= {BAR:.1f}x: {'met' if met else 'MISSED'}"
         )
+    return 0
+
+
+def family_rows(seconds: float) -> int:
+    """Tokens/s of gpt2 and llama at equal non-embedding N, interleaved (module docstring)."""
+    from scaling.counting import param_counts
+    from scaling.models import build_model
+
+    torch.set_num_threads(1)
+    tune_allocator()
+    print(f"torch {torch.__version__}, 1 thread, AdamW fused, fp32, batch {BATCH}x{SEQ_LEN}")
+    header = (
+        f"{'family':7s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_mlp':>6s} "
+        f"{'N non-emb':>10s} {'FLOPs/tok':>10s} {'tokens/s':>9s} {'wall tok/s':>10s} "
+        f"{'x gpt2':>7s}"
+    )
+    print(header)
+    print("-" * len(header))
+    ratios = []
+    for n_layers, d_model, n_heads, _, _ in SHAPES:
+        shape = dict(
+            n_layers=n_layers, d_model=d_model, n_heads=n_heads, vocab_size=VOCAB, seq_len=SEQ_LEN
+        )
+        cfgs = {
+            "gpt2": ModelConfig(**shape, d_mlp=4 * d_model),
+            "llama": ModelConfig(**shape, d_mlp=round((8 * d_model + 2) / 3), family="llama"),
+        }
+        steps = {}
+        for name, cfg in cfgs.items():
+            torch.manual_seed(0)
+            steps[name] = make_step(build_model(cfg), fused=True)
+            steps[name]()  # warm-up
+        t0 = time.process_time()
+        steps["gpt2"]()
+        dt = time.process_time() - t0
+        per_round = max(1, min(5, int(0.3 / dt)))
+        rounds = max(3, min(12, int(seconds / (per_round * dt))))
+        res = measure(steps, cfgs["gpt2"], rounds, per_round)
+        ratio = res["llama"]["tokens_per_sec"] / res["gpt2"]["tokens_per_sec"]
+        ratios.append(ratio)
+        for name, cfg in cfgs.items():
+            r = res[name]
+            print(
+                f"{name:7s} {n_layers:8d} {d_model:7d} {n_heads:7d} {cfg.d_mlp:6d} "
+                f"{param_counts(cfg).non_embedding:10,d} {flops_per_token(cfg):10.3g} "
+                f"{r['tokens_per_sec']:9.0f} {r['wall_tokens_per_sec']:10.0f} "
+                f"{r['tokens_per_sec'] / res['gpt2']['tokens_per_sec']:7.2f}",
+                flush=True,
+            )
+    verdict = "meets" if min(ratios) >= 0.9 else "MISSES"
+    print(
+        f"llama / gpt2 tokens/s at equal N: min {min(ratios):.2f} over "
+        f"{len(ratios)} shapes ({', '.join(f'{x:.2f}' for x in ratios)}); {verdict} the 0.9 target"
+    )
     return 0
 
 

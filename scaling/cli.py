@@ -5,6 +5,7 @@ submitit) only inside the handlers, so ``scaling --help`` is fast and ``scaling 
 without torch:
 
 - ``scaling train``                       -> ``scaling.train_cli``
+- ``scaling prepare``                     -> ``scaling.prepare``
 - ``scaling sweep {plan,launch,status}``  -> ``sweeps.cli``
 - ``scaling fit | optimal | report``      -> ``analysis.cli``
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from scaling import __version__
 
-_ROOMS = ("scaling.train_cli", "sweeps.cli", "analysis.cli")
+_ROOMS = ("scaling.train_cli", "scaling.prepare", "sweeps.cli", "analysis.cli")
 
 # what to do about an OSError, by errno (the message already names the path)
 _OS_HINTS = {

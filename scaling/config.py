@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ def _compact_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+# model families built into the toolkit; anything else must name a user family by import path
+BUILTIN_FAMILIES: tuple[str, ...] = ("gpt2", "llama")
+_USER_FAMILY_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
 def _positive_int(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -63,30 +69,70 @@ def _positive_int(obj: Any, *names: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a GPT-style decoder-only transformer (see ``scaling.model.GPT``).
+    """Shape of a decoder-only transformer of one model family (``scaling.models``).
 
     Attributes:
         n_layers: number of transformer blocks.
         d_model: residual-stream width.
         n_heads: attention heads; ``d_head = d_model // n_heads``.
-        d_mlp: hidden width of the MLP (usually ``4 * d_model``).
+        d_mlp: hidden width of the MLP. Omitted (``None``), it is resolved at construction to
+            the family's default, ``scaling.counting.default_d_mlp``: ``4 * d_model`` for
+            ``gpt2``; for ``llama`` (SwiGLU) ``8/3 * d_model`` rounded to the nearest multiple
+            of 32. The resolved value is what ``to_dict()`` writes.
         vocab_size: number of token ids (256 for the default byte-level tokenizer).
-        seq_len: context length in tokens (learned absolute positions, GPT-2 style).
+        seq_len: context length in tokens.
         tie_embeddings: share the token-embedding matrix with the LM head.
         dropout: dropout probability on attention and residual branches (0 for scaling runs).
+        family: ``"gpt2"`` (``scaling.model.GPT``: learned positions, LayerNorm, GELU),
+            ``"llama"`` (``scaling.models.llama``: rotary positions, RMSNorm, SwiGLU, no
+            biases) or a user's own family ``"package.module:attribute"`` (see
+            ``scaling.models``).
+        rope_theta: ``llama``: base of the rotary-position frequencies (Su et al. 2021; 10000
+            in Llama 2, 500000 in Llama 3).
+        qk_norm: ``llama``: RMSNorm on queries and keys per head before attention (OLMo 2).
     """
 
     n_layers: int
     d_model: int
     n_heads: int
-    d_mlp: int
+    d_mlp: int | None = None
     vocab_size: int = 256
     seq_len: int = 256
     tie_embeddings: bool = False
     dropout: float = 0.0
+    family: str = field(default="gpt2", metadata=OMIT_IF_DEFAULT)
+    rope_theta: float = field(default=10000.0, metadata=OMIT_IF_DEFAULT)
+    qk_norm: bool = field(default=False, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
-        _positive_int(self, "n_layers", "d_model", "n_heads", "d_mlp", "vocab_size", "seq_len")
+        _require(
+            isinstance(self.family, str)
+            and (self.family in BUILTIN_FAMILIES or _USER_FAMILY_RE.fullmatch(self.family)),
+            f"ModelConfig.family must be one of {BUILTIN_FAMILIES} or a user family "
+            f"'package.module:attribute', got {self.family!r}",
+        )
+        _positive_int(self, "n_layers", "d_model", "n_heads", "vocab_size", "seq_len")
+        if self.d_mlp is None:
+            from scaling.counting import default_d_mlp  # pure module; imports nothing back
+
+            object.__setattr__(self, "d_mlp", default_d_mlp(self.family, self.d_model))
+        _positive_int(self, "d_mlp")
+        if self.family == "gpt2":
+            _require(
+                not self.qk_norm and self.rope_theta == 10000.0,
+                "ModelConfig.qk_norm and rope_theta apply to family='llama' (gpt2 has learned "
+                "positions and no QK-norm); remove them or set family='llama'",
+            )
+        if self.family == "llama":
+            _require(
+                self.d_head % 2 == 0,
+                f"ModelConfig d_head = d_model // n_heads = {self.d_head} must be even for rotary "
+                "positions (family='llama'); change d_model or n_heads",
+            )
+        _require(
+            isinstance(self.rope_theta, (int, float)) and self.rope_theta > 0,
+            f"ModelConfig.rope_theta must be > 0, got {self.rope_theta!r}",
+        )
         _require(
             self.d_model % self.n_heads == 0,
             f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}; "
@@ -112,8 +158,13 @@ class DataConfig:
     Attributes:
         source: ``"stdlib"`` (the running interpreter's standard-library ``.py`` files, byte
             tokens), ``"text"`` (a user's text file or folder, byte tokens) or ``"tokens"``
-            (a folder with nanoGPT-layout ``train.bin`` and ``val.bin`` of ``uint16`` ids).
-        path: file or folder for ``text`` and ``tokens``; must be ``None`` for ``stdlib``.
+            (token-id shards: a ``scaling prepare`` folder with ``manifest.json``, a nanoGPT
+            folder with ``train.bin``/``val.bin``, a folder of llm.c / modded-nanogpt shards,
+            or a glob of shards; see ``scaling.data``).
+        path: file or folder for ``text``; folder or glob of training shards for ``tokens``;
+            must be ``None`` for ``stdlib``.
+        val_path: ``tokens`` only: folder or glob of validation shards, needed when ``path``
+            is a glob (a folder's own manifest or file names say which shards validate).
         include_tests: ``stdlib`` only: also use the ``test``/``tests`` folders (~30 MB vs ~12 MB).
         val_fraction: fraction of files (``stdlib``/``text`` folders) or of the byte stream (a
             single text file) held out for validation, chosen deterministically.
@@ -126,6 +177,7 @@ class DataConfig:
     include_tests: bool = False
     val_fraction: float = 0.04
     val_tokens: int = 65536
+    val_path: str | None = field(default=None, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
         _require(
@@ -144,6 +196,11 @@ class DataConfig:
             f"DataConfig.val_fraction must be in (0, 0.5), got {self.val_fraction}",
         )
         _positive_int(self, "val_tokens")
+        if self.val_path is not None:
+            _require(
+                self.source == "tokens" and bool(self.val_path),
+                "DataConfig.val_path applies to source='tokens' only; remove it",
+            )
 
 
 OptimizerName = Literal["adamw", "sgd"]

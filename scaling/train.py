@@ -25,9 +25,10 @@ over resumed segments). A loss or gradient norm that is not finite stops the run
 before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
-``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files, whose bytes per token are
-unknown); ``flops`` are counted training FLOPs (Hoffmann et al. 2022, App. F, without the
-embedding lookup; ``scaling.counting.training_flops``) for the tokens trained so far.
+``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files without a ``scaling prepare``
+manifest, whose bytes per token are unknown); ``flops`` are counted training FLOPs (Hoffmann
+et al. 2022, App. F, without the embedding lookup; ``scaling.counting.training_flops``) for the
+tokens trained so far.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import distributed, rundir
+from scaling import distributed, models, rundir
 from scaling.config import ConfigError, RunConfig, parent_mismatches
 from scaling.counting import (
     flops_6nd,
@@ -270,7 +271,10 @@ def _is_eval_step(done: int, cfg: RunConfig) -> bool:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunSummary:
-    """Train ``GPT(cfg.model)`` on ``cfg.data`` for ``cfg.n_steps`` steps, recording ``run_dir``.
+    """Train ``cfg.model`` (its family's module) on ``cfg.data`` for ``cfg.n_steps`` steps.
+
+    The module comes from ``scaling.models.build_model``; its parameter count is checked against
+    ``scaling.counting.param_counts`` before training (``FamilyError`` on a mismatch).
 
     Args:
         cfg: the fully resolved run configuration.
@@ -292,6 +296,8 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
             multiple of ``WORLD_SIZE``.
         DataError: the corpus cannot feed this config (raised before anything is written), or
             it changed since the run started.
+        FamilyError: ``cfg.model.family`` cannot be imported or built, or its counts disagree
+            with its module (raised before anything is written).
         CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept); a branch's parent
             checkpoint is missing, damaged, or changed since the branch started.
         ConfigError: (a branch) the parent run is missing or differs in shape, data, seed,
@@ -309,6 +315,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         stored_summary = rundir.read_summary(run_dir)
         if stored_summary is not None:
             return RunSummary.from_dict(stored_summary)
+    models.check_family(cfg.model)  # importable, and counted as built (FamilyError otherwise)
     device = resolve_device(cfg.device)
 
     # -- data: load and check before any compute or any write ---------------------------------
@@ -416,7 +423,7 @@ def _train_loop(
     import torch
     from tqdm.auto import tqdm
 
-    from scaling.model import GPT
+    from scaling.models import build_model, check_counts, default_param_groups
 
     run_name, is_main = run_dir.name, dist_env.is_main
     device_type = device.split(":")[0]
@@ -435,9 +442,14 @@ def _train_loop(
 
     # -- model and optimizer (the seed fixes the initialisation) ---------------------------------
     torch.manual_seed(cfg.seed)
-    model = GPT(cfg.model).to(device)
+    model = build_model(cfg.model)  # the family's module (scaling.models registry)
+    check_counts(model, cfg.model)  # the N recorded is the N that trains
+    model = model.to(device)
+    groups = getattr(model, "param_groups", None)  # a user module may not define them
     optimizer = build_optimizer(
-        model.param_groups(cfg.optim.weight_decay),
+        groups(cfg.optim.weight_decay)
+        if callable(groups)
+        else default_param_groups(model, cfg.optim.weight_decay),
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )

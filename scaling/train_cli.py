@@ -31,8 +31,12 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "seq_len": ("model", "seq_len"),
     "vocab_size": ("model", "vocab_size"),
     "tie_embeddings": ("model", "tie_embeddings"),
+    "family": ("model", "family"),
+    "rope_theta": ("model", "rope_theta"),
+    "qk_norm": ("model", "qk_norm"),
     "data_source": ("data", "source"),
     "data_path": ("data", "path"),
+    "data_val_path": ("data", "val_path"),
     "include_tests": ("data", "include_tests"),
     "val_fraction": ("data", "val_fraction"),
     "val_tokens": ("data", "val_tokens"),
@@ -89,21 +93,35 @@ def register(subparsers: Any) -> None:
         help="attention heads; must divide --d-model (required, or from --config)",
     )
     m.add_argument(
-        "--d-mlp", type=int, help="MLP hidden width in features (default: 4 x --d-model)"
+        "--d-mlp",
+        type=int,
+        help="MLP hidden width in features (default: 4 x --d-model for gpt2, 8/3 x --d-model "
+        "rounded to a multiple of 32 for llama)",
     )
     m.add_argument("--seq-len", type=int, help="context length in tokens")
     m.add_argument("--vocab-size", type=int, help="number of token ids (256 for byte tokens)")
     m.add_argument("--tie-embeddings", action="store_true", help="share embedding and LM head")
+    m.add_argument(
+        "--family",
+        help="model family: gpt2 (default), llama, or your own 'package.module:attribute'",
+    )
+    m.add_argument("--rope-theta", type=float, help="llama: rotary frequency base (10000)")
+    m.add_argument("--qk-norm", action="store_true", help="llama: RMSNorm on queries and keys")
 
     d = p.add_argument_group("data")
     d.add_argument(
         "--data-source",
         choices=["stdlib", "text", "tokens"],
         help="stdlib: Python standard-library .py files (default); text: --data-path file or "
-        "folder, byte tokens; tokens: folder with uint16 train.bin/val.bin. With --data-path "
-        "and no --data-source: tokens if the folder holds train.bin, else text",
+        "folder, byte tokens; tokens: token shards (a scaling prepare folder with "
+        "manifest.json, nanoGPT train.bin/val.bin, llm.c shards, or a glob). With --data-path "
+        "and no --data-source: tokens if it is a glob or a folder with manifest.json or "
+        "train.bin, else text",
     )
-    d.add_argument("--data-path", help="text file or folder, or a token folder (path)")
+    d.add_argument(
+        "--data-path", help="text file or folder, or a token folder or glob of shards (path)"
+    )
+    d.add_argument("--data-val-path", help="tokens: folder or glob of validation shards (path)")
     d.add_argument(
         "--include-tests", action="store_true", help="stdlib: also train on the test folders"
     )
@@ -274,14 +292,17 @@ def resolve_config(args: argparse.Namespace) -> Any:
         if dest in given:
             (base[section] if section else base)[key] = given[dest]
     if "path" in base["data"] and "data_source" not in given and "source" not in base["data"]:
-        folder = Path(base["data"]["path"])
-        base["data"]["source"] = "tokens" if (folder / "train.bin").is_file() else "text"
+        spec = str(base["data"]["path"])
+        folder = Path(spec)
+        tokens = any(c in spec for c in "*?[") or any(
+            (folder / n).is_file() for n in ("train.bin", "manifest.json")
+        )
+        base["data"]["source"] = "tokens" if tokens else "text"
     model = base["model"]
     missing = [k for k in ("n_layers", "d_model", "n_heads") if k not in model]
     if missing:
         flags = ", ".join("--" + k.replace("_", "-") for k in missing)
         raise ConfigError(f"model shape incomplete: give {flags} (or --config FILE)")
-    model.setdefault("d_mlp", 4 * model["d_model"])
     return RunConfig.from_dict(base)
 
 
