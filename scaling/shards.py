@@ -193,7 +193,10 @@ def _expand(spec: str, field: str, pattern: str = "*.bin") -> list[tuple[Path, s
         raise ShardError(f"{field}={spec!r} is neither a folder nor a glob that exists")
     files = sorted(f for f in folder.glob(pattern) if f.is_file())
     if not files:
-        raise ShardError(f"{field}={spec!r} holds no {pattern} shards")
+        raise ShardError(
+            f"{field}={spec!r} holds no manifest.json, nanoGPT train.bin/val.bin or {pattern} "
+            "shards; tokenize it with `scaling prepare`, or read it as text (source 'text')"
+        )
     return [(f, f.name) for f in files]
 
 
