@@ -338,7 +338,7 @@ def _train_loop(
     torch.manual_seed(cfg.seed)
     model = GPT(cfg.model).to(device)
     optimizer = build_optimizer(
-        model.param_groups(cfg.optim.weight_decay),
+        model.param_groups(cfg.optim.weight_decay, cfg.optim.eps),
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from scaling.counting import flops_per_token, param_counts, training_flops
+from scaling.parametrization import inherited_fields
 from sweeps.lr import FixedLR, LRRule, LRRuleError
 from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 
@@ -231,6 +232,7 @@ class SweepSpec:
             seq_len=b.seq_len,
             tie_embeddings=b.tie_embeddings,
             dropout=b.dropout,
+            **inherited_fields(b),
         )
 
     def _rule_shape(self, n_params: float) -> ModelConfig:
@@ -242,7 +244,7 @@ class SweepSpec:
         model = self.shape_rule.shape_for(
             n_params, self.n_params_kind, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
-        model = dataclasses.replace(model, dropout=b.dropout)
+        model = dataclasses.replace(model, dropout=b.dropout, **inherited_fields(b))
         got = count_params(model, self.n_params_kind)
         if abs(math.log(got / n_params)) > math.log(2):
             raise ShapeRuleError(
@@ -263,7 +265,7 @@ class SweepSpec:
         model = rule.shape_for_depth(
             n_layers, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
-        return dataclasses.replace(model, dropout=b.dropout)
+        return dataclasses.replace(model, dropout=b.dropout, **inherited_fields(b))
 
     def _variants(
         self, label: str, model: ModelConfig, n_tokens: int, flops_budget: float | None
