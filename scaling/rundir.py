@@ -50,8 +50,9 @@ class CheckpointError(ValueError):
 
 # -- readers ------------------------------------------------------------------------------------
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``, and
-    ``parametrization`` in runs written since it exists).
+    """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``...).
+
+    ``parametrization`` is there in runs written since parametrizations exist.
 
     Raises:
         FileNotFoundError: no ``config.json`` in ``run_dir``.
