@@ -9,10 +9,11 @@ run's on CPU. A finished directory is returned as is, with no training work.
 
 ``metrics.jsonl`` rows come every ``log_interval_steps``, at every evaluation (each
 ``eval_interval_tokens`` and the last step); ``train/loss`` in a row is the mean training loss
-over the steps since the previous row, ``lr`` the rate used at that step, ``grad_norm`` its
-pre-clip global gradient norm, ``tokens_per_sec`` the training throughput since the previous row
-(evaluation time excluded) and ``elapsed_s`` the wall time since the run first started (summed
-over resumed segments). A loss or gradient norm that is not finite stops the run as diverged
+over the steps since the previous row, ``lr`` the schedule's rate at that step (a parameter
+group with an ``lr_multiplier``, such as muP's hidden matrices, used that multiple of it;
+``config.json`` lists each group's), ``grad_norm`` its pre-clip global gradient norm,
+``tokens_per_sec`` the training throughput since the previous row (evaluation time excluded) and
+``elapsed_s`` the wall time since the run first started (summed over resumed segments). A loss or gradient norm that is not finite stops the run as diverged
 before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,

@@ -327,3 +327,11 @@ def test_completep_run_resumes_after_kill_9_exactly(make_cfg, tmp_path):
     ref = [{k: v for k, v in r.items() if k not in ("tokens_per_sec", "elapsed_s")}
            for r in rundir.read_metrics(tmp_path / "reference")]  # fmt: skip
     assert strip == ref and resumed.val_loss == reference.val_loss
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mup_run_on_cuda_bf16(make_cfg, tmp_path):
+    model = ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256, seq_len=32,
+                        parametrization="completep", base_d_model=32, base_n_layers=1)  # fmt: skip
+    summary = train(make_cfg(model=model, device="cuda"), tmp_path / "g", progress=False)
+    assert summary.status == "complete" and summary.val_loss < math.log(256) - 1.0
