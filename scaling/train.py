@@ -13,8 +13,8 @@ over the steps since the previous row, ``lr`` the schedule's rate at that step (
 group with an ``lr_multiplier``, such as muP's hidden matrices, used that multiple of it;
 ``config.json`` lists each group's), ``grad_norm`` its pre-clip global gradient norm,
 ``tokens_per_sec`` the training throughput since the previous row (evaluation time excluded) and
-``elapsed_s`` the wall time since the run first started (summed over resumed segments). A loss or gradient norm that is not finite stops the run as diverged
-before the update is applied.
+``elapsed_s`` the wall time since the run first started (summed over resumed segments). A loss
+or gradient norm that is not finite stops the run as diverged before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
 ``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files, whose bytes per token are
