@@ -133,7 +133,17 @@ class WidthScaledLR:
             raise LRRuleError(f"WidthScaledLR.exponent must be finite, got {self.exponent!r}")
 
     def lr_for(self, model: ModelConfig) -> float:
-        """Peak LR for ``model.d_model``."""
+        """Peak LR for ``model.d_model``.
+
+        Raises:
+            LRRuleError: ``model`` is muP/CompleteP, whose optimizer groups already scale the
+                LR with width (the two would compound); use ``MupLR`` there.
+        """
+        if model.parametrization != "sp" and self.exponent != 0:
+            raise LRRuleError(
+                f"WidthScaledLR would scale the LR with width on top of "
+                f"parametrization={model.parametrization!r}, which already does; use MupLR"
+            )
         return float(self.base_lr * (self.base_d_model / model.d_model) ** self.exponent)
 
     def to_dict(self) -> dict[str, Any]:

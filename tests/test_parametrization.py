@@ -20,7 +20,7 @@ from scaling.model import GPT
 from scaling.optim import build_optimizer, set_lr
 from scaling.parametrization import INIT_STD
 from scaling.train import train
-from sweeps.lr import FixedLR, LRRuleError, MupLR, lr_rule_from_dict
+from sweeps.lr import FixedLR, LRRuleError, MupLR, WidthScaledLR, lr_rule_from_dict
 from sweeps.registry import load_sweep
 
 SHAPE = dict(n_layers=2, d_model=32, n_heads=4, d_mlp=128, vocab_size=64, seq_len=16)
@@ -274,6 +274,9 @@ def test_mup_lr_gives_one_lr_and_refuses_sp():
     with pytest.raises(LRRuleError, match="MupLR.base_lr must be a positive"):
         MupLR(base_lr=0)
     assert lr_rule_from_dict(FixedLR(1e-3).to_dict()) == FixedLR(1e-3)
+    # a width-scaled rule on a muP model would scale the hidden LR by 1/width twice
+    with pytest.raises(LRRuleError, match="use MupLR"):
+        WidthScaledLR(1e-2, 32).lr_for(_model_cfg(parametrization="mup", base_d_model=32))
 
 
 def test_cluster_example_plans_every_run_in_mup_at_one_lr():
