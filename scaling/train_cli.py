@@ -21,6 +21,9 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "seq_len": ("model", "seq_len"),
     "vocab_size": ("model", "vocab_size"),
     "tie_embeddings": ("model", "tie_embeddings"),
+    "parametrization": ("model", "parametrization"),
+    "base_d_model": ("model", "base_d_model"),
+    "base_n_layers": ("model", "base_n_layers"),
     "data_source": ("data", "source"),
     "data_path": ("data", "path"),
     "include_tests": ("data", "include_tests"),
@@ -76,6 +79,13 @@ def register(subparsers: Any) -> None:
     m.add_argument("--seq-len", type=int, help="context length in tokens (default 256)")
     m.add_argument("--vocab-size", type=int, help="token ids (256 for byte tokens)")
     m.add_argument("--tie-embeddings", action="store_true", help="share embedding and LM head")
+    m.add_argument(
+        "--parametrization",
+        choices=["sp", "mup", "completep"],
+        help="init/LR rules across shapes (default sp; scaling.parametrization)",
+    )
+    m.add_argument("--base-d-model", type=int, help="mup/completep: width the LR was tuned at")
+    m.add_argument("--base-n-layers", type=int, help="completep: depth the LR was tuned at")
 
     d = p.add_argument_group("data")
     d.add_argument(

@@ -338,3 +338,23 @@ def test_mup_run_on_cuda_bf16(make_cfg, tmp_path):
                         parametrization="completep", base_d_model=32, base_n_layers=1)  # fmt: skip
     summary = train(make_cfg(model=model, device="cuda"), tmp_path / "g", progress=False)
     assert summary.status == "complete" and summary.val_loss < math.log(256) - 1.0
+
+
+def test_train_cli_takes_the_parametrization_flags(capsys):
+    from scaling.cli import main as cli_main
+
+    argv = ["train", "--run-dir", "unused", "--dry-run", "--n-layers", "2", "--d-model", "64",
+            "--n-heads", "4", "--parametrization", "completep", "--base-d-model", "32",
+            "--base-n-layers", "1"]  # fmt: skip
+    assert cli_main(argv) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert (model["parametrization"], model["base_d_model"], model["base_n_layers"]) == (
+        "completep", 32, 1,
+    )  # fmt: skip
+    bad = ["train", "--run-dir", "x", "--n-layers", "2", "--d-model", "64", "--n-heads", "4",
+           "--parametrization", "mup"]  # fmt: skip
+    try:  # one line and exit status 2, whether returned or raised
+        rc = cli_main(bad)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2 and "base_d_model is required" in capsys.readouterr().err
