@@ -5,8 +5,9 @@ One table holds every rule; the model and the optimizer ask this module and hold
 
 - ``"sp"``: standard parametrization, GPT-2 / nanoGPT (today's behaviour, the default).
 - ``"mup"``: maximal update parametrization for Adam (Yang et al. 2022, "Tensor Programs V",
-  arXiv:2203.03466, Table 3, in the equivalent multiplier form of its Table 8 that allows tied
-  embeddings): the optimal LR stops depending on the width.
+  arXiv:2203.03466, Table 3, in the equivalent form of its Table 8, where the readout gets a
+  1/fan_in output multiplier instead of a width-dependent init and LR): the optimal LR stops
+  depending on the width.
 - ``"completep"``: muP plus the depth rules of Dey et al. 2025 ("Don't be lazy: CompleteP enables
   compute-efficient deep transformers", arXiv:2505.01618, Table 1, alpha = 1): the optimal LR
   stops depending on the depth as well.
