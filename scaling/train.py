@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import distributed, rundir
+from scaling import distributed, parametrization, rundir
 from scaling.config import ConfigError, RunConfig
 from scaling.counting import (
     flops_6nd,
@@ -339,7 +339,10 @@ def _train_loop(
     torch.manual_seed(cfg.seed)
     model = GPT(cfg.model).to(device)
     optimizer = build_optimizer(
-        model.param_groups(cfg.optim.weight_decay, cfg.optim.eps),
+        # any model family: roles, LR multipliers, eps and decay from scaling.parametrization
+        parametrization.param_groups(
+            model, cfg.model, weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps
+        ),
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )
