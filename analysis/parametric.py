@@ -366,7 +366,9 @@ def minimise(
             the ``n_refine`` best distinct end points), ``"exhaustive"`` (L-BFGS-B with the
             analytic gradient from every start), or ``"published"`` (L-BFGS-B with
             finite-difference gradients and scipy's default tolerances from every start: the
-            Besiroglu et al. procedure; slow).
+            Besiroglu et al. procedure; slow), or ``"gauss_newton"`` (the batched Gauss-Newton
+            iterations of a bootstrap refit from every start, no L-BFGS-B: a cheap path for
+            simulations that start near the optimum).
         schedule: the screen's stages, (iterations, starts kept); see ``_screen``.
         n_refine: distinct screened end points refined with L-BFGS-B.
         weights: optional per-point multiplicities (bootstrap counts), shape (n,).
@@ -385,6 +387,16 @@ def minimise(
     if pinned is not None and not np.all(np.isnan(pinned)):
         free = np.isnan(pinned)
         starts = np.unique(np.where(free, starts, pinned), axis=0)  # the grid over free ones
+    if method == "gauss_newton":  # the bootstrap's refit: batched Gauss-Newton only
+        th, fs = _screen(starts, logN, logD, logL, delta, ((BOOTSTRAP_ITERS, None),), weights, free)
+        idx = _distinct(th, fs, n_refine)
+        return {
+            "theta": th[idx[0]],
+            "objective": float(fs[idx[0]]),
+            "refined_theta": th[idx],
+            "refined_objective": fs[idx],
+            "n_starts": len(starts),
+        }
     if method == "screened":
         if weights is None:
             th, fs = _screen(starts, logN, logD, logL, delta, schedule, free=free)
@@ -396,7 +408,10 @@ def minimise(
     elif method in ("exhaustive", "published"):
         cand = starts
     else:
-        raise ValueError(f"method must be 'screened', 'exhaustive' or 'published', got {method!r}")
+        raise ValueError(
+            "method must be 'screened', 'exhaustive', 'published' or 'gauss_newton', got "
+            f"{method!r}"
+        )
     out = [
         _lbfgs(
             t,
@@ -860,7 +875,8 @@ def fit_parametric(
         n_bootstrap: bootstrap resamples over rows for CIs (0 = none).
         seed: bootstrap seed.
         ci_level: CI coverage.
-        method: ``"screened"`` (fast, default) or ``"exhaustive"``; see ``minimise``.
+        method: ``"screened"`` (fast, default), ``"exhaustive"`` or ``"gauss_newton"``; see
+            ``minimise``.
         workers: bootstrap processes (default min(2, cpu count)).
         selection: note on how rows were selected.
         meta: provenance stored with the result.

@@ -1,6 +1,7 @@
 """Forecasts scored on held-out data: how well does each approach predict what it did not see?
 
-IsoFLOP data (>= 3 usable budgets): leave-one-budget-out. For each usable budget in turn, every
+IsoFLOP data (runs labelled with their IsoFLOP budget, ``flops_budget``, and >= 3 usable
+budgets): leave-one-budget-out. For each usable budget in turn, every
 approach (1: envelope, when curves exist; 2: IsoFLOP; 3: parametric) is refitted WITHOUT that
 budget's runs (with a bootstrap) and predicts the held-out budget's compute-optimal N and loss at
 its C (``analysis.query.compute_optimal``). The observed values are the held-out budget's own
@@ -9,7 +10,8 @@ gives the signed errors (N_pred / N_obs - 1; L_pred - L_obs in nats), whether N_
 prediction's 95% bootstrap CI, and whether L_obs lies in its 95% prediction interval
 (``analysis.forecast``). The row that holds out the largest budget is the classic backtest.
 
-Grid or ladder data (no IsoFLOP budgets): the runs with the largest N are held out, approach 3 is
+Grid or ladder data (no budget labels: binning C would turn a grid's diagonals into false
+budgets), or fewer than 3 usable budgets: the runs with the largest N are held out, approach 3 is
 refitted on the rest, and each held-out run's loss is predicted at its (N, D) with a PI.
 """
 
@@ -70,8 +72,12 @@ def score_forecasts(
         ``approach``, ``held_out`` and ``error`` when the refit failed.
     """
     kw = dict(n_convention=n_convention, flop_formula=flop_formula)
-    full, err = fits_quietly("isoflop", data, window=window, **kw)
+    budget = data.points.get("flops_budget")
+    labelled = budget is not None and bool(np.all(np.isfinite(budget.to_numpy(float))))
+    full, err = fits_quietly("isoflop", data, window=window, **kw) if labelled else (None, None)
     usable = [o for o in full.optima if o["used"]] if full is not None else []
+    if not labelled:
+        err = "no IsoFLOP budget labels (flops_budget)"
     if len(usable) >= 3:
         out = _leave_one_budget_out(data, full, usable, kw, n_bootstrap, seed, window, workers)
     else:
