@@ -85,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_optimal)
 
     r = subparsers.add_parser(
-        "report", help="all fits, figures, backtest, summary.md and index.html"
+        "report",
+        help="all fits, forecasts on held-out budgets, sensitivity, figures, summary.md and "
+        "index.html",
     )
     r.add_argument("--runs-dir", required=True)
     r.add_argument("--out", required=True, help="output folder")

@@ -269,7 +269,10 @@ def make_report(
         window=window,
         workers=workers,
     )
-    sens = sensitivity_table(data, target, window=window) if sensitivity else None
+    sens = None
+    if sensitivity:
+        own = [fitted[k] for k in ("isoflop", "parametric") if k in fitted]
+        sens = sensitivity_table(data, target, window=window, done=own)
     for name, obj in (("forecast", forecast), ("sensitivity", sens)):
         if obj is not None:
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))

@@ -40,6 +40,7 @@ def sensitivity_table(
     *,
     window: int | None = None,
     deltas: tuple[float, ...] = HUBER_DELTAS,
+    done: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Refit under every (N convention, C formula, Huber delta, approach) combination.
 
@@ -49,6 +50,8 @@ def sensitivity_table(
             same number of FLOPs in every row, counted under that row's C formula.
         window: approach 2's points per parabola, or None for all.
         deltas: approach 3's Huber deltas.
+        done: fits already made on ``data`` (e.g. the report's own); a combination one of
+            them matches (approach, N convention, C formula, Huber delta) is not refitted.
 
     Returns:
         ``{"target_flops", "rows": [...]}``; each row: ``n_convention``, ``flop_formula``,
@@ -78,9 +81,11 @@ def sensitivity_table(
                         rows.append({**row, "error": missing})
                         continue
                     extra = {"huber_delta": delta} if delta else {"window": window}
-                    fit, err = fits_quietly(
-                        appr, data, n_convention=n_conv, flop_formula=c_form, **extra
-                    )
+                    fit = _matching(done or [], appr, n_conv, c_form, delta)
+                    if fit is None:
+                        fit, err = fits_quietly(
+                            appr, data, n_convention=n_conv, flop_formula=c_form, **extra
+                        )
                     if fit is None:
                         rows.append({**row, "error": err})
                         continue
@@ -95,6 +100,15 @@ def sensitivity_table(
                         }
                     )
     return {"target_flops": target, "rows": rows}
+
+
+def _matching(done: list[Any], appr: str, n_conv: str, c_form: str, delta: float | None):
+    for f in done:
+        if (f.approach, f.n_convention, f.flop_formula) == (appr, n_conv, c_form) and (
+            delta is None or getattr(f, "huber_delta", None) == delta
+        ):
+            return f
+    return None
 
 
 def spread(table: dict[str, Any], key: str) -> tuple[float, float]:

@@ -36,6 +36,9 @@ def grid_fit():
 
 
 def test_predict_loss_contract_and_intervals(grid_fit):
+    import analysis
+
+    assert analysis.predict_loss is predict_loss  # the interface contract's name
     ans = predict_loss(grid_fit, 3e10, 6e10)
     assert set(ans) == {"value", "ci", "pi", "level"} and ans["level"] == 0.95
     truth = float(law_loss(3e10, 6e10, LAW))
