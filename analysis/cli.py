@@ -129,6 +129,8 @@ def _fit(args: argparse.Namespace) -> int:
     if not args.sensitivity and (not args.approach or not args.out):
         raise ValueError("scaling fit needs --approach and --out (or --sensitivity)")
     fixed = parse_fixed(args.fix)
+    if fixed and args.sensitivity:
+        raise ValueError("--fix does not combine with --sensitivity (it refits every choice)")
     if fixed and args.approach != "parametric":
         raise ValueError("--fix pins approach-3 parameters: use it with --approach parametric")
     if fixed:

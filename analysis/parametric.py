@@ -335,7 +335,9 @@ def _distinct(thetas: np.ndarray, fs: np.ndarray, k: int, tol: float = 1e-3) -> 
     for i in order:
         if not np.isfinite(fs[i]):
             continue
-        if all(np.max(np.abs(thetas[i] - thetas[j])) > tol for j in kept):
+        # one vectorised comparison against every kept row (a Python loop over pairs cost
+        # seconds when thousands of screened starts end at the same optimum)
+        if not kept or np.min(np.max(np.abs(thetas[kept] - thetas[i]), axis=1)) > tol:
             kept.append(int(i))
         if len(kept) >= k:
             break

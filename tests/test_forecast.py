@@ -185,3 +185,31 @@ def test_forecast_scoring_largest_n_held_out_on_grid_data():
         assert r["L_pi"][0] < r["L_pred"] < r["L_pi"][1]
     # extrapolating one step in N on 1% noise: most held-out runs fall inside their 95% PI
     assert sc["summary"]["parametric"]["L_in_pi"] >= 4
+
+
+def test_sensitivity_for_any_csv(tmp_path, capsys):
+    from analysis.synthetic import isoflop_arrays
+
+    N, D, C, L = isoflop_arrays(LAW, noise=0.003, rng=np.random.default_rng(0))
+    csv = tmp_path / "runs.csv"
+    pd.DataFrame({"N": N, "D": D, "C": C * 1.1, "loss": L, "budget": C}).to_csv(csv, index=False)
+    out = tmp_path / "sens.json"
+    args = ["fit", "--csv", str(csv), "--n-col", "N", "--d-col", "D", "--c-col", "C"]
+    args += ["--loss-col", "loss", "--budget-col", "budget", "--sensitivity"]
+    assert main([*args, "--target-flops", "1e22", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Sensitivity at C = 1.000e+22" in text and "tokens/param spans" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 12
+    # one N column: the CSV cannot say what the other convention would give, and says so
+    assert all("error" in r for r in rows if r["n_convention"] == "non_embedding")
+    ok = [r for r in rows if r["n_convention"] == "total"]
+    assert len(ok) == 6 and not [r for r in ok if "error" in r]
+    a_true = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
+    for r in ok:  # every choice lands near the truth on this clean design
+        assert abs(r["a"] - a_true) < 0.05, r
+    # counted C here is 1.1 x 6ND: the same budget buys 1/1.1 of the compute, a smaller model
+    by = {(r["flop_formula"], r["approach"], r["huber_delta"]): r for r in ok}
+    assert by[("counted", "isoflop", None)]["n_opt"] < by[("6nd", "isoflop", None)]["n_opt"]
+    assert main([*args, "--fix", "E=1.7"]) == 2
+    assert "--fix does not combine" in capsys.readouterr().err
