@@ -244,8 +244,10 @@ def plot_sensitivity(table: dict[str, Any]) -> Figure:
     ax_t, ax_a = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     y = np.arange(len(rows))
     colours = ["tab:blue" if r["approach"] == "isoflop" else "tab:orange" for r in rows]
-    ax_t.scatter([r["tokens_per_param"] for r in rows], y, c=colours)
-    _logx(ax_t)
+    tpp = [r["tokens_per_param"] for r in rows]
+    ax_t.scatter(tpp, y, c=colours)
+    if tpp and max(tpp) > 10 * min(tpp):  # log only when the spread needs it (tick labels)
+        _logx(ax_t)
     ax_t.set_xlabel(f"tokens/param at C = {table['target_flops']:.2g}")
     ax_a.scatter([r["a"] for r in rows], y, c=colours)
     ax_a.set_xlabel("a (N_opt ∝ C^a)")

@@ -46,6 +46,7 @@ PUBLISHED = (
     ("Chinchilla approach 3 (Hoffmann et al. 2022, Table 2)", 0.46, 0.54),
     ("Kaplan et al. 2020 (Sec. 6.1)", 0.73, 0.27),
 )
+WIDE_FIGURES = ("sensitivity",)  # full width in the HTML figure grid
 CAPTIONS = {
     "isoflop": "IsoFLOP profiles: final loss against N for each budget, the fitted parabola "
     "(approach 2) and its minimum.",
@@ -608,7 +609,9 @@ th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
  overflow-wrap:anywhere}
 th{background:#f4f4f4}
 pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
-figure{margin:16px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:16px}
+figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figure.wide{grid-column:1/-1}
 figcaption{font-size:13px;color:#555}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 code{overflow-wrap:anywhere}
@@ -652,12 +655,18 @@ def _html(sections: list[_Section], out: Path) -> str:
                 )
                 + "</tbody></table>"
             )
+        if sec.figures:
+            parts.append("<div class='figs'>")
         for path, caption in sec.figures:
             b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+            wide = " class='wide'" if path.stem in WIDE_FIGURES else ""
             parts.append(
-                f"<figure><img alt='{html.escape(path.stem)}' src='data:image/png;base64,{b64}'>"
+                f"<figure{wide}><img alt='{html.escape(path.stem)}' "
+                f"src='data:image/png;base64,{b64}'>"
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             )
+        if sec.figures:
+            parts.append("</div>")
         for summary, text in sec.details:
             parts.append(
                 f"<details><summary>{html.escape(summary)}</summary>"
