@@ -106,8 +106,8 @@ def predict_loss(
         approach = getattr(fit, "approach", type(fit).__name__)
         raise ValueError(
             f"loss at any (N, D) needs an approach-3 fit (`scaling fit --approach parametric`); "
-            f"this is a {approach!r} fit, which only describes the compute-optimal frontier "
-            "(ask it with --flops)"
+            f"this fit's approach is {approach!r}, which only describes the compute-optimal "
+            "frontier (ask it with --flops)"
         )
     check_level(level)
     N, D = _positive("n_params", n_params), _positive("n_tokens", n_tokens)
