@@ -8,8 +8,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
+
+
+class UsageError(ValueError):
+    """A flag that does not apply to the chosen input, or a file of the wrong kind."""
+
+
+# ---- argparse value types: a bad value is refused by argparse with the flag's name ----------
+
+
+def _count(text: str) -> int:
+    """An integer >= 0 (``--bootstrap``, ``--drop-highest``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """A finite float > 0 (FLOPs, parameters, losses, Huber delta), e.g. ``1e21``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 such as 1e21, got {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--budget-col", help="--csv: IsoFLOP budget label column (default: bin log10 C to 0.1 dex)"
     )
     p.add_argument(
-        "--drop-highest", type=int, default=0, help="--csv: drop this many highest-loss rows"
+        "--drop-highest", type=_count, help="--csv: drop this many highest-loss rows (default 0)"
     )
     p.add_argument(
         "--approach",
@@ -34,11 +67,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="required unless --sensitivity",
     )
     p.add_argument(
-        "--huber-delta", type=float, default=1e-3, help="approach 3 Huber delta (default 1e-3)"
+        "--huber-delta",
+        type=_positive,
+        help="--approach parametric: Huber delta (default 1e-3, as published)",
     )
-    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples over runs for CIs")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--n-convention", choices=["non_embedding", "total"], default="total")
+    p.add_argument(
+        "--bootstrap", type=_count, default=0, help="bootstrap resamples over runs for CIs"
+    )
+    p.add_argument("--seed", type=int, help="bootstrap seed (needs --bootstrap; default 0)")
+    p.add_argument(
+        "--n-convention",
+        choices=["non_embedding", "total"],
+        help="which N: default 'non_embedding' for --runs-dir (as the main job and `scaling "
+        "report`), 'total' for --csv (what published tables such as Chinchilla's hold)",
+    )
     p.add_argument(
         "--flop-formula",
         choices=["counted", "6nd"],
@@ -61,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--target-flops",
-        type=float,
+        type=_positive,
         default=None,
         help="--sensitivity: budget C for N_opt (default: 10x the largest C)",
     )
@@ -73,12 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--fit", required=True, help="fit.json from `scaling fit`")
     what = q.add_mutually_exclusive_group(required=True)
-    what.add_argument("--flops", type=float, help="compute budget C (FLOPs)")
-    what.add_argument("--params", type=float, help="model size N (the fit's convention)")
-    what.add_argument("--loss", type=float, help="target loss (nats/token)")
+    what.add_argument("--flops", type=_positive, help="compute budget C (FLOPs)")
+    what.add_argument("--params", type=_positive, help="model size N (the fit's convention)")
+    what.add_argument("--loss", type=_positive, help="target loss (nats/token)")
     q.add_argument(
         "--tokens",
-        type=float,
+        type=_positive,
         help="with --params: predicted loss of N params trained on this many tokens (CI + PI)",
     )
     q.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -89,14 +131,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="all fits, forecasts on held-out budgets, sensitivity, figures, summary.md and "
         "index.html",
     )
-    r.add_argument("--runs-dir", required=True)
-    r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--bootstrap", type=int, default=200)
+    r.add_argument("--runs-dir", required=True, help="folder of run directories")
     r.add_argument(
-        "--target-flops", type=float, default=None, help="default: 10x the largest swept C"
+        "--out",
+        required=True,
+        help="output folder; a previous report there is replaced (files it lists in "
+        "report-files.json), other files are kept",
     )
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--n-convention", choices=["non_embedding", "total"], default="total")
+    r.add_argument("--bootstrap", type=_count, default=200, help="resamples (0 = no CIs)")
+    r.add_argument(
+        "--target-flops", type=_positive, help="budget C (FLOPs); default 10x the largest swept C"
+    )
+    r.add_argument("--seed", type=int, help="bootstrap seed (needs --bootstrap > 0; default 0)")
+    r.add_argument(
+        "--n-convention",
+        choices=["non_embedding", "total"],
+        default="non_embedding",
+        help="which N every fit uses (the main job's choice)",
+    )
     r.add_argument("--flop-formula", choices=["counted", "6nd"], default="counted")
     r.set_defaults(func=_report)
 
@@ -123,29 +175,101 @@ def parse_fixed(items: list[str]) -> dict[str, float]:
     return out
 
 
+_CSV_ONLY = ("n_col", "loss_col", "d_col", "c_col", "budget_col", "drop_highest")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_dir(flag: str, path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} {p} does not exist")
+    if not p.is_dir():
+        raise UsageError(f"{flag} {p} is a file; give the folder that holds the run directories")
+    return p
+
+
+def _check_file(flag: str, path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} {p} does not exist")
+    if p.is_dir():
+        raise UsageError(f"{flag} {p} is a folder; give a file")
+    return p
+
+
+def _check_seed(args: argparse.Namespace) -> int:
+    if args.seed is not None and not args.bootstrap:
+        raise UsageError(
+            "--seed only seeds the bootstrap; give --bootstrap N (N > 0) or drop --seed"
+        )
+    return 0 if args.seed is None else args.seed
+
+
+def _check_fit_flags(args: argparse.Namespace) -> None:
+    """Refuse flags that do not apply to the chosen input or approach (before any work)."""
+    if args.runs_dir:
+        _check_dir("--runs-dir", args.runs_dir)
+        given = [_flag(d) for d in _CSV_ONLY if getattr(args, d) is not None]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} only apply to --csv; run directories name their own "
+                "columns: drop them"
+            )
+    else:
+        _check_file("--csv", args.csv)
+        if not args.n_col or not args.loss_col or not (args.d_col or args.c_col):
+            raise UsageError("--csv needs --n-col, --loss-col and --d-col or --c-col")
+        if args.approach == "envelope":
+            raise UsageError(
+                "--approach envelope needs loss curves, which a table has not: use --runs-dir"
+            )
+    if args.sensitivity and args.huber_delta is not None:
+        raise UsageError("--sensitivity refits at Huber delta 1e-3 and 1e-4: drop --huber-delta")
+    if args.target_flops is not None and not args.sensitivity:
+        raise UsageError("--target-flops only applies to --sensitivity")
+    if args.huber_delta is not None and not args.sensitivity and args.approach != "parametric":
+        raise UsageError(
+            f"--huber-delta only applies to --approach parametric, not {args.approach}"
+        )
+    if args.budget_col is not None and args.approach != "isoflop" and not args.sensitivity:
+        raise UsageError(f"--budget-col only applies to --approach isoflop, not {args.approach}")
+    if args.out is None:
+        return
+    if Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give the fit file to write, e.g. fit.json")
+    above = next((p for p in Path(args.out).parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UsageError(f"--out {args.out}: {above} is a file, not a folder")
+
+
 def _fit(args: argparse.Namespace) -> int:
     from analysis.pipeline import data_from_runs, data_from_table, run_fit
 
     if not args.sensitivity and (not args.approach or not args.out):
-        raise ValueError("scaling fit needs --approach and --out (or --sensitivity)")
+        raise UsageError("scaling fit needs --approach and --out (or --sensitivity)")
     fixed = parse_fixed(args.fix)
     if fixed and args.sensitivity:
-        raise ValueError("--fix does not combine with --sensitivity (it refits every choice)")
+        raise UsageError("--fix does not combine with --sensitivity (it refits every choice)")
     if fixed and args.approach != "parametric":
-        raise ValueError("--fix pins approach-3 parameters: use it with --approach parametric")
+        raise UsageError("--fix pins approach-3 parameters: use it with --approach parametric")
     if fixed:
         from analysis.parametric import pinned_theta
 
         pinned_theta(fixed)  # names and values checked before any data is read
+    _check_fit_flags(args)
+    seed = _check_seed(args)
     if args.runs_dir:
         formula = args.flop_formula or "counted"
+        convention = args.n_convention or "non_embedding"
         data = data_from_runs(
             args.runs_dir, with_curves=args.approach == "envelope" and not args.sensitivity
         )
     else:
-        if not args.n_col or not args.loss_col or not (args.d_col or args.c_col):
-            raise ValueError("--csv needs --n-col, --loss-col and --d-col or --c-col")
         formula = args.flop_formula or "6nd"
+        convention = args.n_convention or "total"
         data = data_from_table(
             args.csv,
             n_col=args.n_col,
@@ -154,24 +278,26 @@ def _fit(args: argparse.Namespace) -> int:
             c_col=args.c_col,
             budget_col=args.budget_col,
             flop_formula=formula,
-            n_convention=args.n_convention,
-            drop_highest_losses=args.drop_highest,
+            n_convention=convention,
+            drop_highest_losses=args.drop_highest or 0,
         )
     if args.sensitivity:
         return _sensitivity(data, args)
     fit = run_fit(
         args.approach,
         data,
-        n_convention=args.n_convention,
+        n_convention=convention,
         flop_formula=formula,
         n_bootstrap=args.bootstrap,
-        seed=args.seed,
-        huber_delta=args.huber_delta,
+        seed=seed,
+        huber_delta=1e-3 if args.huber_delta is None else args.huber_delta,
         **({"fixed": fixed} if fixed else {}),
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(fit.to_dict(), indent=1))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(fit.to_dict(), indent=1))
+    tmp.replace(out)  # atomic: an interrupted write never leaves half a fit file
     print(fit.report())
     print(f"wrote {out}")
     return 0
@@ -191,18 +317,60 @@ def _sensitivity(data, args: argparse.Namespace) -> int:
     return 0
 
 
-def _optimal(args: argparse.Namespace) -> int:
+def read_fit_file(path: str | Path) -> Any:
+    """The fit stored in ``path`` by ``scaling fit``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UsageError: not JSON (naming line and column), or not a fit of a known approach with
+            all its fields.
+    """
+    path = _check_file("--fit", str(path))
     from analysis.fits import fit_from_dict
+
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--fit {path} is not a text file; give the fit.json of `scaling fit`"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"--fit {path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); "
+            "rewrite it with `scaling fit ... --out`"
+        ) from None
+    if not isinstance(d, dict):
+        raise UsageError(
+            f"--fit {path} holds a JSON {type(d).__name__}, not a fit; give the fit.json "
+            "written by `scaling fit`"
+        )
+    core = {
+        "parametric": ("E", "A", "B", "alpha", "beta"),
+        "isoflop": ("a", "b", "k_N", "k_D"),
+        "envelope": ("a", "b", "k_N", "k_D"),
+    }.get(d.get("approach"), ())
+    bad = [k for k in core if not isinstance(d.get(k), (int, float)) or not math.isfinite(d[k])]
+    if bad:
+        raise UsageError(
+            f"--fit {path}: {', '.join(bad)} must be finite number(s) (got "
+            f"{', '.join(repr(d.get(k)) for k in bad)}); the fit is damaged or failed: refit"
+        )
+    try:
+        return fit_from_dict(d)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+        raise UsageError(
+            f"--fit {path} is not a fit written by `scaling fit` ({what}); rewrite it with "
+            "`scaling fit ... --out`"
+        ) from None
+
+
+def _optimal(args: argparse.Namespace) -> int:
     from analysis.query import compute_optimal, flops_for_loss, optimal_tokens
 
-    path = Path(args.fit)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"fit file {path} does not exist; run `scaling fit ... --out {path}` first"
-        )
     if args.tokens is not None and args.params is None:
-        raise ValueError("--tokens needs --params (the loss query is at N params, D tokens)")
-    fit = fit_from_dict(json.loads(path.read_text()))
+        raise UsageError("--tokens needs --params (the loss query is at N params, D tokens)")
+    fit = read_fit_file(args.fit)
     if args.tokens is not None:
         from analysis.common import to_jsonable
         from analysis.forecast import format_loss_query, loss_query
@@ -222,15 +390,22 @@ def _optimal(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from analysis.report import make_report
+    from analysis.report_dir import owned_entries, write_report_dir
 
-    rep = make_report(
-        args.runs_dir,
+    _check_dir("--runs-dir", args.runs_dir)
+    seed = _check_seed(args)
+    owned_entries(Path(args.out))  # refuse a file or a foreign folder before any fitting
+    rep = write_report_dir(
         args.out,
-        n_bootstrap=args.bootstrap,
-        target_flops=args.target_flops,
-        n_convention=args.n_convention,
-        flop_formula=args.flop_formula,
-        seed=args.seed,
+        lambda out: make_report(
+            args.runs_dir,
+            out,
+            n_bootstrap=args.bootstrap,
+            target_flops=args.target_flops,
+            n_convention=args.n_convention,
+            flop_formula=args.flop_formula,
+            seed=seed,
+        ),
     )
     print(rep.text())
     print(f"wrote {len(rep.files)} files to {rep.out_dir}", file=sys.stderr)

@@ -73,6 +73,27 @@ def positive_array(
     return arr
 
 
+def check_distinct(min_points: int, fit: str, **columns: np.ndarray) -> None:
+    """Require at least ``min_points`` distinct rows of ``columns`` (e.g. distinct (N, D) points).
+
+    Repeated rows (seeds of one point, a duplicated line) are real data but add no new point: a
+    fit on many copies of one point would otherwise "succeed" with objective 0 and an absurd law.
+
+    Raises:
+        ValueError: naming the fit, the distinct count and the row count.
+    """
+    stacked = np.column_stack([np.asarray(v, dtype=float) for v in columns.values()])
+    n_distinct = len(np.unique(stacked, axis=0)) if stacked.size else 0
+    if n_distinct < min_points:
+        what = ", ".join(columns)
+        what = f"({what})" if len(columns) > 1 else what
+        raise ValueError(
+            f"the {fit} fit needs at least {min_points} distinct {what} points, got "
+            f"{n_distinct} distinct among {len(stacked)} rows; repeated rows add no new point: "
+            "add runs at other sizes or token counts"
+        )
+
+
 def same_length(**arrays: np.ndarray) -> None:
     """Raise ``ValueError`` naming the arrays if their lengths differ."""
     lengths = {k: len(v) for k, v in arrays.items()}

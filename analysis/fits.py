@@ -33,6 +33,7 @@ from analysis.common import (
     add_cis,
     bootstrap_record,
     check_convention,
+    check_distinct,
     check_level,
     cis_from_json,
     estimate_of,
@@ -267,7 +268,24 @@ def _frontier_laws(optima: list[dict[str, Any]]) -> dict[str, float]:
         s, il = _linfit(lc, np.log(l_opt))
     else:  # a vertex below zero loss (wild parabola in a resample): no loss law
         s, il = math.nan, math.nan
-    return {"a": a, "b": b, "k_N": math.exp(ia), "k_D": math.exp(ib), "k_L": math.exp(il), "s_L": s}
+    return {"a": a, "b": b, "k_N": _exp(ia), "k_D": _exp(ib), "k_L": _exp(il), "s_L": s}
+
+
+def _exp(x: float) -> float:
+    """``math.exp`` that gives inf instead of OverflowError (extreme optima, wild resamples)."""
+    return math.exp(x) if not x > 709.0 else math.inf
+
+
+def _finite_laws(optima: list[dict[str, Any]], approach: str) -> dict[str, float]:
+    """``_frontier_laws`` of the full data; a law that is not finite is a clear ValueError."""
+    laws = _frontier_laws(optima)
+    bad = {k: laws[k] for k in ("a", "b", "k_N", "k_D") if not math.isfinite(laws[k])}
+    if bad:
+        raise ValueError(
+            f"approach {approach}: the optima give no finite power law ({bad}); the N, D or C "
+            "values span an implausible range: check their units"
+        )
+    return laws
 
 
 def _bootstrap_summary(fit: FrontierFit, draws: list[dict[str, float]]) -> FrontierFit:
@@ -375,13 +393,14 @@ def fit_isoflop(
         meta: provenance stored with the result (shape rule, source, ...).
 
     Raises:
-        ValueError: NaN/non-positive inputs, fewer than 6 runs, fewer than 2 usable budgets,
+        ValueError: NaN/non-positive inputs, fewer than 6 distinct (N, D) runs, < 2 usable budgets,
             a bad window or d_opt_method.
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
     N, D, C, L = _positive_ndcl(N, D, C, L, 6, "isoflop")
     same_length(N=N, D=D, C=C, L=L)
+    check_distinct(6, "isoflop", N=N, D=D)
     if window is not None and window < 3:
         raise ValueError(
             f"window must be >= 3 points (a parabola has 3 coefficients), got {window}"
@@ -420,7 +439,7 @@ def fit_isoflop(
             )
     fit = FrontierFit(
         approach="isoflop",
-        **_frontier_laws(optima),
+        **_finite_laws(optima, "2 (isoflop)"),
         optima=tuple(optima),
         n_points=len(N),
         n_optima_used=len(used),
@@ -524,7 +543,7 @@ def fit_envelope(
         meta: provenance stored with the result (shape rule, source, ...).
 
     Raises:
-        ValueError: NaN/non-positive inputs, fewer than 2 runs or 10 points, fewer than 3 usable
+        ValueError: NaN/non-positive inputs, < 2 runs or 10 distinct (N, D) points, < 3 usable
             bins.
     """
     check_convention(n_convention, flop_formula)
@@ -532,6 +551,7 @@ def fit_envelope(
     N, D, C, L = _positive_ndcl(N, D, C, L, 10, "envelope")
     run_id = np.asarray(run_id).astype(str)
     same_length(run_id=run_id, N=N, D=D, C=C, L=L)
+    check_distinct(10, "envelope", N=N, D=D)
     runs = np.unique(run_id)
     if len(runs) < 2:
         raise ValueError(f"approach 1 needs curves from >= 2 runs, got {len(runs)}")
@@ -555,7 +575,7 @@ def fit_envelope(
     )
     fit = FrontierFit(
         approach="envelope",
-        **_frontier_laws(optima),
+        **_finite_laws(optima, "1 (envelope)"),
         optima=tuple(optima),
         n_points=len(runs),
         n_optima_used=len(used),
@@ -690,6 +710,7 @@ def fit_power_law(X: Any, L: Any, x_name: str, irreducible: bool = False) -> Pow
     X = positive_array(x_name, X, need, f"L({x_name})")
     L = positive_array("L", L, need, f"L({x_name})")
     same_length(X=X, L=L)
+    check_distinct(need, f"L({x_name})", **{x_name: X})
     X_c, alpha, E = _power_law_params(X, L, irreducible)
     return PowerLawFit(
         x_name, X_c, alpha, E, irreducible, len(X), tuple(zip(X.tolist(), L.tolist(), strict=True))
@@ -857,13 +878,14 @@ def fit_kaplan(
         ci_level: CI coverage, e.g. 0.95.
 
     Raises:
-        ValueError: NaN/non-positive inputs, fewer than 3 runs, or none of the three laws has
-            enough distinct points (3, or 4 with ``irreducible``).
+        ValueError: NaN/non-positive inputs, fewer than 3 distinct (N, D) runs, or none of the
+            three laws has enough distinct points (3, or 4 with ``irreducible``).
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
     N, D, C, L = _positive_ndcl(N, D, C, L, 3, "kaplan")
     same_length(N=N, D=D, C=C, L=L)
+    check_distinct(3, "kaplan", N=N, D=D)
     laws = _kaplan_laws(N, D, C, L, irreducible)
     if all(isinstance(v, str) for v in laws.values()):
         raise ValueError(f"no Kaplan law could be fitted: {laws}")

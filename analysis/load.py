@@ -9,7 +9,6 @@ rate, mean over seeds), and ``load_table`` reads a CSV/JSONL of published runs.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import check_convention
-from scaling.rundir import CONFIG, SUMMARY, read_metrics, run_state
+from analysis.table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
+from scaling.rundir import CONFIG, read_metrics, read_summary, run_state
 
 
 class RunsWarning(UserWarning):
@@ -36,7 +36,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the run directory is corrupt") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); the run directory is damaged: delete it and "
+            "relaunch the sweep to train it again"
+        ) from None
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -70,6 +73,7 @@ _SUMMARY_KEYS = (
     "flops_6nd",
     "flops_6nd_non_embedding",
     "flops_kaplan",
+    "flops_marginal",
     "flops_budget",
     "tokens_per_param",
     "wall_time_s",
@@ -79,6 +83,20 @@ _SUMMARY_KEYS = (
 
 
 def _row_from_dir(run_dir: Path) -> dict[str, Any]:
+    """The run's row; a run whose files cannot be read is ``damaged``, with the reason."""
+    try:
+        return _row_from_files(run_dir)
+    except (ValueError, TypeError, AttributeError) as e:  # AttributeError: JSON of wrong shape
+        problem = str(e) if isinstance(e, ValueError) else f"{run_dir}: unexpected JSON ({e})"
+        return {
+            "run_name": run_dir.name,
+            "run_dir": str(run_dir),
+            "status": "damaged",
+            "problem": problem,
+        }
+
+
+def _row_from_files(run_dir: Path) -> dict[str, Any]:
     cfg_file = _read_json(run_dir / CONFIG) or {}
     cfg = cfg_file.get("config", {})
     model = cfg.get("model", {})
@@ -100,7 +118,13 @@ def _row_from_dir(run_dir: Path) -> dict[str, Any]:
         "flops_budget": cfg.get("flops_budget"),
         "n_tokens_planned": cfg.get("n_tokens"),
     }
-    summary = _read_json(run_dir / SUMMARY)
+    # WSD lineage (sweeps.branching): branches of one trunk form one bootstrap cluster
+    parent = cfg.get("branch_from") or {}
+    row["role"] = "branch" if parent else "trunk" if cfg.get("keep_checkpoint_steps") else "run"
+    row["parent_run"] = parent.get("run_name")
+    row["parent_step"] = parent.get("step")
+    row["cluster"] = parent.get("run_name") or row["run_name"]
+    summary = read_summary(run_dir)
     if summary is not None:
         for k in _SUMMARY_KEYS:
             if k in summary and not (k == "flops_budget" and summary[k] is None):
@@ -115,7 +139,7 @@ def _row_from_dir(run_dir: Path) -> dict[str, Any]:
             row["n_params_non_embedding"] = pc.non_embedding
         except (TypeError, ValueError):
             pass
-        metrics = read_metrics(run_dir)
+        metrics = read_metrics(run_dir, problems=[])  # damaged lines: load_curves warns
         row["step"] = metrics[-1].get("step") if metrics else None
     return row
 
@@ -123,7 +147,9 @@ def _row_from_dir(run_dir: Path) -> dict[str, Any]:
 def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
     """One row per run directory under ``root`` (recursively).
 
-    Columns: ``run_name, run_dir, status`` (complete | diverged | incomplete | failed), shape
+    Columns: ``run_name, run_dir, status`` (complete | diverged | incomplete | failed), ``role``
+    (``run``, or ``trunk`` / ``branch`` of a WSD sweep), ``parent_run``, ``parent_step``,
+    ``cluster`` (a branch's trunk, else the run itself: the bootstrap's resampling unit), shape
     (``n_layers, d_model, n_heads, d_mlp, vocab_size, seq_len``), ``lr, seed, point_key,
     sweep_name, flops_budget``, and from ``summary.json``: ``n_params_total,
     n_params_non_embedding, n_tokens, flops, flops_6nd, flops_6nd_non_embedding, flops_kaplan,
@@ -192,9 +218,17 @@ def warn_not_in_plan(df: pd.DataFrame) -> None:
 
 
 def warn_not_complete(df: pd.DataFrame) -> None:
-    """Warn (``RunsWarning``) listing every run whose status is not ``complete``."""
+    """Warn (``RunsWarning``) listing every run whose status is not ``complete``.
+
+    A ``damaged`` run (its files cannot be read) is listed with what is wrong.
+    """
     bad = df[df["status"] != "complete"]
     if len(bad):
+        if "problem" in bad:
+            names = bad["run_name"].where(
+                bad["problem"].isna(), bad["run_name"] + " (" + bad["problem"].astype(str) + ")"
+            )
+            bad = bad.assign(run_name=names)
         groups = {s: sorted(g["run_name"]) for s, g in bad.groupby("status")}
         listing = "; ".join(f"{s} ({len(v)}): {', '.join(v)}" for s, v in groups.items())
         warnings.warn(
@@ -219,6 +253,8 @@ def load_curves(root: str | Path) -> pd.DataFrame:
     keep = [
         "run_name",
         "status",
+        "role",
+        "parent_run",
         "point_key",
         "lr",
         "seed",
@@ -226,14 +262,28 @@ def load_curves(root: str | Path) -> pd.DataFrame:
         "n_params_non_embedding",
         "flops_budget",
     ]
+    problems: list[str] = []
     for _, run in runs.iterrows():
-        rows = read_metrics(run["run_dir"])
+        if run["status"] == "damaged":
+            continue
+        bad: list[str] = []
+        rows = read_metrics(run["run_dir"], problems=bad)
+        if bad:
+            more = f" and {len(bad) - 1} more line(s)" if len(bad) > 1 else ""
+            problems.append(f"{run['run_name']}: {bad[0]}{more}")
         if not rows:
             continue
         f = pd.DataFrame(rows)
         for k in keep:
             f[k] = run[k]
         frames.append(f)
+    if problems:
+        warnings.warn(
+            f"{len(problems)} run(s) have damaged lines in metrics.jsonl; their curves skip "
+            f"them: {'; '.join(problems)}",
+            RunsWarning,
+            stacklevel=2,
+        )
     if not frames:
         return pd.DataFrame(
             columns=["run_name", "step", "tokens", "flops", "train/loss", "val/loss", *keep[1:]]
@@ -250,8 +300,9 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
     """Pick one row per point (``point_key``; the run name when absent) for fitting.
 
     Only complete runs with a finite ``loss_col`` are used (others are warned about by
-    ``load_runs``). Within a point, runs are grouped by learning rate; the loss of an LR is the
-    mean over its seeds; the LR with the lowest mean wins. The returned row is the winning LR's
+    ``load_runs``); WSD trunks are not points (their branches are). Within a point, runs are
+    grouped by learning rate; the loss of an LR is the mean over its seeds; the LR with the
+    lowest mean wins. The returned row is the winning LR's
     first seed with ``loss_col`` replaced by the seed mean. Extra columns: ``n_seeds``,
     ``n_lrs``, ``lr_at_edge`` (True when the best LR is the smallest or largest of >= 2 LRs: the
     LR grid may be too narrow for that point).
@@ -267,6 +318,8 @@ def select_points(runs: pd.DataFrame, loss_col: str = "val/loss") -> tuple[pd.Da
             f"loss column {loss_col!r} not in the runs table; columns: {list(runs.columns)}"
         )
     ok = runs[(runs["status"] == "complete") & np.isfinite(runs[loss_col].astype(float))].copy()
+    if "role" in ok:  # a WSD trunk never decays its LR: its branches are the points
+        ok = ok[ok["role"] != "trunk"]
     if ok.empty:
         raise ValueError(f"no complete run with a finite {loss_col!r} to fit")
     ok["_point"] = ok["point_key"].where(ok["point_key"].notna(), ok["run_name"])
@@ -320,97 +373,3 @@ def fit_columns(df: pd.DataFrame, n_convention: str, flop_formula: str) -> tuple
                 f"n_convention={n_convention!r}, flop_formula={flop_formula!r}"
             )
     return n_col, c_col
-
-
-# ---------------------------------------------------------------------------------------------
-# Published / exported tables
-# ---------------------------------------------------------------------------------------------
-
-
-def load_table(
-    path: str | Path,
-    n_col: str,
-    loss_col: str,
-    d_col: str | None = None,
-    c_col: str | None = None,
-    budget_col: str | None = None,
-    flop_formula: str = "6nd",
-    n_convention: str = "total",
-    drop_highest_losses: int = 0,
-) -> pd.DataFrame:
-    """Read a CSV or JSONL of runs into the columns the fits use.
-
-    Output columns: ``n_params_<n_convention>``, ``n_tokens`` (D), ``flops`` and ``flops_6nd``
-    (C), ``val/loss`` (the loss column), ``flops_budget`` (from ``budget_col`` or NaN),
-    ``run_name`` (row index), ``status`` ("complete"), ``point_key``.
-
-    D and C: with ``d_col`` only, C = 6 N D; with ``c_col`` only, D = C / (6 N) (needs
-    ``flop_formula="6nd"``: a table has no architectures to count FLOPs from); with both, both
-    are taken as given.
-
-    Args:
-        path: ``.csv`` or ``.jsonl``/``.json`` (one object per line) file.
-        n_col: column holding N; column names in the file.
-        loss_col: column holding the loss (nats/token).
-        d_col: column holding D (tokens).
-        c_col: column holding C (FLOPs).
-        budget_col: column holding IsoFLOP budget labels.
-        flop_formula: how the file's C relates to N and D; only ``"6nd"`` can derive D from C.
-        n_convention: which N the file holds (names the output column).
-        drop_highest_losses: drop this many highest-loss rows (Besiroglu et al. drop 5).
-
-    Raises:
-        FileNotFoundError: missing file.
-        ValueError: a named column is missing (lists the columns), neither D nor C given, or D
-            must be derived from C with ``flop_formula != "6nd"``.
-    """
-    check_convention(n_convention, flop_formula)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"table {path} does not exist")
-    if path.suffix in (".jsonl", ".json"):
-        raw = pd.read_json(path, lines=path.suffix == ".jsonl")
-    else:
-        raw = pd.read_csv(path)
-    for name, col in (
-        ("n_col", n_col),
-        ("loss_col", loss_col),
-        ("d_col", d_col),
-        ("c_col", c_col),
-        ("budget_col", budget_col),
-    ):
-        if col is not None and col not in raw:
-            raise ValueError(
-                f"{name}={col!r} is not a column of {path}; columns: {list(raw.columns)}"
-            )
-    if d_col is None and c_col is None:
-        raise ValueError("give d_col (tokens D) or c_col (FLOPs C); with only C, D = C/(6N)")
-    if drop_highest_losses:
-        raw = raw.sort_values(loss_col).iloc[: len(raw) - drop_highest_losses]
-    N = raw[n_col].astype(float).to_numpy()
-    if d_col is not None:
-        D = raw[d_col].astype(float).to_numpy()
-        C = raw[c_col].astype(float).to_numpy() if c_col is not None else 6.0 * N * D
-    else:
-        if flop_formula != "6nd":
-            raise ValueError(
-                f"flop_formula={flop_formula!r} cannot derive D from C for a table (no "
-                "architecture "
-                "to count FLOPs from); give d_col, or use flop_formula='6nd' (D = C/(6N))"
-            )
-        C = raw[c_col].astype(float).to_numpy()
-        D = C / (6.0 * N)
-    out = pd.DataFrame(
-        {
-            f"n_params_{n_convention}": N,
-            "n_tokens": D,
-            "flops": C,
-            "flops_6nd": 6.0 * N * D,
-            "val/loss": raw[loss_col].astype(float).to_numpy(),
-            "flops_budget": raw[budget_col].astype(float).to_numpy() if budget_col else math.nan,
-        }
-    )
-    out["run_name"] = [f"row{i}" for i in raw.index]
-    out["point_key"] = out["run_name"]
-    out["status"] = "complete"
-    return out

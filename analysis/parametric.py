@@ -44,6 +44,7 @@ from analysis.common import (
     add_cis,
     bootstrap_record,
     check_convention,
+    check_distinct,
     check_level,
     cis_from_json,
     estimate_of,
@@ -499,6 +500,24 @@ def bootstrap_starts(
     return np.asarray(starts + others)
 
 
+def resample_counts(n: int, n_bootstrap: int, seed: int, clusters: Any = None) -> np.ndarray:
+    """Per-row multiplicities of ``n_bootstrap`` resamples, shape ``(n_bootstrap, n)``.
+
+    Rows (``clusters`` None or all distinct): n draws with replacement from n rows. Clusters:
+    k draws with replacement from the k distinct labels; a row counts as often as its cluster
+    was drawn. Seeded with ``numpy.random.default_rng(seed)``.
+    """
+    rng = np.random.default_rng(seed)
+    if clusters is not None:
+        labels, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+        if len(labels) < n:
+            k = len(labels)
+            drawn = [np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n_bootstrap)]
+            return np.stack(drawn)[:, inverse].astype(float)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
+    return counts.astype(float)
+
+
 def bootstrap(
     logN: np.ndarray,
     logD: np.ndarray,
@@ -511,8 +530,15 @@ def bootstrap(
     workers: int | None = None,
     polish: bool = False,
     pinned: np.ndarray | None = None,
+    clusters: Any = None,
 ) -> np.ndarray:
     """Nonparametric bootstrap over rows: ``n_bootstrap`` refits on resampled rows.
+
+    With ``clusters`` (one label per row, e.g. the WSD trunk a branch started from) whole
+    clusters are resampled instead: k clusters are drawn with replacement from the k present
+    and every row of a drawn cluster enters with that cluster's multiplicity (the cluster
+    bootstrap, Davison & Hinkley 1997, Sec. 3.8), because branches of one trunk share its
+    noise and are not independent. Labels that are all distinct give the row bootstrap.
 
     Resample i draws n rows with replacement (``numpy.random.default_rng(seed)``, drawn up front
     so results do not depend on ``workers``), expressed as per-row multiplicities. Each refit
@@ -526,10 +552,7 @@ def bootstrap(
     Returns:
         (n_bootstrap, 6) array: columns (a, b, e, alpha, beta, objective).
     """
-    n = len(logN)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
-    counts = counts.astype(float)
+    counts = resample_counts(len(logN), n_bootstrap, seed, clusters)
     starts = bootstrap_starts(theta_hat, refined, logN, logD)
     free = None
     if pinned is not None and not np.all(np.isnan(pinned)):
@@ -769,8 +792,13 @@ class ParametricFit:
             lines.append(f"  {name:>5} = {self.estimate(name)}{pin}{share}")
         if self.n_bootstrap:
             lines.append(
-                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over rows, "
-                f"{self.n_bootstrap} resamples, seed {self.seed}"
+                f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over "
+                + (
+                    f"{self.meta['bootstrap_clusters']} clusters (WSD trunks), "
+                    if self.meta.get("bootstrap_clusters")
+                    else "rows, "
+                )
+                + f"{self.n_bootstrap} resamples, seed {self.seed}"
             )
         if self.best_starts:
             objs = ", ".join(f"{s['objective']:.6e}" for s in self.best_starts[:5])
@@ -864,6 +892,7 @@ def fit_parametric(
     fixed: dict[str, float] | None = None,
     identifiability_threshold: float = IDENTIFIABILITY_THRESHOLD,
     starts: np.ndarray | None = None,
+    clusters: Any = None,
 ) -> ParametricFit:
     """Fit L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla approach 3, Besiroglu et al. 2024).
 
@@ -890,13 +919,16 @@ def fit_parametric(
             beyond the start grid's edge exceeds this.
         starts: (S, 5) starts (a, b, e, alpha, beta) instead of the 4500-point grid (a cheap
             path for simulations that know the basin; reported as ``n_starts``).
+        clusters: optional label per row (n,); the bootstrap then resamples clusters, not rows
+            (WSD branches of one trunk share a cluster; see ``bootstrap``). Recorded in
+            ``meta["bootstrap_clusters"]`` (number of clusters) when they group rows.
 
     Returns:
         ParametricFit.
 
     Raises:
-        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 rows, bad delta,
-            a bad ``fixed`` entry (see ``pinned_theta``).
+        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 distinct (N, D)
+            points, bad delta, a bad ``fixed`` entry (see ``pinned_theta``).
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
@@ -904,12 +936,23 @@ def fit_parametric(
     D = positive_array("D", D, MIN_POINTS, "parametric")
     L = positive_array("L", L, MIN_POINTS, "parametric")
     same_length(N=N, D=D, L=L)
+    check_distinct(MIN_POINTS, "parametric", N=N, D=D)
     if not huber_delta > 0:
         raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
     pinned = pinned_theta(fixed)
     logN, logD, logL = np.log(N), np.log(D), np.log(L)
+    meta = dict(meta or {})
+    if clusters is not None:
+        clusters = np.asarray(clusters, dtype=str)
+        if clusters.shape != N.shape:
+            raise ValueError(
+                f"clusters must have one label per row ({len(N)}), got {clusters.shape}"
+            )
+        n_clusters = len(np.unique(clusters))
+        if n_clusters < len(N):
+            meta["bootstrap_clusters"] = n_clusters
     res = minimise(logN, logD, logL, huber_delta, starts=starts, method=method, pinned=pinned)
     a, b, e, alpha, beta = res["theta"]
     best = []
@@ -946,7 +989,7 @@ def fit_parametric(
         ci_level=ci_level,
         selection=selection,
         meta={
-            **(meta or {}),
+            **meta,
             "fitted_range": {
                 "N": [float(N.min()), float(N.max())],
                 "D": [float(D.min()), float(D.max())],
@@ -968,6 +1011,7 @@ def fit_parametric(
         seed,
         workers,
         pinned=pinned,
+        clusters=clusters,
     )
     shares = identifiability(bs, pinned)
     flags = tuple(

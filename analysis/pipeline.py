@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from analysis import fits
 from analysis.common import check_convention
-from analysis.load import fit_columns, load_curves, load_runs, select_points
+from analysis.load import RunsWarning, fit_columns, load_curves, load_runs, select_points
 
 APPROACHES = ("parametric", "isoflop", "envelope", "kaplan")
 
@@ -50,19 +51,35 @@ class FitData:
             "C": p[c_col].to_numpy(float),
             "L": p[self.loss_col].to_numpy(float),
             "budget": p["flops_budget"].to_numpy(float) if "flops_budget" in p else None,
+            "cluster": p["cluster"].astype(str).to_numpy() if "cluster" in p else None,
         }
 
 
 def find_sweep_json(runs_dir: str | Path) -> dict[str, Any] | None:
-    """The ``sweep.json`` at ``runs_dir`` or, if there is exactly one, in a folder above a run."""
+    """The ``sweep.json`` at ``runs_dir`` or, if there is exactly one, in a folder above a run.
+
+    A damaged ``sweep.json`` (not a JSON object) is skipped with a ``RunsWarning`` naming it:
+    it only adds the shape rule, and the runs are still fitted.
+    """
     runs_dir = Path(runs_dir)
     direct = runs_dir / "sweep.json"
-    if direct.exists():
-        return json.loads(direct.read_text())
-    found = sorted(runs_dir.rglob("sweep.json"))
-    if len(found) == 1:
-        return json.loads(found[0].read_text())
-    return None
+    found = [direct] if direct.exists() else sorted(runs_dir.rglob("sweep.json"))
+    if len(found) != 1:
+        return None
+    try:
+        doc = json.loads(found[0].read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as e:
+        doc, why = None, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+    else:
+        why = "not a JSON object"
+    if not isinstance(doc, dict):
+        warnings.warn(
+            f"{found[0]} is damaged ({why}); fitting without its shape rule (no architectures)",
+            RunsWarning,
+            stacklevel=2,
+        )
+        return None
+    return doc
 
 
 def data_from_runs(
@@ -85,14 +102,17 @@ def data_from_runs(
     curves = None
     if with_curves:
         curves = load_curves(runs_dir)
-        if len(curves):
-            curves = curves[curves["run_name"].isin(set(points["run_name"]))]
+        if len(curves):  # the selected runs, and the WSD trunks their branches start from
+            keep = set(points["run_name"])
+            if "parent_run" in points:
+                keep |= set(points["parent_run"].dropna())
+            curves = curves[curves["run_name"].isin(keep)]
     return FitData(points, curves, loss_col, note, meta)
 
 
 def data_from_table(path: str | Path, **kwargs: Any) -> FitData:
     """Wrap ``load_table(path, **kwargs)`` (one row = one run; no curves)."""
-    from analysis.load import load_table
+    from analysis.table import load_table
 
     points = load_table(path, **kwargs)
     return FitData(points, None, "val/loss", f"{len(points)} rows of {path}", {"source": str(path)})
@@ -117,10 +137,12 @@ def run_fit(
     ``fixed`` pins approach-3 parameters (``analysis.parametric.fit_parametric``).
 
     Raises:
-        ValueError: unknown approach, missing curves for ``envelope``, ``fixed`` with another
-            approach, or the fit's own errors.
+        ValueError: unknown approach, negative ``n_bootstrap``, missing curves for
+            ``envelope``, ``fixed`` with another approach, or the fit's own errors.
     """
     check_convention(n_convention, flop_formula)
+    if not (isinstance(n_bootstrap, int) and n_bootstrap >= 0):
+        raise ValueError(f"n_bootstrap must be an integer >= 0 (0 = no CIs), got {n_bootstrap!r}")
     arr = data.arrays(n_convention, flop_formula)
     meta = dict(data.meta)
     finite_c = arr["C"][np.isfinite(arr["C"])]
@@ -150,6 +172,7 @@ def run_fit(
             huber_delta=huber_delta,
             workers=workers,
             fixed=fixed,
+            clusters=arr["cluster"],
             **common,
         )
     if approach == "isoflop":

@@ -154,14 +154,34 @@ def plot_loss_curves(
     envelope: FrontierFit | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """Loss vs FLOPs for every run, coloured by N (log scale), with the envelope points."""
+    """Loss vs FLOPs for every run, coloured by N (log scale), with the envelope points.
+
+    WSD sweeps (``role``/``parent_run`` columns from ``load_curves``): each trunk is a thick
+    solid line and each of its branches a dashed line of the same colour that starts from the
+    trunk's point at the branch step (FLOPs count from the trunk's start, so they line up).
+    """
     fig, ax = _axes(ax)
     cur = curves[np.isfinite(curves[loss_col].astype(float))]
     norm = LogNorm(vmin=float(cur[n_col].min()), vmax=float(cur[n_col].max()))
     cmap = matplotlib.colormaps["plasma"]
-    for _, g in cur.groupby("run_name"):
+    roles = cur["role"] if "role" in cur else None
+    by_run = {name: g for name, g in cur.groupby("run_name")}
+    for g in by_run.values():
         color = cmap(norm(float(g[n_col].iloc[0])))
-        ax.plot(g["flops"], g[loss_col], color=color, lw=0.8, alpha=0.8, marker=".", ms=3)
+        role = roles[g.index[0]] if roles is not None else "run"
+        x, y = g["flops"].to_numpy(float), g[loss_col].to_numpy(float)
+        if role == "branch" and g["parent_run"].iloc[0] in by_run:
+            trunk = by_run[g["parent_run"].iloc[0]]
+            before = trunk[trunk["flops"] < x[0]]
+            if len(before):  # join the branch to the trunk's last evaluation before it
+                x = np.concatenate([[float(before["flops"].iloc[-1])], x])
+                y = np.concatenate([[float(before[loss_col].iloc[-1])], y])
+        style = {"trunk": ("-", 2.0), "branch": ("--", 1.0)}.get(role, ("-", 0.8))
+        ax.plot(x, y, color=color, ls=style[0], lw=style[1], alpha=0.8, marker=".", ms=3)
+    if roles is not None and (roles == "trunk").any():
+        ax.plot([], [], color="gray", ls="-", lw=2.0, label="WSD trunk")
+        ax.plot([], [], color="gray", ls="--", lw=1.0, label="cooldown branch")
+        ax.legend(fontsize=8)
     if envelope is not None:
         ax.scatter(
             [o["C"] for o in envelope.optima],

@@ -52,7 +52,8 @@ class ComputeOptimal:
         loss: predicted loss at the optimum (nats/token), with CI; ``loss_source`` says from what.
         n_convention, flop_formula, approach: the fit's conventions.
         architectures: nearest shapes under the sweep's shape rule (may be empty; see ``note``).
-        note: caveats (e.g. extrapolation factor, missing shape rule).
+        note: caveats (e.g. extrapolation factor, missing shape rule, and "ARCHITECTURE
+            CAPPED" when N_opt lies beyond the shapes the rule makes: ``architecture_capped``).
     """
 
     flops: float
@@ -66,6 +67,11 @@ class ComputeOptimal:
     approach: str
     architectures: tuple[Architecture, ...] = ()
     note: str = ""
+
+    @property
+    def architecture_capped(self) -> bool:
+        """True when N_opt lies outside the shapes the rule makes (see ``note``)."""
+        return "ARCHITECTURE CAPPED" in self.note
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dictionary of the answer (``scaling optimal --json``)."""
@@ -81,6 +87,7 @@ class ComputeOptimal:
                 "flop_formula": self.flop_formula,
                 "approach": self.approach,
                 "architectures": [a.to_dict() for a in self.architectures],
+                "architecture_capped": self.architecture_capped,
                 "note": self.note,
             }
         )
@@ -220,7 +227,38 @@ def architectures_for(
         out.append(
             Architecture(m.n_layers, m.d_model, m.n_heads, m.d_mlp, pc.total, pc.non_embedding)
         )
-    return tuple(out), ""
+    return tuple(out), _range_note(rule, float(n_params), fit.n_convention, vocab_size, seq_len)
+
+
+def _range_note(rule: Any, n_params: float, convention: str, vocab_size: int, seq_len: int) -> str:
+    """A warning when ``n_params`` lies outside the shapes the rule can make ("" inside).
+
+    The rule's candidates are then capped at its largest (or smallest) shape, which is far
+    from the N asked for; the answer must say so instead of naming that shape silently.
+    """
+    from scaling.counting import param_counts
+
+    def count(n: float) -> tuple[float, Any]:
+        m = rule.candidates(n, convention, vocab_size, seq_len, k=1)[0]
+        pc = param_counts(m)
+        return float(pc.total if convention == "total" else pc.non_embedding), m
+
+    largest, m_hi = count(1e30)  # the nearest shape to an absurdly large N is the largest one
+    smallest, m_lo = count(1.0)
+    if n_params > largest:
+        return (
+            f"ARCHITECTURE CAPPED: N_opt = {n_params:.3g} is {n_params / largest:.3g}x the largest "
+            f"shape the shape rule makes ({largest:.3g} {convention} params at "
+            f"n_layers={m_hi.n_layers}, d_model={m_hi.d_model}); the architectures listed are "
+            "the largest it makes, not N_opt: extend the rule (e.g. max_layers) for this budget"
+        )
+    if n_params < smallest:
+        return (
+            f"ARCHITECTURE CAPPED: N_opt = {n_params:.3g} is below the smallest shape the shape "
+            f"rule makes ({smallest:.3g} {convention} params at n_layers={m_lo.n_layers}, "
+            f"d_model={m_lo.d_model}); the architectures listed are larger than N_opt"
+        )
+    return ""
 
 
 def _extrapolation_note(fit: Any, C: float) -> str:

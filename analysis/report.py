@@ -164,7 +164,7 @@ def make_report(
     *,
     n_bootstrap: int = 200,
     target_flops: float | None = None,
-    n_convention: str = "total",
+    n_convention: str = "non_embedding",
     flop_formula: str = "counted",
     seed: int = 0,
     loss_col: str = "val/loss",
@@ -179,7 +179,8 @@ def make_report(
         out_dir: created if missing.
         n_bootstrap: resamples over runs for every fit's CIs.
         target_flops: budget for the recommendation; default 10x the largest swept C.
-        n_convention: N convention for every fit (Chinchilla: ``"total"``).
+        n_convention: N convention for every fit (default Kaplan's ``"non_embedding"``, as the
+            main job; Chinchilla's is ``"total"``).
         flop_formula: C formula for every fit (``"counted"`` or ``"6nd"``).
         seed: bootstrap seed.
         loss_col: which loss to fit (``val/loss``, nats/token).
@@ -196,6 +197,8 @@ def make_report(
     from analysis.scoring import score_forecasts
     from analysis.sensitivity import sensitivity_table
 
+    if target_flops is not None and not (math.isfinite(target_flops) and target_flops > 0):
+        raise ValueError(f"target_flops must be a finite number of FLOPs > 0, got {target_flops}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -241,7 +244,7 @@ def make_report(
     max_c = max((f.meta.get("max_flops", 0) for f in fitted.values()), default=0) or float(
         np.nanmax(data.arrays(n_convention, flop_formula)["C"])
     )
-    target = float(target_flops) if target_flops else 10.0 * max_c
+    target = 10.0 * max_c if target_flops is None else float(target_flops)
     optimal: dict[str, ComputeOptimal] = {}
     par = fitted.get("parametric")
     for appr in ("parametric", "isoflop", "envelope"):
@@ -259,6 +262,8 @@ def make_report(
                 "n_tokens": opt.n_tokens.value,
                 "flops": target,
             }
+            if opt.architecture_capped:  # the shape rule ran out of shapes: say so
+                msgs.append(f"{appr}: {opt.note}")
             break
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
     forecast = score_forecasts(

@@ -25,14 +25,18 @@ actually ran), which removes time-slicing by other processes but not their cache
 traffic. Each round pairs a peak measurement with the steps timed just after it; the table gives
 medians over rounds of tokens/s (CPU time), of wall-clock tokens/s, and of the paired MFU.
 ``x base`` is our tokens/s over that of ``Baseline`` (a plain GPT-2/nanoGPT-style recipe written
-here) timed interleaved, round by round, with ours: a speed ratio that contention hardly moves,
-so the targets, set with nanoGPT's model on a quiet machine, can be judged on a busy one;
+here) timed interleaved, round by round, with ours: a speed ratio that contention hardly moves;
 ``baseMFU`` is that recipe's MFU against the same peaks. With ``--nanogpt PATH`` (a clone of
 github.com/karpathy/nanoGPT; nothing of it is vendored here) its own ``model.py`` and
-``configure_optimizers`` are timed interleaved too: ``x nano`` is our speed over nanoGPT's,
-``nanoMFU`` its MFU against the same peaks, and ``ref peak`` the peak (GFLOP/s) at which
-nanoGPT's measured speed gives the MFU the task quotes for it (0.54 / 0.61 / 0.75), i.e. the
-peak those reference figures imply.
+``configure_optimizers`` are timed interleaved too: ``x nano`` is our speed over nanoGPT's and
+``nanoMFU`` its MFU against the same peaks.
+
+The bar (issue 13): our tokens/s at least nanoGPT's own model's, measured in the same run
+(``x nano >= 1.0`` on every shape; without ``--nanogpt``, ``x base`` stands in and the result
+line says so). MFU is printed for information only: a measured peak is not comparable across
+machines of one kind (one measured a best fp32 matmul of 29-47 GFLOP/s, another 181-191), so
+fixed MFU targets judged the machine, not the code; a speed ratio measured interleaved does not.
+The last line is the result: the ratio per shape on the ``train`` rows and whether the bar holds.
 
 Rows:
 
@@ -42,6 +46,12 @@ Rows:
   instead of being unmapped and page-faulted in again every step (a process setting, not a model
   one; it cannot be undone in-process, so this row runs second).
 - ``compile`` (``--compile``): ``model.compile()`` (needs a C compiler; ~30 s per shape).
+
+``--families`` prints instead one table of tokens/s per model family (``family_rows``): at each
+shape, ``gpt2`` (``d_mlp = 4 * d_model``) and ``llama`` with the SwiGLU width that matches
+gpt2's non-embedding N (``d_mlp = round((8 * d_model + 2) / 3)``; equal N within 0.1%), both
+after ``tune_allocator()``, timed interleaved round by round, and the ratio llama / gpt2. Its last
+line is the issue-11 result: the smallest ratio over the shapes (target >= 0.9).
 """
 
 from __future__ import annotations
@@ -64,8 +74,9 @@ from scaling.counting import flops_per_token
 from scaling.model import GPT
 from scaling.train import tune_allocator
 
-# (n_layers, d_model, n_heads, MFU target, MFU the task quotes for nanoGPT's model on this machine)
-SHAPES = [(2, 64, 1, 0.55, 0.54), (4, 128, 2, 0.62, 0.61), (6, 256, 8, 0.75, 0.75)]
+# (n_layers, d_model, n_heads)
+SHAPES = [(2, 64, 1), (4, 128, 2), (6, 256, 8)]
+BAR = 1.0  # our tokens/s over nanoGPT's model's, same run
 VOCAB, SEQ_LEN, BATCH = 256, 256, 16
 _PEAK_INPUTS: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -285,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=3.0, help="CPU seconds of timed steps per shape"
     )
     parser.add_argument(
+        "--quick", action="store_true", help="train rows only, 1 s of timed steps per shape"
+    )
+    parser.add_argument(
         "--d-head", type=int, default=None, help="head width for the first two shapes (default 64)"
     )
     parser.add_argument(
@@ -292,13 +306,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--foreach", action="store_true", help="AdamW(foreach=True), not fused")
     parser.add_argument(
+        "--families",
+        action="store_true",
+        help="only the per-family table: gpt2 vs llama tokens/s at equal non-embedding N",
+    )
+    parser.add_argument(
         "--nanogpt",
         metavar="PATH",
         default=None,
         help="a nanoGPT checkout (folder with model.py): also time its model interleaved",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.no_eager, args.seconds = True, 1.0
     nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None
+    if args.families:
+        return family_rows(args.seconds)
 
     torch.set_num_threads(1)
     fused = not args.foreach
@@ -315,16 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'variant':8s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_head':>6s} "
         f"{'tokens/s':>9s} {'wall tok/s':>10s} {'peak GF/s':>9s} {'drift':>5s} {'MFU':>6s} "
-        f"{'target':>6s} {'ratio':>6s} {'x base':>7s} {'baseMFU':>7s}"
-        + (f" {'x nano':>7s} {'nanoMFU':>7s} {'ref peak':>8s}" if nanogpt else "")
+        f"{'x base':>7s} {'baseMFU':>7s}" + (f" {'x nano':>7s} {'nanoMFU':>7s}" if nanogpt else "")
     )
     print(header)
     print("-" * len(header))
     t_start = time.perf_counter()
+    bar_ratios: dict[tuple[int, int], float] = {}  # train rows: ours / nanoGPT (or baseline)
     for variant in variants:
         if variant == "train":
             print(f"# scaling.train.tune_allocator() applied: {tune_allocator()}")
-        for i, (n_layers, d_model, n_heads, target, nano_quoted) in enumerate(SHAPES):
+        for i, (n_layers, d_model, n_heads) in enumerate(SHAPES):
             if args.d_head is not None and i < 2:
                 n_heads = max(1, d_model // args.d_head)
             cfg = ModelConfig(
@@ -358,17 +381,16 @@ def main(argv: list[str] | None = None) -> int:
             nano = res.get("nanogpt")
             nano_cols = ""
             if nano:
-                # the peak at which nanoGPT's measured speed gives the MFU the task quotes
-                ref_peak = flops_per_token(cfg) * nano["tokens_per_sec"] / nano_quoted
                 nano_cols = (
                     f" {r['tokens_per_sec'] / nano['tokens_per_sec']:7.2f} {nano['mfu']:7.3f}"
-                    f" {ref_peak / 1e9:8.0f}"
                 )
+            versus = nano or base
+            if variant == "train" and versus:
+                bar_ratios[(n_layers, d_model)] = r["tokens_per_sec"] / versus["tokens_per_sec"]
             print(
                 f"{variant:8s} {n_layers:8d} {d_model:7d} {cfg.n_heads:7d} {cfg.d_head:6d} "
                 f"{r['tokens_per_sec']:9.0f} {r['wall_tokens_per_sec']:10.0f} "
-                f"{r['peak'] / 1e9:9.1f} {r['drift']:5.2f} {r['mfu']:6.3f} {target:6.2f} "
-                f"{r['mfu'] / target:6.2f} "
+                f"{r['peak'] / 1e9:9.1f} {r['drift']:5.2f} {r['mfu']:6.3f} "
                 + (
                     f"{r['tokens_per_sec'] / base['tokens_per_sec']:7.2f} {base['mfu']:7.3f}"
                     if base
@@ -378,6 +400,70 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(f"total {time.perf_counter() - t_start:.0f} s")
+    if bar_ratios:
+        against = (
+            "nanoGPT's model" if nanogpt else "the in-file nanoGPT-style Baseline (no --nanogpt)"
+        )
+        met = all(v >= BAR for v in bar_ratios.values())
+        print(
+            f"result: tokens/s of ours over {against}, same run, train rows: "
+            + ", ".join(f"({n}, {d}) {v:.2f}x" for (n, d), v in bar_ratios.items())
+            + f"; bar >= {BAR:.1f}x: {'met' if met else 'MISSED'}"
+        )
+    return 0
+
+
+def family_rows(seconds: float) -> int:
+    """Tokens/s of gpt2 and llama at equal non-embedding N, interleaved (module docstring)."""
+    from scaling.counting import param_counts
+    from scaling.models import build_model
+
+    torch.set_num_threads(1)
+    tune_allocator()
+    print(f"torch {torch.__version__}, 1 thread, AdamW fused, fp32, batch {BATCH}x{SEQ_LEN}")
+    header = (
+        f"{'family':7s} {'n_layers':>8s} {'d_model':>7s} {'n_heads':>7s} {'d_mlp':>6s} "
+        f"{'N non-emb':>10s} {'FLOPs/tok':>10s} {'tokens/s':>9s} {'wall tok/s':>10s} "
+        f"{'x gpt2':>7s}"
+    )
+    print(header)
+    print("-" * len(header))
+    ratios = []
+    for n_layers, d_model, n_heads, _, _ in SHAPES:
+        shape = dict(
+            n_layers=n_layers, d_model=d_model, n_heads=n_heads, vocab_size=VOCAB, seq_len=SEQ_LEN
+        )
+        cfgs = {
+            "gpt2": ModelConfig(**shape, d_mlp=4 * d_model),
+            "llama": ModelConfig(**shape, d_mlp=round((8 * d_model + 2) / 3), family="llama"),
+        }
+        steps = {}
+        for name, cfg in cfgs.items():
+            torch.manual_seed(0)
+            steps[name] = make_step(build_model(cfg), fused=True)
+            steps[name]()  # warm-up
+        t0 = time.process_time()
+        steps["gpt2"]()
+        dt = time.process_time() - t0
+        per_round = max(1, min(5, int(0.3 / dt)))
+        rounds = max(3, min(12, int(seconds / (per_round * dt))))
+        res = measure(steps, cfgs["gpt2"], rounds, per_round)
+        ratio = res["llama"]["tokens_per_sec"] / res["gpt2"]["tokens_per_sec"]
+        ratios.append(ratio)
+        for name, cfg in cfgs.items():
+            r = res[name]
+            print(
+                f"{name:7s} {n_layers:8d} {d_model:7d} {n_heads:7d} {cfg.d_mlp:6d} "
+                f"{param_counts(cfg).non_embedding:10,d} {flops_per_token(cfg):10.3g} "
+                f"{r['tokens_per_sec']:9.0f} {r['wall_tokens_per_sec']:10.0f} "
+                f"{r['tokens_per_sec'] / res['gpt2']['tokens_per_sec']:7.2f}",
+                flush=True,
+            )
+    verdict = "meets" if min(ratios) >= 0.9 else "MISSES"
+    print(
+        f"llama / gpt2 tokens/s at equal N: min {min(ratios):.2f} over "
+        f"{len(ratios)} shapes ({', '.join(f'{x:.2f}' for x in ratios)}); {verdict} the 0.9 target"
+    )
     return 0
 
 

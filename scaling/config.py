@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,11 @@ def _compact_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+# model families built into the toolkit; anything else must name a user family by import path
+BUILTIN_FAMILIES: tuple[str, ...] = ("gpt2", "llama")
+_USER_FAMILY_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
 def _positive_int(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -62,30 +69,70 @@ def _positive_int(obj: Any, *names: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a GPT-style decoder-only transformer (see ``scaling.model.GPT``).
+    """Shape of a decoder-only transformer of one model family (``scaling.models``).
 
     Attributes:
         n_layers: number of transformer blocks.
         d_model: residual-stream width.
         n_heads: attention heads; ``d_head = d_model // n_heads``.
-        d_mlp: hidden width of the MLP (usually ``4 * d_model``).
+        d_mlp: hidden width of the MLP. Omitted (``None``), it is resolved at construction to
+            the family's default, ``scaling.counting.default_d_mlp``: ``4 * d_model`` for
+            ``gpt2``; for ``llama`` (SwiGLU) ``8/3 * d_model`` rounded to the nearest multiple
+            of 32. The resolved value is what ``to_dict()`` writes.
         vocab_size: number of token ids (256 for the default byte-level tokenizer).
-        seq_len: context length in tokens (learned absolute positions, GPT-2 style).
+        seq_len: context length in tokens.
         tie_embeddings: share the token-embedding matrix with the LM head.
         dropout: dropout probability on attention and residual branches (0 for scaling runs).
+        family: ``"gpt2"`` (``scaling.model.GPT``: learned positions, LayerNorm, GELU),
+            ``"llama"`` (``scaling.models.llama``: rotary positions, RMSNorm, SwiGLU, no
+            biases) or a user's own family ``"package.module:attribute"`` (see
+            ``scaling.models``).
+        rope_theta: ``llama``: base of the rotary-position frequencies (Su et al. 2021; 10000
+            in Llama 2, 500000 in Llama 3).
+        qk_norm: ``llama``: RMSNorm on queries and keys per head before attention (OLMo 2).
     """
 
     n_layers: int
     d_model: int
     n_heads: int
-    d_mlp: int
+    d_mlp: int | None = None
     vocab_size: int = 256
     seq_len: int = 256
     tie_embeddings: bool = False
     dropout: float = 0.0
+    family: str = field(default="gpt2", metadata=OMIT_IF_DEFAULT)
+    rope_theta: float = field(default=10000.0, metadata=OMIT_IF_DEFAULT)
+    qk_norm: bool = field(default=False, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
-        _positive_int(self, "n_layers", "d_model", "n_heads", "d_mlp", "vocab_size", "seq_len")
+        _require(
+            isinstance(self.family, str)
+            and (self.family in BUILTIN_FAMILIES or _USER_FAMILY_RE.fullmatch(self.family)),
+            f"ModelConfig.family must be one of {BUILTIN_FAMILIES} or a user family "
+            f"'package.module:attribute', got {self.family!r}",
+        )
+        _positive_int(self, "n_layers", "d_model", "n_heads", "vocab_size", "seq_len")
+        if self.d_mlp is None:
+            from scaling.counting import default_d_mlp  # pure module; imports nothing back
+
+            object.__setattr__(self, "d_mlp", default_d_mlp(self.family, self.d_model))
+        _positive_int(self, "d_mlp")
+        if self.family == "gpt2":
+            _require(
+                not self.qk_norm and self.rope_theta == 10000.0,
+                "ModelConfig.qk_norm and rope_theta apply to family='llama' (gpt2 has learned "
+                "positions and no QK-norm); remove them or set family='llama'",
+            )
+        if self.family == "llama":
+            _require(
+                self.d_head % 2 == 0,
+                f"ModelConfig d_head = d_model // n_heads = {self.d_head} must be even for rotary "
+                "positions (family='llama'); change d_model or n_heads",
+            )
+        _require(
+            isinstance(self.rope_theta, (int, float)) and self.rope_theta > 0,
+            f"ModelConfig.rope_theta must be > 0, got {self.rope_theta!r}",
+        )
         _require(
             self.d_model % self.n_heads == 0,
             f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}; "
@@ -111,8 +158,13 @@ class DataConfig:
     Attributes:
         source: ``"stdlib"`` (the running interpreter's standard-library ``.py`` files, byte
             tokens), ``"text"`` (a user's text file or folder, byte tokens) or ``"tokens"``
-            (a folder with nanoGPT-layout ``train.bin`` and ``val.bin`` of ``uint16`` ids).
-        path: file or folder for ``text`` and ``tokens``; must be ``None`` for ``stdlib``.
+            (token-id shards: a ``scaling prepare`` folder with ``manifest.json``, a nanoGPT
+            folder with ``train.bin``/``val.bin``, a folder of llm.c / modded-nanogpt shards,
+            or a glob of shards; see ``scaling.data``).
+        path: file or folder for ``text``; folder or glob of training shards for ``tokens``;
+            must be ``None`` for ``stdlib``.
+        val_path: ``tokens`` only: folder or glob of validation shards, needed when ``path``
+            is a glob (a folder's own manifest or file names say which shards validate).
         include_tests: ``stdlib`` only: also use the ``test``/``tests`` folders (~30 MB vs ~12 MB).
         val_fraction: fraction of files (``stdlib``/``text`` folders) or of the byte stream (a
             single text file) held out for validation, chosen deterministically.
@@ -125,6 +177,7 @@ class DataConfig:
     include_tests: bool = False
     val_fraction: float = 0.04
     val_tokens: int = 65536
+    val_path: str | None = field(default=None, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
         _require(
@@ -143,6 +196,11 @@ class DataConfig:
             f"DataConfig.val_fraction must be in (0, 0.5), got {self.val_fraction}",
         )
         _positive_int(self, "val_tokens")
+        if self.val_path is not None:
+            _require(
+                self.source == "tokens" and bool(self.val_path),
+                "DataConfig.val_path applies to source='tokens' only; remove it",
+            )
 
 
 OptimizerName = Literal["adamw", "sgd"]
@@ -236,6 +294,88 @@ class OptimConfig:
             )
 
 
+@dataclass(frozen=True)
+class BranchFrom:
+    """Where a branch run starts: its parent (trunk) run and the parent's optimizer step.
+
+    A branch (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+    Training Durations", Sec. 3: a warmup-stable-decay trunk with cooldowns branched off it)
+    loads ``checkpoint-step<step>.pt`` from the parent's run directory, which is the sibling
+    folder ``<run_dir>/../<run_name>`` (both runs belong to one sweep directory), and trains on
+    from step ``step + 1`` to its own ``n_steps``; its steps and tokens count from the parent's
+    start.
+
+    Attributes:
+        run_name: the parent run's name (its run directory's name).
+        step: the parent's optimizer step to start from (``>= 1``).
+    """
+
+    run_name: str
+    step: int
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.run_name, str) and bool(self.run_name) and "/" not in self.run_name,
+            f"BranchFrom.run_name must be a run name (no '/'), got {self.run_name!r}",
+        )
+        _positive_int(self, "step")
+
+
+# what a branch must share with its parent: everything that shapes the trunk's trajectory up to
+# the branch point except the schedule's length (the LR at those steps is checked separately)
+_LINEAGE_FIELDS = ("model", "data", "seed", "batch_size_tokens")
+_LINEAGE_OPTIM = ("optimizer", "lr", "betas", "eps", "weight_decay", "momentum", "grad_clip")
+
+
+def parent_mismatches(branch: RunConfig, parent: RunConfig) -> list[str]:
+    """Why ``parent`` cannot be the parent of ``branch`` (empty when it can).
+
+    The parent must have the branch's shape, data, seed, batch size and optimizer settings,
+    reach ``branch.branch_from.step``, keep a checkpoint there (``keep_checkpoint_steps``) and
+    have used the same learning rate as the branch's own schedule at the steps before it
+    (checked at the end of warmup, the first stable step and the last step before the branch).
+    """
+    from scaling.optim import lr_at, warmup_steps
+
+    assert branch.branch_from is not None
+    step = branch.branch_from.step
+    out = []
+    for name in _LINEAGE_FIELDS:
+        a, b = getattr(parent, name), getattr(branch, name)
+        if a != b:
+            if dataclasses.is_dataclass(a):
+                a, b = _compact_dict(a), _compact_dict(b)
+            out.append(f"{name} differs (parent {a!r}, branch {b!r})")
+    for name in _LINEAGE_OPTIM:
+        a, b = getattr(parent.optim, name), getattr(branch.optim, name)
+        if a != b:
+            out.append(f"optim.{name} differs (parent {a!r}, branch {b!r})")
+    if step > parent.n_steps:
+        out.append(f"step {step} is beyond the parent's {parent.n_steps} steps")
+    elif step not in parent.keep_checkpoint_steps:
+        out.append(
+            f"the parent keeps no checkpoint at step {step} "
+            f"(keep_checkpoint_steps={list(parent.keep_checkpoint_steps)})"
+        )
+    if not out:
+        w_parent, w_branch = (
+            warmup_steps(parent.n_steps, parent.optim),
+            warmup_steps(branch.n_steps, branch.optim),
+        )
+        if w_parent != w_branch:
+            out.append(f"warmup differs (parent {w_parent} steps, branch {w_branch} steps)")
+        else:
+            for k in sorted({max(0, w_branch - 1), min(w_branch, step - 1), step - 1}):
+                a, b = (
+                    lr_at(k, parent.n_steps, parent.optim),
+                    lr_at(k, branch.n_steps, branch.optim),
+                )
+                if not math.isclose(a, b, rel_tol=1e-12):
+                    out.append(f"learning rate at step {k} differs (parent {a:g}, branch {b:g})")
+                    break
+    return out
+
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 WandbMode = Literal["offline", "online", "disabled"]
@@ -271,6 +411,10 @@ class RunConfig:
         sweep_name: sweep this run belongs to (its wandb group), or ``None``.
         flops_budget: the IsoFLOP budget label C in FLOPs, or ``None`` outside IsoFLOP sweeps.
         point_key: runs that are LR or seed variants of one (shape, budget) point share it.
+        keep_checkpoint_steps: steps after which a copy of the checkpoint is kept as
+            ``checkpoint-step<N>.pt`` (a WSD trunk's branch points; ``scaling.rundir``).
+        branch_from: start from another run's kept checkpoint (a WSD branch); ``None`` trains
+            from initialisation.
     """
 
     model: ModelConfig
@@ -292,8 +436,15 @@ class RunConfig:
     sweep_name: str | None = None
     flops_budget: float | None = None
     point_key: str | None = None
+    keep_checkpoint_steps: tuple[int, ...] = field(default=(), metadata=OMIT_IF_DEFAULT)
+    branch_from: BranchFrom | None = field(default=None, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "keep_checkpoint_steps", tuple(self.keep_checkpoint_steps))
+        if isinstance(self.branch_from, dict):
+            object.__setattr__(
+                self, "branch_from", _build(BranchFrom, self.branch_from, "branch_from.")
+            )
         _require(isinstance(self.model, ModelConfig), "RunConfig.model must be a ModelConfig")
         _require(isinstance(self.data, DataConfig), "RunConfig.data must be a DataConfig")
         _require(isinstance(self.optim, OptimConfig), "RunConfig.optim must be an OptimConfig")
@@ -335,6 +486,24 @@ class RunConfig:
             _require(
                 self.flops_budget > 0,
                 f"RunConfig.flops_budget must be > 0, got {self.flops_budget}",
+            )
+        keep = self.keep_checkpoint_steps
+        _require(
+            all(isinstance(k, int) and not isinstance(k, bool) for k in keep)
+            and list(keep) == sorted(set(keep))
+            and all(1 <= k <= self.n_steps for k in keep),
+            f"RunConfig.keep_checkpoint_steps must be increasing steps in [1, n_steps="
+            f"{self.n_steps}], got {list(keep)}",
+        )
+        if self.branch_from is not None:
+            _require(
+                isinstance(self.branch_from, BranchFrom),
+                "RunConfig.branch_from must be a BranchFrom(run_name, step)",
+            )
+            _require(
+                self.branch_from.step < self.n_steps,
+                f"RunConfig.branch_from.step={self.branch_from.step} must be below the branch's "
+                f"own n_steps={self.n_steps}; branch earlier or train the branch longer",
             )
 
     # -- derived quantities -------------------------------------------------------------------

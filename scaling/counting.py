@@ -1,4 +1,10 @@
-"""Parameter and FLOP counting for ``scaling.model.GPT``. Pure Python: no torch import.
+"""Parameter and FLOP counting for every model family. Pure Python: no torch import.
+
+Families (``ModelConfig.family``, ``scaling.models``): ``gpt2`` (``scaling.model.GPT``),
+``llama`` (``scaling.models.llama.Llama``) and a user's own family ``"pkg.module:attr"``, whose
+object supplies its own ``param_counts`` and ``flops_per_token`` (imported on first use; see
+``scaling.models``). Every run checks these counts against ``sum(p.numel())`` of the built module
+before it trains.
 
 Which N (DESIGN.md): Kaplan et al. 2020 use the *non-embedding* count (blocks and final norm;
 no token or position embedding, no LM head). Hoffmann et al. 2022 (Chinchilla) use the *total*
@@ -9,10 +15,24 @@ multiply-accumulate, the backward pass costs twice the forward pass, and attenti
 full (no causal halving): per layer and token, QKV projections ``2*3*d_model*(d_head*n_heads)``,
 scores ``2*seq_len*(d_head*n_heads)``, softmax ``3*n_heads*seq_len``, score-times-value
 ``2*seq_len*(d_head*n_heads)``, output projection ``2*(d_head*n_heads)*d_model``; MLP
-``2*2*d_model*d_mlp``; LM head ``2*d_model*vocab_size``. App. F also counts the embedding lookup
+``2*n_mlp_matrices*d_model*d_mlp`` (2 matrices for GPT-2's GELU MLP, 3 for SwiGLU's gate, up and
+down projections); LM head ``2*d_model*vocab_size``. App. F also counts the embedding lookup
 as a ``2*vocab_size*d_model`` matmul; we record it in the breakdown but leave it out of the
 default count because a lookup performs no multiply-adds (``include_embedding=True`` gives App. F
-exactly). Norms, biases, residual adds and the loss are ignored, as in App. F.
+exactly). Norms, biases, rotary embeddings, the SwiGLU gating product, residual adds and the loss
+are element-wise and ignored, as in App. F.
+
+Hand derivation for ``llama`` (d = d_model, f = d_mlp, h = n_heads, d_h = d_head, L = n_layers,
+V = vocab_size, s = seq_len), parameters per block: RMSNorm gains before attention and before
+the MLP ``2*d`` (no biases); Q, K, V ``3*d*d``; output ``d*d``; QK-norm gains ``2*d_h`` (one
+``d_h``-wide RMSNorm for queries and one for keys, shared by the heads) when ``qk_norm``;
+SwiGLU ``3*d*f``. Non-embedding N ``= L*(2*d + 4*d**2 + 3*d*f [+ 2*d_h]) + d`` (final RMSNorm);
+no position parameters (rotary positions are computed, not learned); token embedding ``V*d``;
+untied head ``V*d``. Example: L=2, d=64, h=4, f=160, V=256, untied, no QK-norm: per block
+``128 + 16384 + 30720 = 47232``, N = ``2*47232 + 64 = 94528``, total ``94528 + 2*16384 =
+127296``. Forward FLOPs per token: ``L*(8*d**2 + 4*s*d + 3*h*s + 6*d*f) + 2*d*V``; with
+``f = 8/3*d`` the MLP's ``6*d*f = 16*d**2`` equals GPT-2's ``4*d*(4*d)``, which is why 8/3 is
+the parameter- and FLOP-matched SwiGLU width (Shazeer 2020, "GLU Variants Improve Transformer").
 
 Kaplan et al. 2020, Table 1, approximates the forward pass as ``2*N + 2*n_layers*seq_len*d_model``
 per token (non-embedding N, no LM head); ``kaplan_flops_per_token`` gives that convention, and
@@ -28,14 +48,50 @@ if TYPE_CHECKING:  # for annotations only: keeps this module importable without 
     from scaling.config import ModelConfig
 
 
+# SwiGLU width: the parameter-matched 2/3 of the GELU MLP's ``mlp_ratio * d_model`` (Shazeer
+# 2020; Llama's ``int(2 * 4 * dim / 3)``), rounded to the nearest multiple of this many units so
+# matmul widths stay SIMD/tensor-core friendly. Nearest (not Llama's round-up to 256) keeps the
+# MLP within 16 units of 8/3 d_model, i.e. parameter parity with gpt2 at the small widths
+# scaling sweeps use: d_model 64 -> 160, 128 -> 352, 256 -> 672, 768 -> 2048 (exactly 8/3).
+SWIGLU_MULTIPLE = 32
+GATED_FAMILIES: tuple[str, ...] = ("llama",)
+
+
+def default_d_mlp(family: str, d_model: int, mlp_ratio: float = 4) -> int:
+    """The family's MLP width for a residual width ``d_model``.
+
+    ``gpt2`` and user families: ``mlp_ratio * d_model`` (rounded to an integer). Gated (SwiGLU)
+    families: ``2/3 * mlp_ratio * d_model`` rounded to the nearest multiple of
+    ``SWIGLU_MULTIPLE`` = 32 (at least 32); with ``mlp_ratio = 4`` that is about ``8/3 *
+    d_model``, which matches GPT-2's MLP in parameters and FLOPs (Shazeer 2020).
+
+    Args:
+        family: ``ModelConfig.family``.
+        d_model: residual-stream width.
+        mlp_ratio: GELU-equivalent expansion ratio.
+
+    Returns:
+        ``d_mlp`` in units.
+    """
+    if family in GATED_FAMILIES:
+        units = round(2 * mlp_ratio * d_model / 3 / SWIGLU_MULTIPLE)
+        return max(1, units) * SWIGLU_MULTIPLE
+    return max(1, round(mlp_ratio * d_model))
+
+
+def is_user_family(family: str) -> bool:
+    """Whether ``family`` names a user's own family (``"pkg.module:attr"``)."""
+    return ":" in family
+
+
 @dataclass(frozen=True)
 class ParamCounts:
-    """Trainable-parameter breakdown of ``scaling.model.GPT`` (integers, parameters).
+    """Trainable-parameter breakdown of a model (integers, parameters).
 
     Attributes:
         embedding: token embedding, ``vocab_size * d_model``.
-        position: learned position embedding, ``seq_len * d_model``.
-        non_embedding: transformer blocks plus the final LayerNorm (Kaplan's N).
+        position: learned position embedding, ``seq_len * d_model`` (0 for ``llama``).
+        non_embedding: transformer blocks plus the final norm (Kaplan's N).
         lm_head: untied output projection ``d_model * vocab_size``; 0 when tied.
         total: everything (Chinchilla's N); equals ``sum(p.numel() for p in model.parameters())``.
     """
@@ -48,24 +104,40 @@ class ParamCounts:
 
 
 def param_counts(cfg: ModelConfig) -> ParamCounts:
-    """Count the parameters of ``GPT(cfg)`` without building it.
+    """Count the parameters of the model ``cfg`` describes, without building it.
 
-    Per block (pre-norm, bias-free linears, LayerNorm with gain and bias): two LayerNorms
-    ``4*d_model``, fused QKV ``3*d_model**2``, attention output ``d_model**2``, MLP
-    ``2*d_model*d_mlp``. Kaplan et al. 2020, Sec. 2.1 gives the same ``12*n_layers*d_model**2``
-    leading term for ``d_mlp = 4*d_model``.
+    ``gpt2`` per block (pre-norm, bias-free linears, LayerNorm with gain and bias): two
+    LayerNorms ``4*d_model``, fused QKV ``3*d_model**2``, attention output ``d_model**2``, MLP
+    ``2*d_model*d_mlp``; final LayerNorm ``2*d_model``; learned positions ``seq_len*d_model``.
+    Kaplan et al. 2020, Sec. 2.1 gives the same ``12*n_layers*d_model**2`` leading term for
+    ``d_mlp = 4*d_model``. ``llama``: the module docstring's hand derivation. A user family:
+    its own ``param_counts(cfg)``.
 
     Args:
         cfg: model shape.
 
     Returns:
         ParamCounts in parameters.
+
+    Raises:
+        FamilyError: (user families) the family cannot be imported or returns a malformed
+            count.
     """
+    if is_user_family(cfg.family):
+        from scaling.models import load_family  # torch-free registry; imports the user module
+
+        return load_family(cfg.family).counts(cfg)
     d = cfg.d_model
-    per_block = 4 * d + 3 * d * d + d * d + 2 * d * cfg.d_mlp
-    non_embedding = cfg.n_layers * per_block + 2 * d  # + final LayerNorm
+    if cfg.family == "llama":
+        qk_norm = 2 * cfg.d_head if cfg.qk_norm else 0
+        per_block = 2 * d + 3 * d * d + d * d + qk_norm + 3 * d * cfg.d_mlp
+        non_embedding = cfg.n_layers * per_block + d  # + final RMSNorm (gain only)
+        position = 0  # rotary positions have no parameters
+    else:
+        per_block = 4 * d + 3 * d * d + d * d + 2 * d * cfg.d_mlp
+        non_embedding = cfg.n_layers * per_block + 2 * d  # + final LayerNorm
+        position = cfg.seq_len * d
     embedding = cfg.vocab_size * d
-    position = cfg.seq_len * d
     lm_head = 0 if cfg.tie_embeddings else d * cfg.vocab_size
     total = embedding + position + non_embedding + lm_head
     return ParamCounts(embedding, position, non_embedding, lm_head, total)
@@ -107,14 +179,26 @@ class FlopBreakdown:
 
 
 def flop_breakdown(cfg: ModelConfig) -> FlopBreakdown:
-    """Per-token forward FLOPs of ``GPT(cfg)`` by component (Hoffmann et al. 2022, App. F)."""
+    """Per-token forward FLOPs by component (Hoffmann et al. 2022, App. F).
+
+    ``gpt2`` and ``llama`` share attention; their MLPs have 2 and 3 (SwiGLU) matrices.
+
+    Raises:
+        ValueError: for a user family (it supplies only its total, ``flops_per_token``).
+    """
+    if is_user_family(cfg.family):
+        raise ValueError(
+            f"model.family={cfg.family!r} is a user family: it gives flops_per_token only, "
+            "no per-component breakdown"
+        )
     d, s, h = cfg.d_model, cfg.seq_len, cfg.n_heads
     d_attn = cfg.d_head * h
+    n_mlp_matrices = 3 if cfg.family in GATED_FAMILIES else 2
     return FlopBreakdown(
         embedding=2 * cfg.vocab_size * d,
         attention_projections=cfg.n_layers * (2 * 3 * d * d_attn + 2 * d_attn * d),
         attention_scores=cfg.n_layers * (2 * s * d_attn + 3 * h * s + 2 * s * d_attn),
-        mlp=cfg.n_layers * 2 * 2 * d * cfg.d_mlp,
+        mlp=cfg.n_layers * 2 * n_mlp_matrices * d * cfg.d_mlp,
         lm_head=2 * d * cfg.vocab_size,
     )
 
@@ -122,13 +206,24 @@ def flop_breakdown(cfg: ModelConfig) -> FlopBreakdown:
 def flops_per_token(cfg: ModelConfig, include_embedding: bool = False) -> int:
     """Training FLOPs per token (forward + backward) in the Chinchilla App. F convention.
 
+    A user family's own ``flops_per_token(cfg)`` is the default count (training FLOPs, no
+    embedding lookup); ``include_embedding`` adds the lookup's ``3 * 2*vocab_size*d_model``.
+
     Args:
         cfg: model shape.
         include_embedding: also count the embedding lookup as a matmul, as App. F does.
 
     Returns:
         FLOPs per training token (int).
+
+    Raises:
+        FamilyError: (user families) the family cannot be imported or returns a bad value.
     """
+    if is_user_family(cfg.family):
+        from scaling.models import load_family
+
+        lookup = 3 * 2 * cfg.vocab_size * cfg.d_model if include_embedding else 0
+        return load_family(cfg.family).flops(cfg) + lookup
     return flop_breakdown(cfg).training(include_embedding)
 
 

@@ -8,8 +8,12 @@ Three sources (``DataConfig.source``):
 - ``"text"``: a user's text file or folder, byte tokens. A folder is split by file like
   ``stdlib``; a single file (or a folder holding one file) gives its last ``val_fraction`` of
   bytes to validation.
-- ``"tokens"``: a folder with nanoGPT-layout ``train.bin`` and ``val.bin`` (``uint16`` ids, read
-  with ``np.memmap``); every id must be ``< vocab_size`` (checked, vectorised and chunked).
+- ``"tokens"``: token-id shards (``scaling.shards``): a ``scaling prepare`` folder with
+  ``manifest.json``, nanoGPT ``train.bin``/``val.bin``, llm.c / modded-nanogpt headered shards
+  (a folder of ``*train*.bin``/``*val*.bin`` or a glob plus ``val_path``); ``uint16`` or
+  ``uint32`` ids read with ``np.memmap``, the dtype from the manifest or header. Every id must
+  be ``< vocab_size``: a manifest's per-shard maximum, a full scan of corpora up to 256 MiB,
+  and a check of every batch read (one ``max`` over the batch) for larger ones.
 
 Files are split into train/val *by file*: a file goes to validation when the SHA-256 of its
 relative path, read as a number in [0, 1), is below ``val_fraction``. The choice depends only on
@@ -19,7 +23,10 @@ with a NUL byte (``SEPARATOR``), which source text does not contain.
 
 Batches are a pure function of ``(seed, step)``: ``numpy.random.Generator(PCG64([seed, step]))``
 draws one random start offset per sequence of the whole optimizer step, and micro-step ``m``
-takes rows ``[m * micro_batch_size, (m + 1) * micro_batch_size)``. A resumed run therefore sees
+takes rows ``[m * micro_batch_size, (m + 1) * micro_batch_size)``. Over several shards the draw
+is an index into all windows that fit inside one shard (``len - seq_len`` per shard, in shard
+order), so every window is equally likely, none crosses a shard boundary, and a single shard
+draws exactly the offsets it drew before shards existed. A resumed run therefore sees
 exactly the batches it would have seen, and the micro-batch size changes nothing but memory. The
 validation set is fixed, the same for every seed and run on the same data:
 ``val_tokens // seq_len`` non-overlapping ``seq_len`` windows shared out evenly between the
@@ -39,12 +46,12 @@ from typing import Any
 
 import numpy as np
 
+from scaling import shards as shardlib
 from scaling.config import DataConfig, RunConfig
 
 SEPARATOR = 0  # byte joining files; NUL does not occur in source text
 BYTE_VOCAB_SIZE = 256
 _TEST_DIRS = frozenset({"test", "tests", "idle_test"})
-_CHUNK = 1 << 24  # ids per chunk when scanning token files (16 Mi ids, 32 MiB of uint16)
 
 
 class DataError(ValueError):
@@ -64,8 +71,11 @@ class DataInfo:
         val_bytes: bytes in the validation split.
         n_train_tokens: tokens in the training split.
         n_val_tokens: tokens in the validation split (the evaluated set is ``val_tokens`` of it).
-        n_files_train: files in the training split.
-        n_files_val: files in the validation split.
+        n_files_train: files (shards) in the training split.
+        n_files_val: files (shards) in the validation split.
+        dtype: id dtype of token shards (``"uint16"``/``"uint32"``); ``None`` for byte sources.
+        hash_method: ``"full"`` (every byte hashed) or ``"sampled"`` (large token corpora;
+            ``scaling.shards``).
     """
 
     source: str
@@ -76,10 +86,63 @@ class DataInfo:
     n_val_tokens: int
     n_files_train: int
     n_files_val: int
+    dtype: str | None = None
+    hash_method: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dictionary with the contract keys."""
         return asdict(self)
+
+
+class ShardSet:
+    """The ids of one split in one or more shards, addressed as their concatenation.
+
+    Attributes:
+        shards: the ``scaling.shards.Shard`` files, in order.
+        arrays: one read-only memmap per shard.
+        bounds: ``int64[n + 1]`` start offset of each shard in the concatenation, then the size.
+        size: total ids.
+        dtype: numpy dtype of the ids.
+    """
+
+    def __init__(self, shards: tuple[shardlib.Shard, ...]) -> None:
+        self.shards = shards
+        self.arrays = [s.ids() for s in shards]
+        lengths = np.array([a.size for a in self.arrays], dtype=np.int64)
+        self.bounds = np.concatenate([[0], np.cumsum(lengths)])
+        self.size = int(self.bounds[-1])
+        self.dtype = self.arrays[0].dtype
+        self.nbytes = sum(int(a.nbytes) for a in self.arrays)
+
+    def segments(self) -> np.ndarray:
+        """``int64[n, 2]`` ``[start, end)`` of each shard in the concatenation."""
+        return np.stack([self.bounds[:-1], self.bounds[1:]], axis=1)
+
+    def n_windows(self, seq_len: int) -> int:
+        """Windows of ``seq_len + 1`` ids inside one shard: ``sum(max(len - seq_len, 0))``."""
+        return int(np.maximum(np.diff(self.bounds) - seq_len, 0).sum())
+
+    def window_starts(self, index: np.ndarray, seq_len: int) -> np.ndarray:
+        """Map window indices in ``[0, n_windows)`` to start offsets in the concatenation."""
+        per = np.maximum(np.diff(self.bounds) - seq_len, 0)
+        cum = np.concatenate([[0], np.cumsum(per)])
+        shard = np.searchsorted(cum, index, side="right") - 1
+        return self.bounds[shard] + (index - cum[shard])
+
+    def gather(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """``int64[len(starts), length]`` windows; each must lie inside one shard."""
+        out = np.empty((starts.size, length), dtype=np.int64)
+        shard = np.searchsorted(self.bounds, starts, side="right") - 1
+        for i in np.unique(shard):
+            rows = np.nonzero(shard == i)[0]
+            local = starts[rows] - self.bounds[i]
+            out[rows] = self.arrays[i][local[:, None] + np.arange(length)]
+        return out
+
+    def shard_name_at(self, offset: int) -> str:
+        """Display name of the shard holding concatenation offset ``offset``."""
+        i = int(np.searchsorted(self.bounds, offset, side="right") - 1)
+        return str(self.shards[i].path)
 
 
 @dataclass(frozen=True)
@@ -87,23 +150,28 @@ class TokenData:
     """Loaded token streams.
 
     Attributes:
-        train: 1-D ``uint8`` (byte tokens) or ``uint16`` (token files, possibly a memmap) ids.
-        val: 1-D validation ids, same dtype.
+        train: 1-D ids: ``uint8`` bytes, or one token shard's ``uint16``/``uint32`` memmap, or
+            a ``ShardSet`` when the split has several shards.
+        val: 1-D validation ids (array or ``ShardSet``, as ``train``).
         vocab_size: number of token ids.
-        bytes_per_token: 1.0 for byte tokens; ``None`` when unknown (token files), in which
-            case bits per byte cannot be reported.
+        bytes_per_token: 1.0 for byte tokens; for a ``scaling prepare`` corpus the manifest's
+            validation UTF-8 bytes per validation token (EOS included); ``None`` when unknown
+            (other token files), in which case bits per byte cannot be reported.
         info: provenance for ``config.json``.
         val_segments: ``int64[n_docs, 2]`` ``[start, end)`` offsets of the held-out documents
-            in ``val`` (each file with its trailing separator); ``None`` means one document
-            (a single text file's tail, or a token file).
+            in ``val`` (each file with its trailing separator, or each validation shard);
+            ``None`` means one document (a single text file's tail, or one token file).
+        ids_checked: every id is known to be ``< vocab_size``; when ``False`` (a large corpus
+            without a manifest) ``get_batch`` checks each batch.
     """
 
-    train: np.ndarray
-    val: np.ndarray
+    train: np.ndarray | ShardSet
+    val: np.ndarray | ShardSet
     vocab_size: int
     bytes_per_token: float | None
     info: DataInfo
     val_segments: np.ndarray | None = None
+    ids_checked: bool = True
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -216,47 +284,51 @@ def _byte_data(root: Path, files: list[Path], cfg: DataConfig, field: str) -> To
 
 
 def _token_data(cfg: DataConfig, vocab_size: int) -> TokenData:
-    folder = Path(cfg.path or "")
-    if not folder.is_dir():
-        raise DataError(
-            f"data.path={cfg.path!r} is not a folder; for source='tokens' give a folder "
-            "holding train.bin and val.bin"
-        )
-    arrays = {}
-    hasher = hashlib.sha256()
-    for name in ("train.bin", "val.bin"):
-        path = folder / name
-        if not path.is_file():
-            raise DataError(f"data.path: {path} does not exist; write nanoGPT-layout {name}")
-        size = path.stat().st_size
-        if size == 0 or size % 2:
+    try:
+        layout = shardlib.discover(str(cfg.path), cfg.val_path)
+    except shardlib.ShardError as e:
+        raise DataError(str(e)) from None
+    manifest = layout.manifest
+    if manifest is not None:
+        m_vocab = manifest.get("vocab_size")
+        if isinstance(m_vocab, int) and m_vocab > vocab_size:
             raise DataError(
-                f"data.path: {path} has {size} bytes; it must be a non-empty array of uint16 ids"
+                f"data.path: {Path(str(cfg.path)) / shardlib.MANIFEST} has vocab_size {m_vocab} "
+                f"> model.vocab_size={vocab_size}; set model.vocab_size to at least {m_vocab}"
             )
-        ids = np.memmap(path, dtype=np.uint16, mode="r")
-        max_id = -1
-        for start in range(0, ids.size, _CHUNK):  # chunked: a multi-GB file stays out of memory
-            chunk = ids[start : start + _CHUNK]
-            hasher.update(chunk.tobytes())
-            max_id = max(max_id, int(chunk.max()))
-        if max_id >= vocab_size:
+    sha, method, max_ids = shardlib.scan(layout, vocab_size)
+    for shard, max_id in zip(layout.train + layout.val, max_ids, strict=True):
+        if max_id is not None and max_id >= vocab_size:
             raise DataError(
-                f"data.path: {path} holds token id {max_id} >= model.vocab_size={vocab_size}; "
-                f"set model.vocab_size to at least {max_id + 1} or re-tokenize"
+                f"data.path: {shard.path} holds token id {max_id} >= model.vocab_size="
+                f"{vocab_size}; set model.vocab_size to at least {max_id + 1} or re-tokenize"
             )
-        arrays[name] = ids
-    train, val = arrays["train.bin"], arrays["val.bin"]
+    train_set, val_set = ShardSet(layout.train), ShardSet(layout.val)
+    # one shard per split: the plain memmap (the same arrays and batches as before shards)
+    train = train_set.arrays[0] if len(layout.train) == 1 else train_set
+    val = val_set.arrays[0] if len(layout.val) == 1 else val_set
     info = DataInfo(
         source=cfg.source,
-        sha256=hasher.hexdigest(),
+        sha256=sha,
         train_bytes=int(train.nbytes),
         val_bytes=int(val.nbytes),
-        n_train_tokens=int(train.size),
-        n_val_tokens=int(val.size),
-        n_files_train=1,
-        n_files_val=1,
+        n_train_tokens=train.size,
+        n_val_tokens=val.size,
+        n_files_train=len(layout.train),
+        n_files_val=len(layout.val),
+        dtype=layout.train[0].dtype,
+        hash_method=method,
     )
-    return TokenData(train, val, vocab_size, None, info)
+    # every id was checked when the corpus was read in full or the manifest gives the maxima
+    checked = method == "full" or all(m is not None for m in max_ids)
+    segments = val_set.segments() if len(layout.val) > 1 else None
+    # bits per byte: a prepared corpus records the UTF-8 bytes of its documents
+    bytes_per_token = None
+    if manifest is not None:
+        text_bytes, n_val = manifest.get("val_text_bytes"), manifest.get("n_val_tokens")
+        if isinstance(text_bytes, int) and isinstance(n_val, int) and text_bytes > 0 and n_val:
+            bytes_per_token = text_bytes / n_val
+    return TokenData(train, val, vocab_size, bytes_per_token, info, segments, ids_checked=checked)
 
 
 def load_data(cfg: DataConfig, vocab_size: int = BYTE_VOCAB_SIZE) -> TokenData:
@@ -301,6 +373,11 @@ def check_data_for_run(data: TokenData, cfg: RunConfig) -> None:
     """
     seq_len = cfg.model.seq_len
     n_train, n_val = int(data.train.size), int(data.val.size)
+    if isinstance(data.train, ShardSet) and data.train.n_windows(seq_len) == 0:
+        raise DataError(
+            f"model.seq_len={seq_len} is longer than every training shard; lower seq_len or "
+            "write longer shards (scaling prepare --shard-tokens)"
+        )
     if seq_len + 1 > n_train:
         raise DataError(
             f"model.seq_len={seq_len} is longer than the training split ({n_train} tokens); "
@@ -332,10 +409,13 @@ def check_data_for_run(data: TokenData, cfg: RunConfig) -> None:
 
 
 # -- batches ------------------------------------------------------------------------------------
-def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Any, Any]:
+def _windows(ids: np.ndarray | ShardSet, starts: np.ndarray, seq_len: int) -> tuple[Any, Any]:
     import torch
 
-    chunk = np.asarray(ids[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)
+    if isinstance(ids, ShardSet):
+        chunk = ids.gather(starts, seq_len + 1)
+    else:
+        chunk = np.asarray(ids[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)
     chunk_t = torch.from_numpy(chunk)
     return chunk_t[:, :-1], chunk_t[:, 1:]
 
@@ -378,11 +458,31 @@ def get_batch(data: TokenData, cfg: RunConfig, step: int, micro_step: int) -> tu
     if not 0 <= micro_step < cfg.grad_accum_steps:
         raise ValueError(f"micro_step={micro_step} must be in [0, {cfg.grad_accum_steps})")
     seq_len = cfg.model.seq_len
-    starts = batch_offsets(
-        int(data.train.size), cfg.seed, step, cfg.batch_size_tokens // seq_len, seq_len
-    )
+    n_rows = cfg.batch_size_tokens // seq_len
+    train = data.train
+    if isinstance(train, ShardSet):
+        # window indices over all shards; one shard gives the same draw as a plain array
+        index = batch_offsets(train.n_windows(seq_len) + seq_len, cfg.seed, step, n_rows, seq_len)
+        starts = train.window_starts(index, seq_len)
+    else:
+        starts = batch_offsets(int(train.size), cfg.seed, step, n_rows, seq_len)
     mb = cfg.micro_batch_size
-    return _windows(data.train, starts[micro_step * mb : (micro_step + 1) * mb], seq_len)
+    starts = starts[micro_step * mb : (micro_step + 1) * mb]
+    x, y = _windows(train, starts, seq_len)
+    if not data.ids_checked:  # large corpus without a manifest: one max per batch
+        row_max = np.maximum(x.numpy().max(axis=1), y.numpy().max(axis=1))
+        bad = np.nonzero(row_max >= data.vocab_size)[0]
+        if bad.size:
+            where = (
+                train.shard_name_at(int(starts[bad[0]]))
+                if isinstance(train, ShardSet)
+                else getattr(train, "filename", None) or cfg.data.path  # one shard's memmap
+            )
+            raise DataError(
+                f"data.path: {where} holds a token id >= "
+                f"model.vocab_size={data.vocab_size}; raise model.vocab_size or re-tokenize"
+            )
+    return x, y
 
 
 def _spread(start: int, length: int, k: int, seq_len: int) -> np.ndarray:

@@ -26,7 +26,9 @@ The contract that keeps a data-parallel run *the same run* as a single-process o
   wandb; every rank reads the checkpoint on resume.
 
 Results equal the single-process run's up to float summation order (tested on CPU with the
-``gloo`` backend and two processes). The backend is ``nccl`` on CUDA (one GPU per process,
+``gloo`` backend and two processes, where the test also records each rank's micro-batches and
+checks that every step's are dealt out disjointly, cover the step, and are the same tokens as
+on one process). The backend is ``nccl`` on CUDA (one GPU per process,
 ``cuda:LOCAL_RANK``) and ``gloo`` on CPU.
 """
 

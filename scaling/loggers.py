@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,12 +44,32 @@ class JsonlLogger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  closed in close()
+        # unbuffered: each row reaches the file in log(), or log() raises and undoes it
+        self._f = open(self.path, "ab", buffering=0)  # noqa: SIM115  closed in close()
 
     def log(self, row: dict[str, Any]) -> None:
-        """Append one row as a JSON object on its own line and flush."""
-        self._f.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
-        self._f.flush()
+        """Append one row as a JSON object on its own line.
+
+        Raises:
+            RunDirWriteError: the row could not be written (e.g. the disk is full); the file is
+                cut back to the rows before it, so no torn row is left behind.
+        """
+        from scaling.rundir import RunDirWriteError
+
+        line = (json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n").encode()
+        start = os.fstat(self._f.fileno()).st_size
+        try:
+            view = memoryview(line)
+            while view:  # a raw write may be short
+                view = view[self._f.write(view) or 0 :]
+        except OSError as e:
+            self._f.truncate(start)
+            raise RunDirWriteError(
+                e.errno,
+                f"could not append a row to {self.path} ({e.strerror or e}); the rows before it "
+                "are intact: free space and run the same command again to resume from the last "
+                "checkpoint",
+            ) from None
 
     def close(self, status: str) -> None:
         """Close the file (``status`` is not recorded here; ``summary.json`` holds it)."""

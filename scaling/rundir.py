@@ -10,6 +10,10 @@
   ``flops``, ``train/loss``, ``lr``, ``grad_norm``, ``tokens_per_sec``, ``elapsed_s``; evaluation
   rows add ``val/loss``, ``val/bpb``). Readers tolerate a torn last line;
 - ``checkpoint.pt``: the latest checkpoint, written atomically (tmp file + ``os.replace``);
+- ``checkpoint-step<N>.pt``: a WSD trunk's kept checkpoints, one per branch point (steps in
+  ``RunConfig.keep_checkpoint_steps``), written atomically the same way and never overwritten
+  by a later step; branches start from them (``RunConfig.branch_from``). A branch's
+  ``config.json`` adds ``"parent": {"run_name", "step", "checkpoint", "checkpoint_sha256"}``;
 - ``summary.json``: written last, atomically; its presence means the run ended
   (``status`` ``"complete"`` or ``"diverged"``);
 - ``error.txt``: the traceback of a run that raised (written by the executor wrapper), removed
@@ -24,6 +28,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from scaling.config import ConfigError, RunConfig
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+STEP_CHECKPOINT = "checkpoint-step{step}.pt"  # a trunk's kept checkpoint after step N
 SUMMARY = "summary.json"
 ERROR = "error.txt"
 
@@ -41,7 +47,56 @@ RUN_STATES = ("pending", "incomplete", "complete", "diverged", "failed")
 
 
 class CheckpointError(ValueError):
-    """``checkpoint.pt`` cannot be loaded; the message names the file (which is kept)."""
+    """A checkpoint cannot be loaded; the message names the file (which is kept)."""
+
+
+def step_checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """``run_dir/checkpoint-step<step>.pt``: the checkpoint a trunk keeps for a branch point."""
+    return Path(run_dir) / STEP_CHECKPOINT.format(step=step)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why a checkpoint file cannot be used, checked without torch; ``None`` when it looks whole.
+
+    ``torch.save`` writes a zip archive: the file must exist, start with a zip local-file header
+    ("PK" 3 4) and end with an end-of-central-directory record ("PK" 5 6 in its
+    last 64 KiB), so a missing, empty or truncated file is caught cheaply (``scaling sweep
+    status``). Damage inside an intact archive is found when it is loaded (``load_checkpoint``).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(max(0, size - 65536 - 22))
+            tail = f.read()
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except OSError as e:
+        return f"{path} cannot be read ({e.strerror})"
+    if head != b"PK\x03\x04" or b"PK\x05\x06" not in tail:
+        return f"{path} is corrupt (not a whole torch.save archive, {size} bytes)"
+    return None
+
+
+class RunDirWriteError(OSError):
+    """A run-directory file could not be written (a full disk, a quota, an I/O error).
+
+    Keeps the ``errno``; the message names the file and says what is intact: writes are atomic
+    (checkpoint, config, summary) or truncated back (a metrics row), so relaunching after the
+    cause is fixed resumes from the last checkpoint.
+    """
 
 
 # -- readers ------------------------------------------------------------------------------------
@@ -73,22 +128,44 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """``summary.json`` as a dict, or ``None`` when the run has not ended."""
+    """``summary.json`` as a dict, or ``None`` when the run has not ended.
+
+    Raises:
+        ValueError: the file is damaged (not a JSON object with a ``status``), naming it.
+    """
     path = Path(run_dir) / SUMMARY
     try:
-        return json.loads(path.read_text())
+        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         return None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}); "
+            "delete it and relaunch to rewrite it from the run's checkpoint"
+        ) from None
+    if not isinstance(d, dict) or "status" not in d:
+        raise ValueError(
+            f"{path} is damaged (not a JSON object with a 'status'); delete it and relaunch to "
+            "rewrite it from the run's checkpoint"
+        )
+    return d
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+def read_metrics(run_dir: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of ``metrics.jsonl`` in order; a torn last line (killed writer) is skipped.
+
+    Args:
+        run_dir: the run directory.
+        problems: when given, a damaged line other than the last (not a JSON object) is
+            skipped and described in this list instead of raising (readers that report on
+            many runs, e.g. ``sweep status`` and ``report``, go on with the rest).
 
     Returns:
         A list of row dicts (empty when the file is missing).
 
     Raises:
-        ValueError: a line other than the last is not valid JSON (naming file and line).
+        ValueError: a line other than the last is not a JSON object (naming file and line),
+            unless ``problems`` is given.
     """
     path = Path(run_dir) / METRICS
     try:
@@ -101,11 +178,18 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            if i == len(lines) - 1:  # the last line, with no newline after it: torn write
-                break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+            continue
+        if i == len(lines) - 1:  # the last line, with no newline after it: torn write
+            break
+        msg = f"{path}: line {i + 1} is not a JSON object"
+        if problems is None:
+            raise ValueError(msg)
+        problems.append(msg + " (skipped)")
     return rows
 
 
@@ -114,6 +198,9 @@ def run_state(run_dir: str | Path) -> str:
 
     ``"complete"``/``"diverged"``: ``summary.json`` says so. ``"failed"``: ``error.txt`` and no
     summary. ``"incomplete"``: ``config.json`` and no summary. ``"pending"``: none of these.
+
+    Raises:
+        ValueError: ``summary.json`` is damaged (see ``read_summary``).
     """
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
@@ -144,10 +231,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (tmp file beside it, fsync, ``os.replace``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RunDirWriteError(
+            e.errno,
+            f"could not write {path} ({e.strerror or e}); the previous version, if any, is "
+            "intact: fix the cause (free space) and run the same command again",
+        ) from None
     os.replace(tmp, path)
 
 
@@ -237,7 +332,13 @@ def check_config(run_dir: str | Path, cfg: RunConfig) -> bool:
     return True
 
 
-def write_config(run_dir: str | Path, cfg: RunConfig, run_name: str, data: dict[str, Any]) -> None:
+def write_config(
+    run_dir: str | Path,
+    cfg: RunConfig,
+    run_name: str,
+    data: dict[str, Any],
+    parent: dict[str, Any] | None = None,
+) -> None:
     """Create ``run_dir`` and write ``config.json`` atomically (the first file of a run).
 
     Args:
@@ -245,9 +346,13 @@ def write_config(run_dir: str | Path, cfg: RunConfig, run_name: str, data: dict[
         cfg: the resolved config.
         run_name: the run's name (the directory name by convention).
         data: ``DataInfo.to_dict()`` of the corpus.
+        parent: a branch's lineage ``{"run_name", "step", "checkpoint", "checkpoint_sha256"}``
+            (stored as ``"parent"``), or ``None``.
     """
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     doc = {"config": cfg.to_dict(), "run_name": run_name, "provenance": provenance(), "data": data}
+    if parent is not None:
+        doc["parent"] = parent
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(doc, indent=2, sort_keys=True))
 
 
@@ -272,38 +377,70 @@ def truncate_metrics(run_dir: str | Path, n_bytes: int) -> None:
 
 
 # -- checkpoints (torch imported lazily) ----------------------------------------------------------
-def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
+def save_checkpoint(
+    run_dir: str | Path, state: dict[str, Any], path: str | Path | None = None
+) -> None:
     """Write ``checkpoint.pt`` atomically: ``torch.save`` to a tmp file, then ``os.replace``.
 
     Args:
         run_dir: the run directory.
         state: tensors, numbers, strings, lists and dicts only (loadable with
             ``weights_only=True``).
+        path: another file to write instead (e.g. ``step_checkpoint_path(run_dir, step)``).
+
+    Raises:
+        RunDirWriteError: the tmp file could not be written (e.g. the disk is full); it is
+            removed and the previous checkpoint file is left intact.
     """
     import torch
 
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(path) if path is not None else Path(run_dir) / CHECKPOINT
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        # through a Python file object: a full disk surfaces as OSError(ENOSPC), not as an
+        # opaque error from torch's zip writer
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RunDirWriteError(
+            e.errno,
+            f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint "
+            "and metrics are intact: free space and run the same command again to resume",
+        ) from None
     os.replace(tmp, path)
 
 
-def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
+def load_checkpoint(run_dir: str | Path, path: str | Path | None = None) -> dict[str, Any] | None:
     """Load ``checkpoint.pt`` (``weights_only=True``) onto the CPU, or ``None`` when absent.
+
+    Args:
+        run_dir: the run directory.
+        path: another checkpoint file to load the same way (a trunk's
+            ``checkpoint-step<N>.pt``, which a branch starts from).
 
     Raises:
         CheckpointError: the file exists but cannot be loaded; it is left in place.
     """
     import torch
 
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(path) if path is not None else Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/zip error means the file is unusable
+        # weights_only=True refuses any global beyond tensors and plain containers, so a
+        # crafted pickle is refused before it can run code; say which global it wanted
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if unsafe:
+            raise CheckpointError(
+                f"checkpoint {path} refused: it holds more than tensors and plain data (it "
+                f"would call {unsafe.group(1)} when unpickled); it was kept, unloaded: delete "
+                "it to restart the run from step 0 (never load it unless you trust its source)"
+            ) from None
         raise CheckpointError(
             f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); it was kept: "
             "delete it to restart the run from step 0, or restore a good copy"

@@ -7,6 +7,15 @@ rows while training, ``checkpoint.pt`` every ``checkpoint_interval_steps`` and a
 batches are a pure function of ``(seed, step)``), and the finished curve equals an uninterrupted
 run's on CPU. A finished directory is returned as is, with no training work.
 
+WSD trunks and branches (Hägele et al. 2024; ``sweeps.branching``): a run with
+``keep_checkpoint_steps`` also writes ``checkpoint-step<N>.pt`` after each of those steps (once;
+a resumed trunk does not overwrite a whole one). A run with ``branch_from`` starts from its
+parent's (the sibling run directory's) kept checkpoint after checking that the parent has its
+shape, data, seed, batch, optimizer and learning rate up to that step
+(``scaling.config.parent_mismatches``), records the parent and the checkpoint's sha256 in
+``config.json``, and trains steps ``step + 1 .. n_steps`` under its own schedule; its rows,
+steps, tokens and FLOPs count from the parent's start, its clock from its own.
+
 ``metrics.jsonl`` rows come every ``log_interval_steps``, at every evaluation (each
 ``eval_interval_tokens`` and the last step); ``train/loss`` in a row is the mean training loss
 over the steps since the previous row, ``lr`` the rate used at that step, ``grad_norm`` its
@@ -16,9 +25,10 @@ over resumed segments). A loss or gradient norm that is not finite stops the run
 before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
-``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files, whose bytes per token are
-unknown); ``flops`` are counted training FLOPs (Hoffmann et al. 2022, App. F, without the
-embedding lookup; ``scaling.counting.training_flops``) for the tokens trained so far.
+``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files without a ``scaling prepare``
+manifest, whose bytes per token are unknown); ``flops`` are counted training FLOPs (Hoffmann
+et al. 2022, App. F, without the embedding lookup; ``scaling.counting.training_flops``) for the
+tokens trained so far.
 """
 
 from __future__ import annotations
@@ -31,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import distributed, rundir
-from scaling.config import ConfigError, RunConfig
+from scaling import distributed, models, rundir
+from scaling.config import ConfigError, RunConfig, parent_mismatches
 from scaling.counting import (
     flops_6nd,
     kaplan_flops_per_token,
@@ -91,6 +101,13 @@ class RunSummary:
         seq_len: model shape.
         sweep_name: ``RunConfig.sweep_name``.
         point_key: ``RunConfig.point_key``.
+        flops_marginal: counted training FLOPs this run itself spent: ``flops`` minus the
+            parent's part for a branch (``training_flops(model, n_tokens - parent tokens)``),
+            equal to ``flops`` otherwise. ``flops`` is the point as if trained alone (what fits
+            use); the sum of ``flops_marginal`` over a sweep is what it cost.
+        role: ``"run"``, ``"trunk"`` (keeps checkpoints for branches) or ``"branch"``.
+        parent_run: a branch's parent run name, else ``None``.
+        parent_step: the parent step a branch started from, else ``None``.
     """
 
     status: str
@@ -126,6 +143,10 @@ class RunSummary:
     seq_len: int
     sweep_name: str | None
     point_key: str | None
+    flops_marginal: int | None = None
+    role: str = "run"
+    parent_run: str | None = None
+    parent_step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json`` content (contract keys)."""
@@ -157,6 +178,9 @@ def make_summary(
     counts = param_counts(cfg.model)
     n_tokens = step * cfg.batch_size_tokens
     m = cfg.model
+    parent = cfg.branch_from
+    start_tokens = parent.step * cfg.batch_size_tokens if parent is not None else 0
+    role = "branch" if parent is not None else "trunk" if cfg.keep_checkpoint_steps else "run"
     return RunSummary(
         status=status,
         step=step,
@@ -191,6 +215,10 @@ def make_summary(
         seq_len=m.seq_len,
         sweep_name=cfg.sweep_name,
         point_key=cfg.point_key,
+        flops_marginal=training_flops(m, n_tokens) - training_flops(m, start_tokens),
+        role=role,
+        parent_run=parent.run_name if parent is not None else None,
+        parent_step=parent.step if parent is not None else None,
     )
 
 
@@ -243,7 +271,10 @@ def _is_eval_step(done: int, cfg: RunConfig) -> bool:
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunSummary:
-    """Train ``GPT(cfg.model)`` on ``cfg.data`` for ``cfg.n_steps`` steps, recording ``run_dir``.
+    """Train ``cfg.model`` (its family's module) on ``cfg.data`` for ``cfg.n_steps`` steps.
+
+    The module comes from ``scaling.models.build_model``; its parameter count is checked against
+    ``scaling.counting.param_counts`` before training (``FamilyError`` on a mismatch).
 
     Args:
         cfg: the fully resolved run configuration.
@@ -265,7 +296,12 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
             multiple of ``WORLD_SIZE``.
         DataError: the corpus cannot feed this config (raised before anything is written), or
             it changed since the run started.
-        CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept).
+        FamilyError: ``cfg.model.family`` cannot be imported or built, or its counts disagree
+            with its module (raised before anything is written).
+        CheckpointError: ``checkpoint.pt`` is corrupt (the file is kept); a branch's parent
+            checkpoint is missing, damaged, or changed since the branch started.
+        ConfigError: (a branch) the parent run is missing or differs in shape, data, seed,
+            batch, optimizer or learning rate before the branch point.
     """
     run_dir = Path(run_dir)
     run_name = run_dir.name
@@ -279,29 +315,98 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
         stored_summary = rundir.read_summary(run_dir)
         if stored_summary is not None:
             return RunSummary.from_dict(stored_summary)
+    models.check_family(cfg.model)  # importable, and counted as built (FamilyError otherwise)
     device = resolve_device(cfg.device)
 
     # -- data: load and check before any compute or any write ---------------------------------
     data = load_data(cfg.data, cfg.model.vocab_size)
     check_data_for_run(data, cfg)
-    ckpt = None
+    ckpt, from_parent, lineage = None, False, None
     if has_config:
-        stored_sha = rundir.read_config(run_dir).get("data", {}).get("sha256")
+        stored = rundir.read_config(run_dir)
+        stored_sha = stored.get("data", {}).get("sha256")
         if stored_sha is not None and stored_sha != data.info.sha256:
             raise DataError(
                 f"the corpus changed since {run_dir} started (sha256 {stored_sha} -> "
                 f"{data.info.sha256}); restore the data or use a new run directory"
             )
         ckpt = rundir.load_checkpoint(run_dir)  # CheckpointError if corrupt; the file is kept
-    elif is_main:
-        rundir.write_config(run_dir, cfg, run_name, data.info.to_dict())
+    if ckpt is None and cfg.branch_from is not None:
+        # a branch starting (or killed before its first checkpoint): check the parent's shape,
+        # data, seed, schedule and checkpoint before anything is written
+        lineage, ckpt = _parent_checkpoint(cfg, run_dir, data.info.sha256)
+        from_parent = True
+        recorded = stored.get("parent", {}).get("checkpoint_sha256") if has_config else None
+        if recorded is not None and recorded != lineage["checkpoint_sha256"]:
+            raise rundir.CheckpointError(
+                f"{lineage['checkpoint']} changed since branch {run_dir} started (sha256 "
+                f"{recorded} -> {lineage['checkpoint_sha256']}); delete the branch directory "
+                "to start it again from the new checkpoint"
+            )
+    if not has_config and is_main:
+        rundir.write_config(run_dir, cfg, run_name, data.info.to_dict(), parent=lineage)
     if is_main:
         rundir.clear_error(run_dir)
     device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel
     try:
-        return _train_loop(cfg, run_dir, data, ckpt, device, dist_env, progress)
+        return _train_loop(cfg, run_dir, data, ckpt, from_parent, device, dist_env, progress)
     finally:
         distributed.teardown(dist_env)
+
+
+def parent_dir(cfg: RunConfig, run_dir: str | Path) -> Path:
+    """A branch's parent run directory: the sibling ``run_dir/../<branch_from.run_name>``."""
+    assert cfg.branch_from is not None
+    return Path(run_dir).parent / cfg.branch_from.run_name
+
+
+def _parent_checkpoint(
+    cfg: RunConfig, run_dir: Path, data_sha256: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    # (lineage for config.json, checkpoint state) of a branch's parent, or a clear error
+    assert cfg.branch_from is not None
+    step = cfg.branch_from.step
+    pdir = parent_dir(cfg, run_dir)
+    try:
+        parent_doc = rundir.read_config(pdir)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"branch {run_dir.name}: its parent run directory {pdir} has no config.json; "
+            "train the parent (trunk) first, in the same sweep directory"
+        ) from None
+    parent_cfg = RunConfig.from_dict(parent_doc["config"])
+    problems = parent_mismatches(cfg, parent_cfg)
+    if problems:
+        raise ConfigError(
+            f"branch {run_dir.name} cannot start from {pdir.name}: {'; '.join(problems)}; "
+            "branch only from a trunk of the same shape, data and seed"
+        )
+    parent_sha = parent_doc.get("data", {}).get("sha256")
+    if parent_sha is not None and parent_sha != data_sha256:
+        raise DataError(
+            f"branch {run_dir.name}: the corpus changed since its parent {pdir.name} trained "
+            f"(sha256 {parent_sha} -> {data_sha256}); restore the data"
+        )
+    path = rundir.step_checkpoint_path(pdir, step)
+    problem = rundir.checkpoint_problem(path)
+    if problem is not None:
+        raise rundir.CheckpointError(
+            f"branch {run_dir.name} starts from {problem}; let the trunk {pdir.name} reach "
+            f"step {step}, or delete its summary.json and checkpoint.pt to retrain it"
+        )
+    state = rundir.load_checkpoint(pdir, path=path)
+    assert state is not None
+    if int(state["step"]) != step:
+        raise rundir.CheckpointError(
+            f"{path} holds step {state['step']}, not {step}; delete it and retrain the trunk"
+        )
+    lineage = {
+        "run_name": pdir.name,
+        "step": step,
+        "checkpoint": path.name,
+        "checkpoint_sha256": rundir.file_sha256(path),
+    }
+    return lineage, state
 
 
 def _train_loop(
@@ -309,6 +414,7 @@ def _train_loop(
     run_dir: Path,
     data: Any,
     ckpt: dict[str, Any] | None,
+    from_parent: bool,
     device: str,
     dist_env: distributed.DistEnv,
     progress: bool,
@@ -317,7 +423,7 @@ def _train_loop(
     import torch
     from tqdm.auto import tqdm
 
-    from scaling.model import GPT
+    from scaling.models import build_model, check_counts, default_param_groups
 
     run_name, is_main = run_dir.name, dist_env.is_main
     device_type = device.split(":")[0]
@@ -336,9 +442,14 @@ def _train_loop(
 
     # -- model and optimizer (the seed fixes the initialisation) ---------------------------------
     torch.manual_seed(cfg.seed)
-    model = GPT(cfg.model).to(device)
+    model = build_model(cfg.model)  # the family's module (scaling.models registry)
+    check_counts(model, cfg.model)  # the N recorded is the N that trains
+    model = model.to(device)
+    groups = getattr(model, "param_groups", None)  # a user module may not define them
     optimizer = build_optimizer(
-        model.param_groups(cfg.optim.weight_decay),
+        groups(cfg.optim.weight_decay)
+        if callable(groups)
+        else default_param_groups(model, cfg.optim.weight_decay),
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )
@@ -352,11 +463,16 @@ def _train_loop(
         torch.set_rng_state(ckpt["rng_cpu"])
         if device_type == "cuda" and ckpt.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
-        start_step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+        start_step = int(ckpt["step"])
+        # a branch's first start takes the parent's training-loss accumulator too, so its
+        # first row averages the same steps as a run trained alone; its clock and its
+        # metrics.jsonl are its own
         loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
         train_loss, val_loss, val_bpb = ckpt["train_loss"], ckpt["val_loss"], ckpt["val_bpb"]
+        if not from_parent:
+            elapsed_before = float(ckpt["elapsed_s"])
         if is_main:
-            rundir.truncate_metrics(run_dir, int(ckpt["metrics_bytes"]))
+            rundir.truncate_metrics(run_dir, 0 if from_parent else int(ckpt["metrics_bytes"]))
     elif is_main:
         rundir.truncate_metrics(run_dir, 0)  # killed before the first checkpoint: start over
     # wrapped after loading the checkpoint: DDP broadcasts rank 0's weights when it is built
@@ -391,7 +507,7 @@ def _train_loop(
         bpb = mean / (math.log(2) * data.bytes_per_token) if data.bytes_per_token else None
         return mean, bpb
 
-    def checkpoint(step: int, elapsed: float) -> None:
+    def checkpoint(step: int, elapsed: float, path: Path | None = None) -> None:
         rundir.save_checkpoint(
             run_dir,
             {
@@ -408,6 +524,7 @@ def _train_loop(
                 "val_loss": val_loss,
                 "val_bpb": val_bpb,
             },
+            path=path,
         )
 
     # -- training loop ------------------------------------------------------------------------
@@ -416,6 +533,7 @@ def _train_loop(
     else:
         logger = NullLogger()
     n_steps, b = cfg.n_steps, cfg.batch_size_tokens
+    keep_steps = set(cfg.keep_checkpoint_steps)
     status, diverged_step, step_done = "complete", None, start_step
     t_start = time.perf_counter()
     t_row, step_row = t_start, start_step  # training-time clock for tokens_per_sec
@@ -482,7 +600,12 @@ def _train_loop(
                 loss_sum, loss_count = 0.0, 0
                 t_row, step_row = time.perf_counter(), done  # eval time excluded from tok/s
 
-            if is_main and (done % cfg.checkpoint_interval_steps == 0 or done == n_steps):
+            keep = done in keep_steps
+            if is_main and keep:  # a branch point: kept once, never overwritten (see rundir)
+                kept = rundir.step_checkpoint_path(run_dir, done)
+                if rundir.checkpoint_problem(kept) is not None:
+                    checkpoint(done, elapsed_before + time.perf_counter() - t_start, kept)
+            if is_main and (done % cfg.checkpoint_interval_steps == 0 or done == n_steps or keep):
                 checkpoint(done, elapsed_before + time.perf_counter() - t_start)
     except BaseException:
         bar.close()

@@ -6,7 +6,10 @@ resolved ``RunConfig``s and run on an executor (debug | local | slurm), idempote
 - ``sweeps.spec``: ``IsoFlopSweep``, ``GridSweep``, ``LadderSweep``, ``run_name``, ``PlanError``.
 - ``sweeps.shapes``: ``AspectRatioRule``, ``ChinchillaGridRule``, ``shape_rule_from_dict``.
 - ``sweeps.lr``: ``WidthScaledLR``, ``FixedLR``, ``LRTable``.
-- ``sweeps.plan.plan(spec) -> list[PlannedRun]``; ``sweeps.registry.load_sweep(name_or_path)``.
+- ``sweeps.branching``: ``WsdBranches`` (``branching=`` of any spec: WSD trunks and cooldown
+  branches), ``check_lineage``.
+- ``sweeps.plan.plan(spec) -> list[PlannedRun]``, ``plan_totals``;
+  ``sweeps.registry.load_sweep(name_or_path)``.
 - ``sweeps.launch.launch(spec, runs_dir, executor=..., ...) -> LaunchResult``.
 - ``sweeps.execute.run_one(cfg_dict, run_dir)`` (the per-run function; lock + error.txt) and
   ``SlurmRun`` (submitit Checkpointable).

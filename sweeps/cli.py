@@ -37,14 +37,21 @@ def register(subparsers: Any) -> None:
 
     pl = sub.add_parser("launch", help="run the sweep (skips finished runs, resumes the rest)")
     pl.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
-    pl.add_argument("--executor", choices=("debug", "local", "slurm"), default="local")
-    pl.add_argument("--runs-dir", required=True, help="runs go to RUNS_DIR/<sweep>/<run_name>/")
+    pl.add_argument(
+        "--executor",
+        choices=("debug", "local", "slurm"),
+        default="local",
+        help="debug: in this process; local: a pool of subprocesses; slurm: one job array",
+    )
+    pl.add_argument(
+        "--runs-dir", required=True, help="folder; runs go to RUNS_DIR/<sweep>/<run_name>/"
+    )
     pl.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
     pl.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = pl.add_argument_group("slurm")
-    g.add_argument("--partition")
-    g.add_argument("--gpus-per-node", type=int)
-    g.add_argument("--cpus-per-task", type=int)
+    g.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
+    g.add_argument("--gpus-per-node", type=int, help="GPUs per node for each run (count)")
+    g.add_argument("--cpus-per-task", type=int, help="CPU cores per task (count)")
     g.add_argument(
         "--tasks-per-node",
         type=int,
@@ -54,11 +61,24 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--nodes", type=int, help="nodes per run (default 1); processes = nodes x tasks-per-node"
     )
-    g.add_argument("--timeout-min", type=int, default=240)
-    g.add_argument("--array-parallelism", type=int)
-    g.add_argument("--account")
-    g.add_argument("--qos")
-    g.add_argument("--mem-gb", type=float)
+    g.add_argument(
+        "--timeout-min",
+        type=int,
+        default=240,
+        help="time limit of each job (minutes); a job that reaches it is checkpointed, "
+        "requeued and resumed (at most 3 times per run: submitit's timeout budget)",
+    )
+    g.add_argument(
+        "--signal-delay-s",
+        type=int,
+        help="seconds before the time limit at which Slurm signals the job to requeue; "
+        "submitit's default 90 suits limits of several minutes and more; keep it well under "
+        "the limit (default: 90)",
+    )
+    g.add_argument("--array-parallelism", type=int, help="most array tasks running at once (count)")
+    g.add_argument("--account", help="Slurm account to charge")
+    g.add_argument("--qos", help="Slurm quality of service")
+    g.add_argument("--mem-gb", type=float, help="memory per node (GB)")
     g.add_argument(
         "--slurm-arg",
         action="append",
@@ -67,11 +87,11 @@ def register(subparsers: Any) -> None:
         help="extra sbatch option, repeatable (e.g. --slurm-arg constraint=a100)",
     )
     g.add_argument("--no-wait", action="store_true", help="return after submitting the job array")
-    pl.set_defaults(func=_launch)
+    pl.set_defaults(func=_launch, on_interrupt=_launch_interrupted)
 
     ps = sub.add_parser("status", help="per-run state of a sweep")
     ps.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
-    ps.add_argument("--runs-dir", required=True)
+    ps.add_argument("--runs-dir", required=True, help="folder the sweep was launched into")
     ps.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ps.set_defaults(func=_status)
 
@@ -99,7 +119,7 @@ def _load(name: str) -> Any:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweeps.plan import plan
+    from sweeps.plan import plan, plan_totals
     from sweeps.spec import sci
     from sweeps.throughput import estimate
 
@@ -109,12 +129,15 @@ def _plan(args: argparse.Namespace) -> int:
     for r in runs:
         row = r.row()
         row.update(estimate(r.config, measure=not args.no_measure))
+        if r.role == "branch":  # a branch trains only its own steps after the trunk's
+            row["est_wall_s"] *= r.flops_marginal / r.flops
         rows.append(row)
     totals = {
         "n_runs": len(rows),
-        "flops": sum(r["flops"] for r in rows),
+        "flops": plan_totals(runs)["flops_total"],  # what the plan spends (trunks counted once)
         "n_tokens": sum(r["n_tokens"] for r in rows),
         "est_wall_s": sum(r["est_wall_s"] for r in rows),
+        **plan_totals(runs),
     }
     if args.json:
         print(json.dumps({"sweep": spec.name, "runs": rows, "totals": totals}, indent=2))
@@ -135,6 +158,11 @@ def _plan(args: argparse.Namespace) -> int:
         }
         for r in rows
     ]
+    if any(r["role"] != "run" for r in rows):  # WSD trunks and branches: say which is which
+        for r, s in zip(rows, show, strict=True):
+            s["role"] = r["role"]
+            s["from"] = f"{r['parent_run']}@{r['parent_step']}" if r["parent_run"] else ""
+            s["flops_marginal"] = sci(r["flops_marginal"])
     cols = [(k, k) for k in show[0]] if show else []
     print(f"sweep {spec.name} ({spec.kind}): {len(rows)} runs")
     print(_table(show, cols))
@@ -143,6 +171,14 @@ def _plan(args: argparse.Namespace) -> int:
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
+    if totals["flops_total"] != totals["flops_from_scratch"]:
+        n_trunks = sum(r["role"] == "trunk" for r in rows)
+        print(
+            f"WSD: {n_trunks} trunks + {len(rows) - n_trunks} branches spend "
+            f"flops_total={sci(totals['flops_total'])} FLOPs; the same points from scratch: "
+            f"flops_from_scratch={sci(totals['flops_from_scratch'])} "
+            f"(ratio {totals['flops_total'] / totals['flops_from_scratch']:.2f})"
+        )
     skipped = spec.outside_window() if hasattr(spec, "outside_window") else []
     if skipped:
         print(
@@ -170,6 +206,7 @@ def _launch(args: argparse.Namespace) -> int:
             "tasks_per_node": args.tasks_per_node,
             "nodes": args.nodes,
             "timeout_min": args.timeout_min,
+            "signal_delay_s": args.signal_delay_s,
             "array_parallelism": args.array_parallelism,
             "account": args.account,
             "qos": args.qos,
@@ -198,6 +235,18 @@ def _launch(args: argparse.Namespace) -> int:
         if o.status == "failed":
             print(f"  failed {o.run_name}: {o.error}", file=sys.stderr)
     return 0 if result.ok or (args.no_wait and args.executor == "slurm") else 1
+
+
+def _launch_interrupted(args: argparse.Namespace, again: str) -> str:
+    # Ctrl-C during a launch: finished runs stay finished, the rest resume from checkpoints
+    where = f"{args.runs_dir}/<sweep>/<run_name>/"
+    said = (
+        f"finished runs in {where} are kept and incomplete ones resume from their last "
+        f"checkpoint.pt; relaunch with the same command: {again}"
+    )
+    if args.executor == "slurm":
+        said = "submitted Slurm jobs keep running (see `scaling sweep status`, `squeue`); " + said
+    return said
 
 
 def _status(args: argparse.Namespace) -> int:

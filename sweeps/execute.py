@@ -4,11 +4,10 @@
 (``python -m sweeps.execute RUN_DIR`` with the config JSON on stdin) and Slurm (pickled by
 submitit, wrapped in ``SlurmRun``) all run the same code:
 
-1. take a non-blocking exclusive ``fcntl.flock`` on ``run_dir/.lock``; if another process holds
-   it the run is already being trained: return status ``"running"`` and do nothing. The lock is
-   released by the kernel when the holder dies, so a killed or preempted job never leaves a
-   stale lock. (On cluster file systems ``flock`` must be supported across nodes, e.g. Lustre
-   mounted with ``-o flock``; NFSv4 and GPFS support it.)
+1. take the run lock (``scaling.lock``: a non-blocking ``fcntl.flock`` on ``run_dir/.lock``,
+   also taken by ``scaling train``); if another process holds it the run is already being
+   trained: return status ``"running"`` and do nothing. The kernel releases the lock when the
+   holder dies, so a killed or preempted job never leaves a stale lock.
 2. a finished run (``summary.json`` present) returns at once without importing torch;
 3. otherwise remove ``error.txt`` and call ``scaling.train.train(cfg, run_dir)``, which resumes
    from ``checkpoint.pt`` if present;
@@ -25,15 +24,10 @@ submitit requeues the job and the new attempt resumes from ``checkpoint.pt``.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
-import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +35,9 @@ from typing import Any
 from scaling import rundir
 from scaling.config import RunConfig
 from scaling.distributed import env_from_environ
+from scaling.lock import LOCK, lock_held, run_lock
 
-LOCK = ".lock"
+__all__ = ["LOCK", "RunOutcome", "SlurmRun", "lock_held", "run_lock", "run_one"]
 
 # exit codes of ``python -m sweeps.execute`` (the local executor reads them, never stdout)
 EXIT_OK = 0  # complete or diverged
@@ -75,51 +70,6 @@ class RunOutcome:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""
         return asdict(self)
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: str | Path, retries: int = 3, wait_s: float = 0.05) -> Iterator[bool]:
-    """Hold the run's exclusive lock for the block; yields False if another process holds it.
-
-    Non-blocking; retries a few times (``retries`` x ``wait_s``) so a momentary holder (a status
-    probe) is not mistaken for a running trainer.
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        held = False
-        for attempt in range(retries + 1):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = True
-                break
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                if attempt < retries:
-                    time.sleep(wait_s)
-        yield held
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-def lock_held(run_dir: str | Path) -> bool:
-    """Whether some process holds ``run_dir``'s lock right now (i.e. the run is training)."""
-    path = Path(run_dir) / LOCK
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return True
-            raise
-        return False
-    finally:
-        os.close(fd)
 
 
 def _last_line(text: str) -> str:

@@ -10,7 +10,13 @@ present) and runs whose lock is held (being trained elsewhere), and hands the re
   ``n_threads``), stdout/stderr in ``<sweep>/.logs/<run_name>.log``;
 - ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
   on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
-  job ids appended to ``<sweep>/slurm_jobs.jsonl``.
+  job ids appended to ``<sweep>/slurm_jobs.jsonl``. WSD branches (``sweeps.branching``) go in a
+  second array that depends on the first (``--dependency=afterany``; why in ``_run_slurm``).
+
+With WSD branches a branch starts only when its trunk's ``checkpoint-step<N>.pt`` exists: the
+local pool starts trunks first and fills free cores with branches as their checkpoints appear
+(``local_order``, ``next_ready``); a launch refuses to start when a finished trunk lost a
+checkpoint an unfinished branch needs (``check_trunk_checkpoints``).
 
 Relaunching a finished sweep does no training work and submits nothing; an incomplete run
 resumes from its checkpoint; a failed run (``error.txt``) is retried.
@@ -18,7 +24,9 @@ resumes from its checkpoint; a failed run (``error.txt``) is retried.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import shutil
@@ -201,9 +209,7 @@ def _run_local(
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
     results: dict[int, RunOutcome] = {}
-    # Longest runs first (LPT scheduling): with runs of very different lengths, starting the
-    # big ones early keeps every worker busy until the end instead of idling on a last long run.
-    pending = sorted(enumerate(todo), key=lambda item: -item[1][0].flops)
+    pending = local_order(todo)
     active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
@@ -228,8 +234,14 @@ def _pool_loop(
 ) -> None:
     """Keep ``parallel`` subprocesses busy until ``pending`` and ``active`` are empty."""
     while pending or active:
-        while pending and len(active) < parallel:
-            i, (run, run_dir) = pending.pop(0)
+        for i, reason in blocked_branches(todo, pending, active):
+            results[i] = _blocked_outcome(*todo[i], reason)
+            bar.update(1)
+        while len(active) < parallel:
+            item = next_ready(pending)
+            if item is None:
+                break
+            i, (run, run_dir) = item
             log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sweeps.execute", str(run_dir)],
@@ -250,6 +262,122 @@ def _pool_loop(
             wall = time.perf_counter() - t0
             results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
             bar.update(1)
+
+
+# -------------------------------------------------------------------------------------------
+# WSD trunks and branches: ordering and checks (sweeps.branching)
+# -------------------------------------------------------------------------------------------
+def _trunk_checkpoint(run: PlannedRun, run_dir: Path) -> Path:
+    b = run.config.branch_from
+    assert b is not None
+    return rundir.step_checkpoint_path(run_dir.parent / b.run_name, b.step)
+
+
+def can_start(run: PlannedRun, run_dir: Path) -> bool:
+    """Whether a run can start now.
+
+    True for a run that is not a branch, and for a branch that has its own ``checkpoint.pt``
+    (it resumes) or whose trunk checkpoint exists (written atomically: existing means whole).
+    """
+    if run.config.branch_from is None or (run_dir / rundir.CHECKPOINT).exists():
+        return True
+    return _trunk_checkpoint(run, run_dir).exists()
+
+
+def check_trunk_checkpoints(runs: list[PlannedRun], sweep_dir: Path) -> None:
+    """Refuse to launch when a finished trunk lacks a checkpoint an unfinished branch needs.
+
+    Nothing is retrained silently: the trunk's ``checkpoint-step<N>.pt`` was deleted or damaged
+    after it finished, and the user decides (restore the files, or delete the trunk's
+    ``summary.json`` and ``checkpoint.pt`` so the relaunch retrains it).
+
+    Raises:
+        LaunchError: naming every missing or damaged file and the fix.
+    """
+    bad = []
+    for run in runs:
+        b = run.config.branch_from
+        branch_dir = sweep_dir / run.run_name
+        if b is None or rundir.read_summary(branch_dir) is not None:
+            continue
+        if (branch_dir / rundir.CHECKPOINT).exists():
+            continue  # started: it resumes from its own checkpoint
+        trunk_summary = rundir.read_summary(sweep_dir / b.run_name)
+        if trunk_summary is None or trunk_summary.get("status") != "complete":
+            continue  # not trained yet (or diverged: reported per branch)
+        problem = rundir.checkpoint_problem(_trunk_checkpoint(run, sweep_dir / run.run_name))
+        if problem is not None:
+            bad.append(problem)
+    if bad:
+        raise LaunchError(
+            f"finished trunk(s) lack the checkpoints their branches start from: {'; '.join(bad)}; "
+            "restore them, or delete the trunk's summary.json and checkpoint.pt to retrain it"
+        )
+
+
+def local_order(todo: list[tuple[PlannedRun, Path]]) -> list[tuple[int, tuple[PlannedRun, Path]]]:
+    """Start order for the local pool: trunks first, then the rest longest first.
+
+    Trunks are the critical path (their branches wait for them). Among the rest, longest
+    ``flops_marginal`` first (LPT scheduling): starting the big runs early keeps every worker
+    busy until the end instead of idling on a last long run. ``next_ready`` skips branches whose
+    trunk checkpoint does not exist yet, so both cores train trunks while branches wait, and
+    branches fill the cores as soon as their checkpoints appear.
+    """
+    return sorted(
+        enumerate(todo), key=lambda item: (item[1][0].role != "trunk", -item[1][0].flops_marginal)
+    )
+
+
+def next_ready(
+    pending: list[tuple[int, tuple[PlannedRun, Path]]],
+) -> tuple[int, tuple[PlannedRun, Path]] | None:
+    """Pop and return the first pending run that can start now, or ``None``.
+
+    See ``can_start``.
+    """
+    for k, (_, (run, run_dir)) in enumerate(pending):
+        if can_start(run, run_dir):
+            return pending.pop(k)
+    return None
+
+
+def blocked_branches(
+    todo: list[tuple[PlannedRun, Path]],
+    pending: list[tuple[int, tuple[PlannedRun, Path]]],
+    active: dict[int, Any],
+) -> list[tuple[int, str]]:
+    """Pending branches that can never start in this launch; removed from ``pending``.
+
+    A branch is blocked when its trunk checkpoint is missing and its trunk is neither pending,
+    running here, nor training elsewhere (lock held): the trunk failed or diverged first.
+    """
+    waiting = {todo[i][0].run_name for i, _ in pending} | {todo[i][0].run_name for i in active}
+    out = []
+    for k in range(len(pending) - 1, -1, -1):
+        i, (run, run_dir) = pending[k]
+        b = run.config.branch_from
+        if b is None or b.run_name in waiting or can_start(run, run_dir):
+            continue
+        trunk_dir = run_dir.parent / b.run_name
+        if lock_held(trunk_dir):
+            continue
+        pending.pop(k)
+        state = rundir.run_state(trunk_dir)
+        out.append(
+            (
+                i,
+                f"trunk {b.run_name} ended ({state}) without {_trunk_checkpoint(run, run_dir).name}"
+                "; fix the trunk (see its error.txt) and relaunch",
+            )
+        )
+    return out[::-1]
+
+
+def _blocked_outcome(run: PlannedRun, run_dir: Path, reason: str) -> RunOutcome:
+    # recorded as a failure of the branch (error.txt), retried by the next launch
+    rundir.write_error(run_dir, f"not started: {reason}\n")
+    return RunOutcome(run.run_name, str(run_dir), "failed", 0.0, None, f"not started: {reason}")
 
 
 def _outcome_from_dir(
@@ -282,6 +410,7 @@ def slurm_parameters(
     tasks_per_node: int | None = None,
     nodes: int | None = None,
     timeout_min: int = 240,
+    signal_delay_s: int | None = None,
     array_parallelism: int | None = None,
     account: str | None = None,
     qos: str | None = None,
@@ -291,8 +420,14 @@ def slurm_parameters(
 ) -> dict[str, Any]:
     """Translate launch options into ``submitit.AutoExecutor.update_parameters`` keywords.
 
+    ``signal_delay_s``: seconds before the time limit at which Slurm sends the requeue signal
+    (submitit's default 90); with short limits keep it well under ``timeout_min * 60``, since
+    Slurm may send it up to a minute early. Below ~50 minutes submitit counts every signal as
+    a timeout (spending one of its 3 timeout requeues), not as a preemption.
+
     Raises:
-        LaunchError: on a non-positive count or timeout.
+        LaunchError: on a non-positive count or timeout, or a signal delay not shorter than
+            the time limit.
     """
     for name, value in [
         ("gpus_per_node", gpus_per_node),
@@ -306,6 +441,11 @@ def slurm_parameters(
             raise LaunchError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     if not timeout_min > 0:
         raise LaunchError(f"--timeout-min must be > 0, got {timeout_min}")
+    if signal_delay_s is not None and not 0 < signal_delay_s < timeout_min * 60:
+        raise LaunchError(
+            f"--signal-delay-s must be in (0, --timeout-min x 60 = {timeout_min * 60}), got "
+            f"{signal_delay_s}; the signal comes that many seconds before the time limit"
+        )
     params: dict[str, Any] = {"timeout_min": int(timeout_min)}
     optional = {
         "slurm_partition": partition,
@@ -318,11 +458,48 @@ def slurm_parameters(
         "slurm_qos": qos,
         "mem_gb": mem_gb,
         "name": job_name,
+        "slurm_signal_delay_s": signal_delay_s,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     if slurm_args:
         params["slurm_additional_parameters"] = dict(slurm_args)
     return params
+
+
+def _submit_array(
+    part: list[tuple[PlannedRun, Path]],
+    sweep_dir: Path,
+    params: dict[str, Any],
+    dependency: str | None,
+) -> list[Any]:
+    import submitit
+    from submitit.core.utils import FailedJobError
+
+    from sweeps.execute import SlurmRun
+
+    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
+    if dependency is not None:
+        extra = dict(params.get("slurm_additional_parameters", {}), dependency=dependency)
+        params = dict(params, slurm_additional_parameters=extra)
+    executor.update_parameters(**params)
+    try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            jobs = executor.map_array(
+                SlurmRun(), [r.config.to_dict() for r, _ in part], [str(d) for _, d in part]
+            )
+    except FailedJobError as e:  # sbatch refused the array
+        reason = " ".join(str(e).split())
+        raise LaunchError(
+            f"sbatch refused the job array ({reason}); check --partition, --account, --qos, "
+            "--gpus-per-node and --slurm-arg against `sinfo`; nothing more was submitted"
+        ) from None
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
+        for (run, _), job in zip(part, jobs, strict=True):
+            f.write(
+                json.dumps({"run_name": run.run_name, "job_id": job.job_id, "at": stamp}) + "\n"
+            )
+    return jobs
 
 
 def _run_slurm(
@@ -332,29 +509,49 @@ def _run_slurm(
     progress: bool,
     wait: bool,
     poll_s: float,
+    queued: dict[str, str] | None = None,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
-    import submitit
-
-    from sweeps.execute import SlurmRun
-
-    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
-    executor.update_parameters(**params)
+    # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
+    # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
+    # its own dependency: submitit's map_array gives one set of sbatch options to a whole array,
+    # so per-branch dependencies would mean one sbatch call and one job per branch; one
+    # dependent array keeps a sweep at two submissions. afterany (not afterok): a trunk that
+    # fails must not leave its branches pending forever (DependencyNeverSatisfied); they start,
+    # find the trunk checkpoint missing and fail with error.txt naming it, and the next launch
+    # retries them after the trunk. A preempted trunk is requeued (PENDING again), so the array
+    # is not finished and the branches keep waiting (checked on the local Slurm 22.05: after
+    # `scontrol requeue` of an array task the dependent job stays "afterany:<id>_*
+    # (unfulfilled)" until the requeued task completes). A trunk training outside Slurm (its
+    # lock held by another process) is not waited for: its branches fail if they start before
+    # its checkpoint exists, and the next launch retries them. The cost: branches wait for the
+    # slowest trunk of the launch, not just their own.
+    order = {id(item): k for k, item in enumerate(todo)}
+    first = [item for item in todo if item[0].config.branch_from is None]
+    second = [item for item in todo if item[0].config.branch_from is not None]
     t0 = time.perf_counter()
-    jobs = executor.map_array(
-        SlurmRun(), [r.config.to_dict() for r, _ in todo], [str(d) for _, d in todo]
-    )
+    jobs_by_item: list[tuple[tuple[PlannedRun, Path], Any]] = []
+    after: list[str] = []
+    if first:
+        jobs = _submit_array(first, sweep_dir, params, None)
+        jobs_by_item += list(zip(first, jobs, strict=True))
+        after.append(jobs[0].job_id.split("_")[0])
+    if second:
+        trunks = {b.run_name for b in (r.config.branch_from for r, _ in second) if b is not None}
+        after += sorted({jid for name, jid in (queued or {}).items() if name in trunks})
+        dependency = f"afterany:{':'.join(after)}" if after else None
+        jobs = _submit_array(second, sweep_dir, params, dependency)
+        jobs_by_item += list(zip(second, jobs, strict=True))
+    jobs_by_item.sort(key=lambda pair: order[id(pair[0])])
+    jobs = [job for _, job in jobs_by_item]
     job_ids = [j.job_id for j in jobs]
-    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
-        for (run, _), job_id in zip(todo, job_ids, strict=True):
-            f.write(json.dumps({"run_name": run.run_name, "job_id": job_id, "at": stamp}) + "\n")
     if not wait:
         outs = [
             RunOutcome(r.run_name, str(d), "submitted", time.perf_counter() - t0) for r, d in todo
         ]
         return outs, job_ids, jobs
     results: dict[int, RunOutcome] = {}
-    with _progress(len(todo), progress, f"runs (slurm array {job_ids[0].split('_')[0]})") as bar:
+    arrays = " ".join(sorted({j.split("_")[0] for j in job_ids}))
+    with _progress(len(todo), progress, f"runs (slurm arrays {arrays})") as bar:
         while len(results) < len(jobs):
             for i, job in enumerate(jobs):
                 if i in results or not job.done():
@@ -427,9 +624,9 @@ def launch(
         poll_s: Slurm only: seconds between job-state polls.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
-            ``timeout_min``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
-            ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each run
-            data-parallel over that many processes (one per GPU; ``scaling.distributed``).
+            ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
+            ``mem_gb``, ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each
+            run data-parallel over that many processes (one per GPU; ``scaling.distributed``).
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
@@ -455,6 +652,7 @@ def launch(
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 
+    check_trunk_checkpoints(runs, sweep_dir)  # deleted kept checkpoints: refuse, retrain nothing
     outcomes: dict[str, RunOutcome] = {}
     todo: list[tuple[PlannedRun, Path]] = []
     queued = live_slurm_jobs(sweep_dir) if executor == "slurm" else {}
@@ -480,7 +678,9 @@ def launch(
         elif executor == "local":
             done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
         else:
-            done, job_ids, jobs = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
+            done, job_ids, jobs = _run_slurm(
+                todo, sweep_dir, params, progress, wait, poll_s, queued
+            )
         for o in done:
             outcomes[o.run_name] = o
     return LaunchResult(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from scaling.config import RunConfig
 from scaling.counting import flops_6nd, param_counts, training_flops
+from sweeps.branching import marginal_flops, role
 from sweeps.spec import SweepSpec, run_name
 
 
@@ -27,6 +28,9 @@ class PlannedRun:
             the embedding matmul).
         flops_6nd: ``6 * n_params_total * n_tokens``.
         tokens_per_param: ``n_tokens / n_params_total``.
+        flops_marginal: FLOPs this run itself spends: ``flops`` minus its parent's part for a
+            WSD branch, ``flops`` otherwise (``sweeps.branching``).
+        role: ``"run"``, ``"trunk"`` or ``"branch"``.
     """
 
     run_name: str
@@ -37,6 +41,8 @@ class PlannedRun:
     flops: int
     flops_6nd: float
     tokens_per_param: float
+    flops_marginal: int = 0
+    role: str = "run"
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> PlannedRun:
@@ -51,11 +57,13 @@ class PlannedRun:
             flops=training_flops(cfg.model, cfg.n_tokens),
             flops_6nd=flops_6nd(counts.total, cfg.n_tokens),
             tokens_per_param=cfg.n_tokens / counts.total,
+            flops_marginal=marginal_flops(cfg),
+            role=role(cfg),
         )
 
     def row(self) -> dict:
         """Flat dict for tables and ``--json`` (config excluded)."""
-        m = self.config.model
+        m, b = self.config.model, self.config.branch_from
         return {
             "run_name": self.run_name,
             "n_layers": m.n_layers,
@@ -72,6 +80,11 @@ class PlannedRun:
             "flops": self.flops,
             "flops_6nd": self.flops_6nd,
             "tokens_per_param": self.tokens_per_param,
+            "role": self.role,
+            "parent_run": b.run_name if b is not None else None,
+            "parent_step": b.step if b is not None else None,
+            "keep_checkpoint_steps": list(self.config.keep_checkpoint_steps),
+            "flops_marginal": self.flops_marginal,
         }
 
 
@@ -82,3 +95,18 @@ def plan(spec: SweepSpec) -> list[PlannedRun]:
         PlanError: listing every invalid run with its reason (nothing is planned then).
     """
     return [PlannedRun.from_config(cfg) for cfg in spec.expand()]
+
+
+def plan_totals(runs: list[PlannedRun]) -> dict[str, float]:
+    """What a plan spends (``flops_total``) beside its points trained alone.
+
+    ``flops_total`` sums every run's ``flops_marginal``; ``flops_from_scratch`` sums the
+    ``flops`` of every non-trunk run (each point trained alone from initialisation).
+
+    Without branching both are the sum of ``flops``; with WSD branches the ratio is the saving
+    (``sweeps.branching``).
+    """
+    return {
+        "flops_total": sum(r.flops_marginal for r in runs),
+        "flops_from_scratch": sum(r.flops for r in runs if r.role != "trunk"),
+    }

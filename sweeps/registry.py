@@ -35,8 +35,8 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
         The spec returned by the module's ``sweep()``.
 
     Raises:
-        SweepNotFoundError: no such definition or file, or it has no ``sweep()`` function, or
-            ``sweep()`` does not return a ``SweepSpec``.
+        SweepNotFoundError: no such definition or file, a file with a syntax error, no
+            ``sweep()`` function, or ``sweep()`` does not return a ``SweepSpec``.
     """
     text = str(name_or_path)
     if text.endswith(".py") or "/" in text:
@@ -47,7 +47,12 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
         if spec is None or spec.loader is None:
             raise SweepNotFoundError(f"cannot import sweep definition file {path}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:  # the user's file: say where, in one line
+            raise SweepNotFoundError(
+                f"sweep definition file {path}, line {e.lineno}: {e.msg}; fix the file"
+            ) from None
     else:
         if text not in available_sweeps():
             raise SweepNotFoundError(

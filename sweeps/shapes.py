@@ -15,6 +15,12 @@ Two rules:
 - ``ChinchillaGridRule()``: the nearest of the 50 shapes of Hoffmann et al. 2022, Table A9
   (44M to 16.2B parameters), embedded below as a literal table.
 
+Both rules take a model ``family`` (``"gpt2"`` by default, ``"llama"`` or a user family; see
+``scaling.models``): shapes are built for that family and counted with its own counting, and the
+MLP width is the family's ``scaling.counting.default_d_mlp`` for the GELU-equivalent
+``mlp_ratio`` (``mlp_ratio * d_model`` for gpt2; the parameter-matched ``2/3`` of it, rounded to
+a multiple of 32, for SwiGLU). ``to_dict()`` leaves ``family`` out when it is ``"gpt2"``.
+
 Every candidate is counted exactly with ``scaling.counting.param_counts`` (never estimated), in
 the convention the caller names: ``"non_embedding"`` (Kaplan's N) or ``"total"`` (Chinchilla's N).
 "Nearest" means smallest ``|log(count / target)|`` (a ratio, so 2x too big and 2x too small are
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from scaling.config import ModelConfig
-from scaling.counting import param_counts
+from scaling.counting import default_d_mlp, param_counts
 
 NParamsKind = Literal["non_embedding", "total"]
 _KINDS: tuple[str, ...] = ("non_embedding", "total")
@@ -65,6 +71,18 @@ def _check_kind(n_params_kind: str) -> None:
 def _check_target(n_params: float) -> None:
     if not (isinstance(n_params, (int, float)) and math.isfinite(n_params) and n_params > 0):
         raise ShapeRuleError(f"n_params must be a positive finite number, got {n_params!r}")
+
+
+def _check_family(family: str) -> None:
+    try:
+        ModelConfig(n_layers=1, d_model=64, n_heads=1, family=family)
+    except ValueError as e:
+        raise ShapeRuleError(f"shape rule family: {e}") from None
+
+
+def _family_dict(family: str) -> dict[str, str]:
+    # gpt2 is left out so rule dicts written before families existed stay the same
+    return {} if family == "gpt2" else {"family": family}
 
 
 def _log_distance(count: int, target: float) -> float:
@@ -148,8 +166,10 @@ class AspectRatioRule(_NearestShapeMixin):
         aspect_ratio: target ``d_model / n_layers`` (nanochat uses 64; tiny CPU models ~32).
         d_head: per-head width; ``d_model`` is always a positive multiple of it and
             ``n_heads = d_model // d_head``.
-        mlp_ratio: ``d_mlp = mlp_ratio * d_model`` (4 in GPT-2 and Kaplan et al. 2020).
+        mlp_ratio: ``d_mlp = mlp_ratio * d_model`` (4 in GPT-2 and Kaplan et al. 2020); for a
+            gated family the parameter-matched SwiGLU width (``default_d_mlp``).
         max_layers: deepest shape considered by ``shape_for``/``candidates``.
+        family: ``ModelConfig.family`` of the shapes.
 
     Raises:
         ShapeRuleError: on non-positive fields.
@@ -159,8 +179,10 @@ class AspectRatioRule(_NearestShapeMixin):
     d_head: int
     mlp_ratio: int = 4
     max_layers: int = 256
+    family: str = "gpt2"
 
     def __post_init__(self) -> None:
+        _check_family(self.family)
         if not (self.aspect_ratio > 0 and math.isfinite(self.aspect_ratio)):
             raise ShapeRuleError(
                 f"AspectRatioRule.aspect_ratio must be > 0, got {self.aspect_ratio!r}"
@@ -190,10 +212,11 @@ class AspectRatioRule(_NearestShapeMixin):
             n_layers=n_layers,
             d_model=d_model,
             n_heads=units,
-            d_mlp=self.mlp_ratio * d_model,
+            d_mlp=default_d_mlp(self.family, d_model, self.mlp_ratio),
             vocab_size=vocab_size,
             seq_len=seq_len,
             tie_embeddings=tie_embeddings,
+            family=self.family,
         )
 
     def candidates(
@@ -243,6 +266,7 @@ class AspectRatioRule(_NearestShapeMixin):
             "d_head": self.d_head,
             "mlp_ratio": self.mlp_ratio,
             "max_layers": self.max_layers,
+            **_family_dict(self.family),
         }
 
 
@@ -321,8 +345,18 @@ class ChinchillaGridRule(_NearestShapeMixin):
     ``d_mlp`` is the table's ``ffw_size``. Our attention width always equals ``d_model``; the
     table's heads are kept where they divide ``d_model`` (49 of 50 rows), and the 2944-wide row
     uses 23 heads of 128 instead of 22. Meant for GPU-scale sweeps: targets far below 44M snap to
-    the smallest row (the sweep planner flags targets the grid cannot reach).
+    the smallest row (the sweep planner flags targets the grid cannot reach). For a gated family
+    (``llama``) ``d_mlp`` is the parameter-matched SwiGLU width of ``ffw_size``
+    (``default_d_mlp(family, d_model, ffw_size / d_model)``).
+
+    Attributes:
+        family: ``ModelConfig.family`` of the shapes.
     """
+
+    family: str = "gpt2"
+
+    def __post_init__(self) -> None:
+        _check_family(self.family)
 
     def shapes(
         self, vocab_size: int, seq_len: int, *, tie_embeddings: bool = False
@@ -333,10 +367,11 @@ class ChinchillaGridRule(_NearestShapeMixin):
                 n_layers=n_layers,
                 d_model=d_model,
                 n_heads=_a9_heads(d_model, kv_size, n_heads),
-                d_mlp=ffw,
+                d_mlp=default_d_mlp(self.family, d_model, ffw / d_model),
                 vocab_size=vocab_size,
                 seq_len=seq_len,
                 tie_embeddings=tie_embeddings,
+                family=self.family,
             )
             for _, d_model, ffw, kv_size, n_heads, n_layers in CHINCHILLA_A9
         ]
@@ -365,7 +400,7 @@ class ChinchillaGridRule(_NearestShapeMixin):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; ``shape_rule_from_dict`` inverts it."""
-        return {"kind": "chinchilla_grid"}
+        return {"kind": "chinchilla_grid", **_family_dict(self.family)}
 
 
 def shape_rule_from_dict(d: dict[str, Any]) -> ShapeRule:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
-from scaling.counting import flops_per_token, param_counts, training_flops
+from scaling.counting import default_d_mlp, flops_per_token, param_counts, training_flops
+from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
 from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 
@@ -96,12 +97,15 @@ def config_hash(cfg: RunConfig) -> str:
 def run_name(cfg: RunConfig) -> str:
     """Deterministic run name, e.g. ``L2-d64-h4-C1e12-lr3e-3-s0-1a2b3c4d``.
 
-    The budget tag is ``C<flops_budget>`` when the config has one, else ``D<n_tokens>``. The
+    The budget tag is ``C<flops_budget>`` when the config has one, else ``D<n_tokens>``; a WSD
+    trunk (``keep_checkpoint_steps`` set) is prefixed ``trunk-``. The
     trailing hash covers the whole config, so two configs differing anywhere get different
     names, and the same config always gets the same name.
     """
     amount = f"C{sci(cfg.flops_budget)}" if cfg.flops_budget else f"D{sci(cfg.n_tokens)}"
-    return f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    trunk = "trunk-" if cfg.keep_checkpoint_steps else ""  # a WSD trunk (sweeps.branching)
+    name = f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    return trunk + name
 
 
 def point_key(model: ModelConfig, n_tokens: int, flops_budget: float | None) -> str:
@@ -119,12 +123,14 @@ def corpus_train_tokens(data: DataConfig) -> int | None:
     Byte-level sources count one token per byte (plus nothing for file separators, so this
     slightly undercounts). ``stdlib``: the exact training split of ``scaling.data`` (same files,
     same hash-based held-out files). ``text``: the file or folder size times ``1 - val_fraction``
-    (approximate). ``tokens``: the size of ``train.bin`` (uint16 ids, 2 bytes each). A missing
+    (approximate). ``tokens``: the training shards' token counts from the manifest or headers
+    (``scaling.shards.manifest_train_tokens``). A missing
     path gives ``None`` (a plan must not require the data to exist).
     """
     if data.source == "tokens":
-        train_bin = Path(str(data.path)) / "train.bin"
-        return train_bin.stat().st_size // 2 if train_bin.is_file() else None
+        from scaling.shards import manifest_train_tokens  # numpy only, no torch
+
+        return manifest_train_tokens(str(data.path))
     if data.source == "stdlib":
         from scaling.data import is_val_file, stdlib_files  # numpy only, no torch
 
@@ -163,8 +169,9 @@ class SweepSpec:
         name: sweep name: the runs directory ``<runs_dir>/<name>/`` and the wandb group.
         base: template RunConfig: data, optim (its ``lr`` is replaced by the LR rule), batch,
             eval/log/checkpoint intervals, device, precision, wandb mode. From ``base.model``
-            only ``vocab_size``, ``seq_len``, ``tie_embeddings`` and ``dropout`` are used; the
-            shape comes from the sweep.
+            only ``vocab_size``, ``seq_len``, ``tie_embeddings``, ``family`` and the
+            non-shape fields (``dropout``, ``rope_theta``, ``qk_norm``) are used; the shape
+            comes from the sweep (a ``shape_rule`` must build the same family).
         seeds: one run per seed at every point.
         lr_rule: peak LR per shape (``sweeps.lr``); ``None`` means ``FixedLR(base.optim.lr)``.
         lr_multipliers: LR sub-sweep: one run per multiplier of the rule's LR.
@@ -173,8 +180,13 @@ class SweepSpec:
             ``"non_embedding"`` (Kaplan) or ``"total"`` (Chinchilla).
         allow_repetition: if False, a run needing more tokens than the training corpus holds
             (when its size is cheaply known) is invalid.
-        mlp_ratio: ``d_mlp = mlp_ratio * d_model`` for explicit shapes and grids.
+        mlp_ratio: GELU-equivalent MLP ratio for explicit shapes and grids: ``d_mlp =
+            default_d_mlp(base.model.family, d_model, mlp_ratio)`` (``mlp_ratio * d_model`` for
+            gpt2; the parameter-matched SwiGLU width for llama).
         description: free text for humans.
+        branching: ``WsdBranches(...)`` plans every point as a cooldown branch off a shared
+            warmup-stable-decay trunk (``sweeps.branching``); ``None`` trains every point from
+            scratch with the base schedule.
     """
 
     kind: ClassVar[str] = "base"
@@ -189,8 +201,14 @@ class SweepSpec:
     allow_repetition: bool = True
     mlp_ratio: int = 4
     description: str = ""
+    branching: WsdBranches | None = None
 
     def __post_init__(self) -> None:
+        if self.branching is not None and not isinstance(self.branching, WsdBranches):
+            raise SweepSpecError(
+                f"{type(self).__name__}.branching must be WsdBranches(...) or None, "
+                f"got {self.branching!r}"
+            )
         for name in ("seeds", "lr_multipliers"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         if not (isinstance(self.name, str) and self.name and "/" not in self.name):
@@ -208,6 +226,13 @@ class SweepSpec:
                 f"{type(self).__name__}.lr_multipliers must be positive numbers, "
                 f"got {self.lr_multipliers}"
             )
+        rule_family = getattr(self.shape_rule, "family", None)
+        if rule_family is not None and rule_family != self.base.model.family:
+            raise SweepSpecError(
+                f"{type(self).__name__}.shape_rule builds family {rule_family!r} but "
+                f"base.model.family is {self.base.model.family!r}; give the rule "
+                f"family={self.base.model.family!r}"
+            )
         if self.n_params_kind not in ("non_embedding", "total"):
             raise SweepSpecError(
                 f"{type(self).__name__}.n_params_kind must be 'non_embedding' or 'total', "
@@ -221,17 +246,23 @@ class SweepSpec:
         return self.lr_rule if self.lr_rule is not None else FixedLR(self.base.optim.lr)
 
     def _model(self, n_layers: int, d_model: int, n_heads: int, d_mlp: int | None = None):
+        # base.model's family and every non-shape field (dropout, rope_theta, qk_norm, ...)
         b = self.base.model
-        return ModelConfig(
+        return dataclasses.replace(
+            b,
             n_layers=n_layers,
             d_model=d_model,
             n_heads=n_heads,
-            d_mlp=d_mlp if d_mlp is not None else self.mlp_ratio * d_model,
-            vocab_size=b.vocab_size,
-            seq_len=b.seq_len,
-            tie_embeddings=b.tie_embeddings,
-            dropout=b.dropout,
+            d_mlp=d_mlp if d_mlp is not None else default_d_mlp(b.family, d_model, self.mlp_ratio),
         )
+
+    def _carry_base(self, model: ModelConfig) -> ModelConfig:
+        """A shape rule's model with base.model's non-shape fields (dropout, rope_theta, ...)."""
+        b = self.base.model
+        keep = {"n_layers", "d_model", "n_heads", "d_mlp", "vocab_size", "seq_len"}
+        keep |= {"tie_embeddings", "family"}
+        extra = {f.name: getattr(b, f.name) for f in dataclasses.fields(b) if f.name not in keep}
+        return dataclasses.replace(model, **extra)
 
     def _rule_shape(self, n_params: float) -> ModelConfig:
         if self.shape_rule is None:
@@ -242,7 +273,7 @@ class SweepSpec:
         model = self.shape_rule.shape_for(
             n_params, self.n_params_kind, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
-        model = dataclasses.replace(model, dropout=b.dropout)
+        model = self._carry_base(model)
         got = count_params(model, self.n_params_kind)
         if abs(math.log(got / n_params)) > math.log(2):
             raise ShapeRuleError(
@@ -263,7 +294,7 @@ class SweepSpec:
         model = rule.shape_for_depth(
             n_layers, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
-        return dataclasses.replace(model, dropout=b.dropout)
+        return self._carry_base(model)
 
     def _variants(
         self, label: str, model: ModelConfig, n_tokens: int, flops_budget: float | None
@@ -334,7 +365,14 @@ class SweepSpec:
         problems: list[PlanProblem] = []
         seen: dict[str, str] = {}
         corpus = None if self.allow_repetition else corpus_train_tokens(self.base.data)
-        for c in self.candidates():
+        candidates = self.candidates()
+        if self.branching is not None:  # points become branches off shared WSD trunks
+            valid = [(c.label, c.config) for c in candidates if c.config is not None]
+            runs, bad = branch_configs(valid, self.branching, run_name)
+            candidates = [c for c in candidates if c.config is None]
+            candidates += [Candidate(label, None, reason) for label, reason in bad]
+            candidates += [Candidate(label, cfg) for label, cfg in runs]
+        for c in candidates:
             if c.config is None:
                 problems.append(PlanProblem(c.label, str(c.reason)))
                 continue
@@ -356,6 +394,10 @@ class SweepSpec:
                 )
                 continue
             configs.append(c.config)
+        by_name = {run_name(c): c for c in configs}
+        for name, reason in check_lineage(configs, run_name):
+            problems.append(PlanProblem(seen[name], reason))
+            configs.remove(by_name[name])
         return configs, problems
 
     def expand(self) -> list[RunConfig]:
@@ -378,6 +420,8 @@ class SweepSpec:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "branching" and value is None:
+                continue  # sweeps without branches keep the sweep.json they had
             if isinstance(value, RunConfig):
                 value = value.to_dict()
             elif hasattr(value, "to_dict"):
@@ -663,6 +707,7 @@ __all__ = [
     "PlanProblem",
     "SweepSpec",
     "SweepSpecError",
+    "WsdBranches",
     "config_hash",
     "corpus_train_tokens",
     "point_key",

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from pathlib import Path
 
 import pytest
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+
+# published reference data (Chinchilla tables, Epoch's digitised points), outside the checkout
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """``../shared/data/<relative>``; skip the test when absent, but fail under ``CI=true``.
+
+    CI must run the tests that pin our numbers to the published ones, so there a missing file is
+    a failure, as a missing Slurm cluster is (tests/test_slurm.py).
+    """
+    path = SHARED_DATA / relative
+    if not path.exists():
+        reason = f"reference data {path} not found (needs ../shared/data beside the checkout)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the reference-data tests to run; {reason}")
+        pytest.skip(reason)
+    return path
+
 
 # real text: a few standard-library modules, ~0.4 MB in total
 _CORPUS_FILES = (

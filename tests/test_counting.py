@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_data
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -21,9 +21,6 @@ from scaling.counting import (
     training_flops,
 )
 from scaling.model import GPT
-
-REPO = Path(__file__).resolve().parents[1]
-CHINCHILLA = REPO.parent / "shared" / "data" / "chinchilla-paper"
 
 SHAPES = [
     ModelConfig(n_layers=1, d_model=8, n_heads=1, d_mlp=32, vocab_size=11, seq_len=5),
@@ -150,10 +147,8 @@ def test_chinchilla_table_a4_flop_ratio() -> None:
       ratio in the table measures the attention-score term (``seq_len = 2048``), which 6ND
       leaves out, and nothing about embeddings.
     """
-    a4_path = CHINCHILLA / "table_A4_flop_ratio.csv"
-    a9_path = CHINCHILLA / "table_A9_model_architectures.csv"
-    if not (a4_path.exists() and a9_path.exists()):
-        pytest.skip(f"Chinchilla tables not found under {CHINCHILLA} (shared data not mounted)")
+    a4_path = shared_data("chinchilla-paper/table_A4_flop_ratio.csv")
+    a9_path = shared_data("chinchilla-paper/table_A9_model_architectures.csv")
     with a9_path.open() as f:
         a9 = {(int(r["d_model"]), int(r["n_layers"])): int(r["params"]) for r in csv.DictReader(f)}
     with a4_path.open() as f:

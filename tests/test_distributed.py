@@ -1,5 +1,7 @@
 """Data-parallel training: real torchrun, two CPU processes, the gloo backend."""
 
+import hashlib
+import json
 import math
 import os
 import subprocess
@@ -11,6 +13,7 @@ from test_train import kill_9_after_checkpoint
 
 from scaling import rundir
 from scaling.config import ConfigError
+from scaling.data import get_batch, load_data
 from scaling.distributed import DistEnv, check_run, env_from_environ, micro_steps
 from scaling.rundir import read_metrics, read_summary
 from scaling.train import train
@@ -18,22 +21,53 @@ from scaling.train import train
 COMPARED = ("train/loss", "val/loss", "grad_norm")
 
 
-def _torchrun_done(cfg_path, run_dir, timeout=300):
+def _torchrun_done(cfg_path, run_dir, timeout=300, record=None):
     # run torchrun to the end; returns its stdout (rank 0's report)
-    proc = _torchrun(cfg_path, run_dir)
+    proc = _torchrun(cfg_path, run_dir, record=record)
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
     return out
 
 
-def _torchrun(cfg_path, run_dir, nproc=2, **popen):
+# a torchrun entry point that records every training micro-batch each rank takes, then runs
+# `scaling train` unchanged: rank r appends [step, micro_step, sha256 of x] to <record>.rank<r>
+SPY = """
+import hashlib, json, os, sys
+import scaling.train
+from scaling.cli import main
+
+record = open(sys.argv[1] + ".rank" + os.environ["RANK"], "w")
+real_get_batch = scaling.train.get_batch
+
+def get_batch(data, cfg, step, micro_step):
+    x, y = real_get_batch(data, cfg, step, micro_step)
+    digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()
+    record.write(json.dumps([step, micro_step, digest]) + "\\n")
+    record.flush()
+    return x, y
+
+scaling.train.get_batch = get_batch
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _torchrun(cfg_path, run_dir, nproc=2, record=None, **popen):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-        "-m", "scaling.cli", "train", "--config", str(cfg_path), "--run-dir", str(run_dir),
-        "--no-progress",
     ]  # fmt: skip
+    if record is None:
+        cmd += ["-m", "scaling.cli"]
+    else:
+        spy = record.with_name("spy.py")
+        spy.write_text(SPY)
+        cmd += [str(spy), str(record)]
+    cmd += ["train", "--config", str(cfg_path), "--run-dir", str(run_dir), "--no-progress"]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, **popen)
+
+
+def _read_record(path):
+    return [tuple(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def _descendants(pid):
@@ -114,9 +148,27 @@ def test_two_processes_train_the_same_run_as_one(tiny_cfg, tmp_path):
     reference = train(tiny_cfg, tmp_path / "one", progress=False)
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(tiny_cfg.to_json())
-    out = _torchrun_done(cfg_path, tmp_path / "two")
+    record = tmp_path / "batches"
+    out = _torchrun_done(cfg_path, tmp_path / "two", record=record)
+
+    # the split: each step's micro-batches are dealt out disjointly and together cover it, and
+    # each rank trained on the very tokens single-process training uses for those indices
+    # (this fails if a rank above 0 idles, or two ranks train on the same micro-batch)
+    taken = {r: _read_record(record.with_name(f"batches.rank{r}")) for r in (0, 1)}
+    data = load_data(tiny_cfg.data, tiny_cfg.model.vocab_size)
+    n_micro = tiny_cfg.grad_accum_steps
+    assert n_micro == 2
+    for step in range(tiny_cfg.n_steps):
+        per_rank = [sorted(m for s, m, _ in taken[r] if s == step) for r in (0, 1)]
+        assert per_rank == [[0], [1]], (step, per_rank)  # disjoint, covering, round-robin
+    for r in (0, 1):
+        assert len(taken[r]) == tiny_cfg.n_steps * n_micro // 2
+        for step, micro, digest in taken[r][:: max(1, len(taken[r]) // 8)]:
+            x, _ = get_batch(data, tiny_cfg, step, micro)
+            assert hashlib.sha256(x.numpy().tobytes()).hexdigest() == digest
     assert out.count("complete: step 40/40") == 1  # rank 0 alone reports
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        ".lock",
         "checkpoint.pt", "config.json", "metrics.jsonl", "summary.json",
     ]  # fmt: skip
     _assert_same_curve(read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one"))

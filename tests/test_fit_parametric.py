@@ -2,19 +2,18 @@
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_data
 
 from analysis import parametric as P
 from analysis.fits import fit_from_dict
 from analysis.parametric import ParametricFit, closed_form_optimum, fit_parametric
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-EPOCH = DATA / "chinchilla-epoch" / "svg_extracted_data.csv"
-CONSTANTS = DATA / "chinchilla-paper" / "published_constants.json"
+EPOCH = "chinchilla-epoch/svg_extracted_data.csv"
+CONSTANTS = "chinchilla-paper/published_constants.json"
 LAW = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
@@ -24,9 +23,9 @@ def _law(N, D, p=LAW):
 
 @pytest.fixture(scope="module")
 def epoch():
-    if not EPOCH.exists():
-        pytest.skip(f"published data not found at {EPOCH} (needs ../shared/data)")
-    df = pd.read_csv(EPOCH).sort_values("loss").iloc[:-5]  # Besiroglu et al.: drop 5 highest
+    df = (
+        pd.read_csv(shared_data(EPOCH)).sort_values("loss").iloc[:-5]
+    )  # Besiroglu et al.: drop 5 highest
     N = df["Model Size"].to_numpy(float)
     C = df["Training FLOP"].to_numpy(float)
     return N, C / (6 * N), df["loss"].to_numpy(float)
@@ -61,9 +60,7 @@ def test_epoch_bootstrap_ci_covers_published_a(epoch_fit):
 
 
 def test_hoffmann_unrounded_closed_form_gopher_budget():
-    if not CONSTANTS.exists():
-        pytest.skip(f"published constants not found at {CONSTANTS}")
-    c = json.loads(CONSTANTS.read_text())["chinchilla_unrounded_as_used_by_epoch"]
+    c = json.loads(shared_data(CONSTANTS).read_text())["chinchilla_unrounded_as_used_by_epoch"]
     A, B, E = math.exp(c["log_A"]), math.exp(c["log_B"]), math.exp(c["log_E"])
     N_opt, D_opt = closed_form_optimum(5.76e23, E, A, B, c["alpha"], c["beta"])
     assert N_opt == pytest.approx(40.4e9, rel=0.01)

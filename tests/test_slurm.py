@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -221,3 +222,141 @@ def test_data_parallel_job_trains_one_run_on_two_tasks(slurm_cluster, tmp_path, 
                 assert math.isclose(row[key], value, rel_tol=1e-5), (row["step"], key)
             else:
                 assert row[key] == value
+
+
+def test_job_that_hits_its_time_limit_is_requeued_and_resumes_the_same_curve(
+    slurm_cluster, tmp_path, tiny_corpus
+):
+    """A real Slurm time limit (2 minutes, the shortest that leaves room to requeue).
+
+    Slurm checks limits every 30 s: a job with ``--time=2`` and ``--signal=USR2@40`` gets its
+    signal at the first check 50-80 s after it starts (measured: 6, 36, 66, 96 s ticks), and is
+    killed at the first check after 120 s. The run is sized (from a measured step time) to
+    need ~130 s of training, so the first attempt cannot finish: submitit's handler requeues
+    it, the next attempt resumes from ``checkpoint.pt``. Below ~50 minutes submitit counts every
+    signal as a timeout, not a preemption, and requeues at most 3 timeouts; each attempt
+    trains at least ~45 s, so the run fits within that budget.
+    """
+    probe_spec = long_spec(tiny_corpus, "probe", 1000)
+    probe = launch(probe_spec, tmp_path / "probe", executor="debug", progress=False)
+    s_per_step = probe.outcomes[0].run_wall_time_s / 1000
+    # a run that ends before its first signal (the machine sped up since the probe) proves
+    # nothing: then once more with twice the steps
+    for attempt in range(2):
+        n_steps = max(2000, round(130 * 2**attempt / s_per_step / 100) * 100)
+        job, run_dir, ref_dir, restarts = _run_into_time_limit(tiny_corpus, tmp_path, n_steps)
+        if restarts > 0:
+            break
+    log = Path(job.paths.stderr).read_text()
+    outcome = job.result()
+    assert outcome.status == "complete", log[-3000:]
+    assert 1 <= restarts <= 3  # requeued on its limit, within submitit's budget of 3 timeouts
+    # submitit's rule for short jobs: the signal counts as a timeout, never as a preemption
+    assert "this job is timed-out" in log and "this job is preempted" not in log, log[-3000:]
+    resumed = curve(run_dir)
+    steps = [r["step"] for r in resumed]
+    assert steps == sorted(set(steps)) and steps[-1] == n_steps  # no duplicated rows
+    assert resumed == curve(ref_dir)
+    print(f"time limit: {n_steps} steps ({s_per_step * 1e3:.1f} ms/step), {restarts} requeues")
+
+
+def _run_into_time_limit(corpus, tmp_path, n_steps):
+    # submit a run of n_steps with a 2-minute limit; train the reference meanwhile; wait
+    spec = long_spec(corpus, name=f"limit{n_steps}", n_steps=n_steps)
+    (run,) = plan(spec)
+    result = launch(
+        spec,
+        tmp_path / "slurm",
+        executor="slurm",
+        progress=False,
+        wait=False,
+        timeout_min=2,
+        signal_delay_s=40,
+    )
+    (job,) = result.jobs
+    try:
+        # the uninterrupted reference trains meanwhile, on the other core
+        assert launch(spec, tmp_path / "ref", executor="debug", progress=False).ok
+        deadline = time.monotonic() + 540
+        while not job.done() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert job.done(), "the job did not finish within 4 time limits"
+    finally:
+        job.cancel(check=False)
+    info = subprocess.run(["scontrol", "show", "job", job.job_id], capture_output=True, text=True)
+    restarts = int(info.stdout.split("Restarts=")[1].split()[0])
+    run_dir = tmp_path / "slurm" / spec.name / run.run_name
+    return job, run_dir, tmp_path / "ref" / spec.name / run.run_name, restarts
+
+
+def _kill9_job(job_id: str) -> None:
+    # SIGKILL every process of the job on the (local) node: the trainer dies as under kill -9
+    out = subprocess.run(
+        ["scontrol", "listpids", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    pids = [int(ln.split()[0]) for ln in out.splitlines()[1:] if ln.split()[0].isdigit()]
+    assert pids, out
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, tiny_corpus):
+    from test_wsd import wsd_spec
+
+    spec = wsd_spec(tiny_corpus, name="wsd_slurm")
+    runs = plan(spec)
+    (trunk,) = [r for r in runs if r.role == "trunk"]
+    ref = launch(spec, tmp_path / "ref", executor="debug", progress=False)
+    assert ref.ok
+    first = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, wait=False,
+        timeout_min=TIMEOUT_MIN,
+    )  # fmt: skip
+    jobs = dict(zip([r.run_name for r in runs], first.jobs, strict=True))
+    trunk_array = jobs[trunk.run_name].job_id.split("_")[0]
+    branch_arrays = {jobs[r.run_name].job_id.split("_")[0] for r in runs if r.role == "branch"}
+    # branches: ONE second array, held by a dependency on the trunks' array
+    assert len(branch_arrays) == 1 and trunk_array not in branch_arrays
+    dep = subprocess.run(
+        ["squeue", "-h", "-r", "-j", branch_arrays.pop(), "-o", "%E"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert f"afterany:{trunk_array}" in dep, dep
+    # kill -9 the trunk's trainer once it has passed its first branch point
+    trunk_dir = tmp_path / "slurm" / "wsd_slurm" / trunk.run_name
+    kept = rundir.step_checkpoint_path(trunk_dir, 48)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        rows = rundir.read_metrics(trunk_dir)
+        if kept.exists() and rows and rows[-1]["step"] > 48:
+            break
+        assert not jobs[trunk.run_name].done(), "the trunk job ended before it could be killed"
+        time.sleep(0.01)
+    else:
+        pytest.fail("the trunk job never got going")
+    _kill9_job(jobs[trunk.run_name].job_id)
+    deadline = time.monotonic() + 200
+    while not all(j.done() for j in first.jobs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert all(j.done() for j in first.jobs), [(j.job_id, j.state) for j in first.jobs]
+    assert rundir.run_state(trunk_dir) == "incomplete"
+    assert rundir.last_step(trunk_dir) < 192
+    # relaunch: the trunk resumes, branches that could not start are retried, none duplicated
+    again = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, timeout_min=TIMEOUT_MIN,
+        poll_s=0.5,
+    )  # fmt: skip
+    assert again.ok, [(o.run_name, o.status, o.error) for o in again.outcomes]
+    assert again.n_submitted >= 2  # the trunk and at least the branch at its last step
+    for r in runs:
+        got = curve(tmp_path / "slurm" / "wsd_slurm" / r.run_name)
+        steps = [row["step"] for row in got]
+        assert steps == sorted(set(steps)) and steps[-1] == r.config.n_steps
+        assert got == curve(tmp_path / "ref" / "wsd_slurm" / r.run_name)
+        assert rundir.run_state(tmp_path / "slurm" / "wsd_slurm" / r.run_name) == "complete"
+    third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
+    assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm

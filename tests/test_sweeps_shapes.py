@@ -1,8 +1,8 @@
 import csv
 import math
-from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from scaling.counting import param_counts
 from sweeps.shapes import (
@@ -13,11 +13,6 @@ from sweeps.shapes import (
     ShapeRuleError,
     count_params,
     shape_rule_from_dict,
-)
-
-A9_CSV = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/chinchilla-paper/table_A9_model_architectures.csv"
 )
 
 
@@ -58,9 +53,7 @@ def test_kind_changes_the_answer():
 
 
 def test_chinchilla_table_matches_paper_csv():
-    if not A9_CSV.exists():
-        pytest.skip(f"reference data {A9_CSV} absent (outside the project checkout)")
-    with A9_CSV.open() as f:
+    with shared_data("chinchilla-paper/table_A9_model_architectures.csv").open() as f:
         rows = [
             tuple(
                 int(r[k])

@@ -30,6 +30,7 @@ CONTRACT_SUMMARY_KEYS = {
     "flops_kaplan", "flops_budget", "tokens_per_param", "wall_time_s", "tokens_per_sec",
     "world_size", "diverged_step", "seed", "lr", "n_layers", "d_model", "n_heads", "d_mlp",
     "vocab_size", "seq_len", "sweep_name", "point_key",
+    "flops_marginal", "role", "parent_run", "parent_step",  # WSD lineage (issue 9)
 }  # fmt: skip
 ROW_KEYS = {
     "step",
@@ -323,9 +324,9 @@ def test_cli_flags_override_the_config_file(tiny_cfg, tmp_path, capsys):
     ("argv", "needle"),
     [
         (["--n-layers", "2"], "--d-model"),
-        (["--n-layers", "1", "--d-model", "30", "--n-heads", "4"], "n_heads"),
+        (["--n-layers", "1", "--d-model", "30", "--n-heads", "4"], "--n-heads"),
         (["--n-layers", "1", "--d-model", "32", "--n-heads", "4", "--data-path", "/no/such"],
-         "data.path"),
+         "--data-path"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
