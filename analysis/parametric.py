@@ -638,15 +638,24 @@ def optimum(
 
     c0, c1 = flop_ratio["c0"], flop_ratio["c1"]
 
-    def tokens(x: float) -> float:
-        return C / (6.0 * math.exp(x) * math.exp(c0 + c1 * x))
+    def log_tokens(x: float) -> float:  # log D at N = e^x, in logs: no overflow
+        return math.log(C / 6.0) - x - (c0 + c1 * x)
 
     def loss(x: float) -> float:
-        return A / math.exp(alpha * x) + B / tokens(x) ** beta
+        # a bootstrap refit can carry wild exponents: an overflow is an infinite loss, not an
+        # exception (the optimum is then reported as NaN below)
+        with np.errstate(all="ignore"):
+            v = A * np.exp(-alpha * x) + B * np.exp(-beta * log_tokens(x))
+        return float(v) if np.isfinite(v) else math.inf
 
     x0 = math.log(float(n0))
-    r = minimize_scalar(loss, bounds=(x0 - 4, x0 + 4), method="bounded", options={"xatol": 1e-9})
-    return math.exp(r.x), tokens(r.x)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf losses of wild refits
+        r = minimize_scalar(
+            loss, bounds=(x0 - 4, x0 + 4), method="bounded", options={"xatol": 1e-9}
+        )
+    if not (math.isfinite(r.fun) and abs(r.x) < 700 and abs(log_tokens(r.x)) < 700):
+        return math.nan, math.nan
+    return math.exp(r.x), math.exp(log_tokens(r.x))
 
 
 def fit_flop_ratio(N: Any, D: Any, C: Any) -> dict[str, float]:

@@ -145,7 +145,11 @@ class Report:
                 f"  backtest ({appr}, largest budget C={r['C']:.3g} held out): N_opt pred "
                 f"{r['N_pred']:.4g} vs obs {r['N_obs']:.4g} ({r['N_err']:+.1%}); loss pred "
                 f"{r['L_pred']:.4f} vs obs {r['L_obs']:.4f} ({r['L_err']:+.4f} nats; "
-                f"{_yes_no(r['L_in_pi'])} the 95% PI)"
+                + (
+                    "no PI: too few points left for residuals)"
+                    if r["L_in_pi"] is None
+                    else f"{_yes_no(r['L_in_pi'])} the 95% PI)"
+                )
             )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -486,6 +490,16 @@ def _forecast(rep: Report) -> _Section:
         ],
         rows,
     )
+    flagged = [
+        f"{r['held_out']} ({', '.join(f.split(':')[0] for f in r['flags'])})"
+        for r in fc["rows"]
+        if r.get("flags") and r["approach"] == "parametric"
+    ]
+    if flagged:
+        sec.paragraphs.append(
+            "Approach-3 refits whose bootstrap flags a parameter as not identified (fewer "
+            "budgets left): " + "; ".join(flagged) + "."
+        )
     for appr, s in fc.get("summary", {}).items():
         parts = [f"{LABELS[appr]}: {s['n']} refit(s)"]
         if "mean_abs_N_err" in s:
@@ -493,8 +507,12 @@ def _forecast(rep: Report) -> _Section:
                 f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, N_obs in CI {s['N_in_ci']}/{s['n']}"
             )
         if "mean_abs_L_err" in s:
+            na = (
+                f" (no PI for {s['L_pi_na']}: too few points for residuals)" if s["L_pi_na"] else ""
+            )
             parts.append(
                 f"mean |loss error| {s['mean_abs_L_err']:.4f} nats, in PI {s['L_in_pi']}/{s['n']}"
+                + na
             )
         sec.paragraphs.append("; ".join(parts) + ".")
     return sec

@@ -18,11 +18,13 @@ refitted on the rest, and each held-out run's loss is predicted at its (N, D) wi
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from analysis.fits import budget_groups
+from analysis.parametric import IdentifiabilityWarning
 from analysis.pipeline import FitData, fits_quietly
 
 LEVEL = 0.95
@@ -110,7 +112,11 @@ def _leave_one_budget_out(data, full, usable, kw, n_bootstrap, seed, window, wor
             extra: dict[str, Any] = {"window": window} if appr == "isoflop" else {}
             if appr == "parametric":
                 extra["workers"] = workers
-            fit, err = fits_quietly(appr, sub, n_bootstrap=n_bootstrap, seed=seed, **kw, **extra)
+            with warnings.catch_warnings():  # a refit's flags go into its row, not stderr
+                warnings.simplefilter("ignore", IdentifiabilityWarning)
+                fit, err = fits_quietly(
+                    appr, sub, n_bootstrap=n_bootstrap, seed=seed, **kw, **extra
+                )
             row: dict[str, Any] = {"approach": appr, "held_out": label, "C": o["C"]}
             row["largest"] = o["C"] == largest
             if fit is None:
@@ -131,6 +137,7 @@ def _leave_one_budget_out(data, full, usable, kw, n_bootstrap, seed, window, wor
                     "L_pi": list(l_pi),
                     "L_err": pred.loss.value - o["L_opt"],
                     "L_in_pi": _inside(o["L_opt"], l_pi),
+                    "flags": list(getattr(fit, "flags", ())),
                 }
             )
     return {
@@ -152,14 +159,16 @@ def _largest_n_out(data, kw, n_bootstrap, seed, workers):
     held = np.isclose(N, N.max(), rtol=1e-9)
     if held.all() or len(np.unique(N)) < 3:
         return {"error": "needs >= 3 distinct N", "rows": []}
-    fit, err = fits_quietly(
-        "parametric",
-        _subset(data, ~held),
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        workers=workers,
-        **kw,
-    )
+    with warnings.catch_warnings():  # flags are reported in the note, not on stderr
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        fit, err = fits_quietly(
+            "parametric",
+            _subset(data, ~held),
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            workers=workers,
+            **kw,
+        )
     if fit is None:
         return {"error": err, "rows": []}
     rows = []
@@ -190,7 +199,11 @@ def _largest_n_out(data, kw, n_bootstrap, seed, workers):
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per approach: refits, mean |N_err|, mean |L_err|, held-out values inside CI / PI."""
+    """Per approach: refits, mean errors, held-out values inside CI / PI, refits without a PI.
+
+    Keys: ``n``, ``failed``, ``mean_abs_N_err``, ``N_in_ci``, ``mean_abs_L_err``, ``L_in_pi``,
+    ``L_pi_na``.
+    """
     out: dict[str, dict[str, Any]] = {}
     for appr in dict.fromkeys(r["approach"] for r in rows):
         ok = [r for r in rows if r["approach"] == appr and "error" not in r]
@@ -204,5 +217,6 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if ok:
             s["mean_abs_L_err"] = float(np.mean([abs(r["L_err"]) for r in ok]))
             s["L_in_pi"] = sum(bool(r["L_in_pi"]) for r in ok)
+            s["L_pi_na"] = sum(r["L_in_pi"] is None for r in ok)
         out[appr] = s
     return out
