@@ -631,8 +631,11 @@ def optimum(
     Returns:
         (N_opt, D_opt).
     """
-    n0, d0 = closed_form_optimum(C, E, A, B, alpha, beta)
-    if not flop_ratio or not np.isfinite(n0):
+    with np.errstate(all="ignore"):  # a wild bootstrap refit (e.g. A underflowed to 0)
+        n0, d0 = closed_form_optimum(C, E, A, B, alpha, beta)
+    if not (np.isfinite(n0) and n0 > 0 and np.isfinite(d0) and d0 > 0):
+        return math.nan, math.nan
+    if not flop_ratio:
         return float(n0), float(d0)
     from scipy.optimize import minimize_scalar
 
