@@ -213,3 +213,18 @@ def test_sensitivity_for_any_csv(tmp_path, capsys):
     assert by[("counted", "isoflop", None)]["n_opt"] < by[("6nd", "isoflop", None)]["n_opt"]
     assert main([*args, "--fix", "E=1.7"]) == 2
     assert "--fix does not combine" in capsys.readouterr().err
+
+
+def test_counted_flop_optimum_of_a_wild_bootstrap_refit_is_nan_not_a_crash():
+    # both found on real sweeps: A underflowed to 0 (closed form N_opt = 0 -> log(0)), and an
+    # exponent so large that A/N^alpha underflows inside the search (division by zero)
+    from analysis.parametric import optimum
+
+    ratio = {"c0": 0.1, "c1": -0.05}
+    n, d = optimum(1e20, 1.7, 0.0, 410.0, 0.34, 0.28, ratio)
+    assert math.isnan(n) and math.isnan(d)
+    for alpha in (40.0, 400.0):
+        n, d = optimum(1e12, 1.7, 1e-300, 410.0, alpha, 0.28, ratio)
+        assert (math.isnan(n) and math.isnan(d)) or (n > 0 and d > 0)
+    n, d = optimum(1e21, **LAW, flop_ratio=ratio)  # a sane law still gets its optimum
+    assert n > 0 and d > 0 and 6 * n * d * math.exp(0.1) * n**-0.05 == pytest.approx(1e21)
