@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--drop-highest", type=_count, help="--csv: drop this many highest-loss rows (default 0)"
     )
     p.add_argument(
-        "--approach", required=True, choices=["parametric", "isoflop", "envelope", "kaplan"]
+        "--approach",
+        choices=["parametric", "isoflop", "envelope", "kaplan"],
+        help="required unless --sensitivity",
     )
     p.add_argument(
         "--huber-delta",
@@ -85,7 +87,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="C formula; default 'counted' for --runs-dir, '6nd' for --csv",
     )
-    p.add_argument("--out", required=True, help="fit.json to write")
+    p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="approach 3: pin a parameter (E, A, B, alpha, beta) instead of fitting it; "
+        "repeatable, e.g. --fix E=1.69 --fix alpha=0.34",
+    )
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="print a, b, N_opt, tokens/param across N convention x C formula x Huber delta x "
+        "approach 2/3 (instead of one fit); with --out, write it as JSON",
+    )
+    p.add_argument(
+        "--target-flops",
+        type=_positive,
+        default=None,
+        help="--sensitivity: budget C for N_opt (default: 10x the largest C)",
+    )
+    p.add_argument("--out", help="fit.json to write (required unless --sensitivity)")
     p.set_defaults(func=_fit)
 
     q = subparsers.add_parser(
@@ -96,11 +118,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--flops", type=_positive, help="compute budget C (FLOPs)")
     what.add_argument("--params", type=_positive, help="model size N (the fit's convention)")
     what.add_argument("--loss", type=_positive, help="target loss (nats/token)")
+    q.add_argument(
+        "--tokens",
+        type=_positive,
+        help="with --params: predicted loss of N params trained on this many tokens (CI + PI)",
+    )
     q.add_argument("--json", action="store_true", help="print JSON instead of text")
     q.set_defaults(func=_optimal)
 
     r = subparsers.add_parser(
-        "report", help="all fits, figures, backtest, summary.md and index.html"
+        "report",
+        help="all fits, forecasts on held-out budgets, sensitivity, figures, summary.md and "
+        "index.html",
     )
     r.add_argument("--runs-dir", required=True, help="folder of run directories")
     r.add_argument(
@@ -122,6 +151,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--flop-formula", choices=["counted", "6nd"], default="counted")
     r.set_defaults(func=_report)
+
+
+def parse_fixed(items: list[str]) -> dict[str, float]:
+    """``["E=1.69", "alpha=0.34"]`` -> ``{"E": 1.69, "alpha": 0.34}``.
+
+    Raises:
+        ValueError: an item without ``=``, a value that is not a number, or a name given twice.
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not eq or not name or number is None:
+            raise ValueError(f"--fix {item!r}: expected NAME=VALUE, e.g. --fix E=1.69")
+        if name in out:
+            raise ValueError(f"--fix {name} given twice")
+        out[name] = number
+    return out
 
 
 _CSV_ONLY = ("n_col", "loss_col", "d_col", "c_col", "budget_col", "drop_highest")
@@ -175,12 +226,18 @@ def _check_fit_flags(args: argparse.Namespace) -> None:
             raise UsageError(
                 "--approach envelope needs loss curves, which a table has not: use --runs-dir"
             )
-    if args.huber_delta is not None and args.approach != "parametric":
+    if args.sensitivity and args.huber_delta is not None:
+        raise UsageError("--sensitivity refits at Huber delta 1e-3 and 1e-4: drop --huber-delta")
+    if args.target_flops is not None and not args.sensitivity:
+        raise UsageError("--target-flops only applies to --sensitivity")
+    if args.huber_delta is not None and not args.sensitivity and args.approach != "parametric":
         raise UsageError(
             f"--huber-delta only applies to --approach parametric, not {args.approach}"
         )
-    if args.budget_col is not None and args.approach != "isoflop":
+    if args.budget_col is not None and args.approach != "isoflop" and not args.sensitivity:
         raise UsageError(f"--budget-col only applies to --approach isoflop, not {args.approach}")
+    if args.out is None:
+        return
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a folder; give the fit file to write, e.g. fit.json")
     above = next((p for p in Path(args.out).parents if p.exists()), None)
@@ -191,12 +248,25 @@ def _check_fit_flags(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from analysis.pipeline import data_from_runs, data_from_table, run_fit
 
+    if not args.sensitivity and (not args.approach or not args.out):
+        raise UsageError("scaling fit needs --approach and --out (or --sensitivity)")
+    fixed = parse_fixed(args.fix)
+    if fixed and args.sensitivity:
+        raise UsageError("--fix does not combine with --sensitivity (it refits every choice)")
+    if fixed and args.approach != "parametric":
+        raise UsageError("--fix pins approach-3 parameters: use it with --approach parametric")
+    if fixed:
+        from analysis.parametric import pinned_theta
+
+        pinned_theta(fixed)  # names and values checked before any data is read
     _check_fit_flags(args)
     seed = _check_seed(args)
     if args.runs_dir:
         formula = args.flop_formula or "counted"
         convention = args.n_convention or "non_embedding"
-        data = data_from_runs(args.runs_dir, with_curves=args.approach == "envelope")
+        data = data_from_runs(
+            args.runs_dir, with_curves=args.approach == "envelope" and not args.sensitivity
+        )
     else:
         formula = args.flop_formula or "6nd"
         convention = args.n_convention or "total"
@@ -211,6 +281,8 @@ def _fit(args: argparse.Namespace) -> int:
             n_convention=convention,
             drop_highest_losses=args.drop_highest or 0,
         )
+    if args.sensitivity:
+        return _sensitivity(data, args)
     fit = run_fit(
         args.approach,
         data,
@@ -219,6 +291,7 @@ def _fit(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         seed=seed,
         huber_delta=1e-3 if args.huber_delta is None else args.huber_delta,
+        **({"fixed": fixed} if fixed else {}),
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +300,20 @@ def _fit(args: argparse.Namespace) -> int:
     tmp.replace(out)  # atomic: an interrupted write never leaves half a fit file
     print(fit.report())
     print(f"wrote {out}")
+    return 0
+
+
+def _sensitivity(data, args: argparse.Namespace) -> int:
+    from analysis.common import to_jsonable
+    from analysis.sensitivity import format_table, sensitivity_table
+
+    table = sensitivity_table(data, args.target_flops)
+    print(format_table(table))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(to_jsonable(table), indent=1))
+        print(f"wrote {out}")
     return 0
 
 
@@ -281,7 +368,16 @@ def read_fit_file(path: str | Path) -> Any:
 def _optimal(args: argparse.Namespace) -> int:
     from analysis.query import compute_optimal, flops_for_loss, optimal_tokens
 
+    if args.tokens is not None and args.params is None:
+        raise UsageError("--tokens needs --params (the loss query is at N params, D tokens)")
     fit = read_fit_file(args.fit)
+    if args.tokens is not None:
+        from analysis.common import to_jsonable
+        from analysis.forecast import format_loss_query, loss_query
+
+        ans = loss_query(fit, args.params, args.tokens)
+        print(json.dumps(to_jsonable(ans), indent=1) if args.json else format_loss_query(ans))
+        return 0
     if args.flops is not None:
         ans = compute_optimal(args.flops, fit)
     elif args.params is not None:

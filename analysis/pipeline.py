@@ -130,12 +130,15 @@ def run_fit(
     budget_dex: float = fits.BUDGET_BIN_DEX,
     workers: int | None = None,
     window: int | None = None,
+    fixed: dict[str, float] | None = None,
 ) -> Any:
     """Run one approach on ``data`` under explicit conventions.
 
+    ``fixed`` pins approach-3 parameters (``analysis.parametric.fit_parametric``).
+
     Raises:
         ValueError: unknown approach, negative ``n_bootstrap``, missing curves for
-            ``envelope``, or the fit's own errors.
+            ``envelope``, ``fixed`` with another approach, or the fit's own errors.
     """
     check_convention(n_convention, flop_formula)
     if not (isinstance(n_bootstrap, int) and n_bootstrap >= 0):
@@ -153,6 +156,8 @@ def run_fit(
         selection=data.selection,
         meta=meta,
     )
+    if fixed and approach != "parametric":
+        raise ValueError(f"fixed parameters apply to approach 3 (parametric), not {approach!r}")
     if approach == "parametric":
         if flop_formula == "counted" and np.all(np.isfinite(arr["C"])):
             # the closed form assumes C = 6 N D; record the runs' counted/6ND ratio so queries
@@ -166,6 +171,7 @@ def run_fit(
             arr["L"],
             huber_delta=huber_delta,
             workers=workers,
+            fixed=fixed,
             clusters=arr["cluster"],
             **common,
         )

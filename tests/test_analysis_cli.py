@@ -172,21 +172,72 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     from analysis.report import make_report
 
     # the synthetic law is written in N_total (the default convention is non_embedding)
-    rep = make_report(sweep, tmp_path / "rep", n_bootstrap=30, workers=1, n_convention="total")
+    rep = make_report(
+        sweep,
+        tmp_path / "rep",
+        n_bootstrap=30,
+        workers=1,
+        n_convention="total",
+        forecast_bootstrap=20,
+    )
     names = {p.name for p in rep.files}
-    for stem in ("isoflop", "n_opt", "d_opt", "loss_curves", "parametric_contours", "residuals"):
+    for stem in (
+        "isoflop",
+        "n_opt",
+        "d_opt",
+        "loss_curves",
+        "parametric_contours",
+        "residuals",
+        "sensitivity",
+    ):
         assert f"{stem}.png" in names and f"{stem}.svg" in names
     for appr in ("parametric", "isoflop", "envelope", "kaplan"):
         assert f"fit_{appr}.json" in names, rep.errors
     html = (tmp_path / "rep" / "index.html").read_text()
-    assert html.count("data:image/png;base64,") >= 6 and "src='isoflop" not in html
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    assert html.count("data:image/png;base64,") >= 7 and "src='isoflop" not in html
+    assert "http://" not in html and "https://" not in html  # self-contained, no network
+    # same content, same order in both documents: answer first, then exponents vs published,
+    # forecasts, sensitivity, figures, fits
+    order = [
+        "Answer",
+        "Exponents",
+        "Chinchilla approach 2",
+        "Kaplan et al. 2020",
+        "Forecasts on held-out data",
+        "(largest budget)",
+        "Sensitivity to analysis choices",
+        "Figures",
+        "Fits in full",
+    ]
+    for doc in (html, md):
+        pos = [doc.find(s) for s in order]
+        assert all(p >= 0 for p in pos) and pos == sorted(pos), (order, pos)
+    assert html.count("<details>") == md.count("<details>") >= 5
     text = rep.text()
     assert "a = " in text and "backtest" in text and "train: n_layers=" in text
     # synthetic truth: a = 0.28 / 0.62 = 0.452 (Chinchilla Eq. 10 law)
     a = rep.exponent("isoflop", "a")
     assert abs(a.value - 0.452) < 0.05
     assert rep.target_flops == pytest.approx(10 * rep.fits["isoflop"].meta["max_flops"])
-    assert abs(rep.backtest["results"]["isoflop"]["N_rel_error"]) < 0.2
+    # forecasts: every approach refitted without each of the 4 budgets
+    rows = rep.forecast["rows"]
+    assert rep.forecast["design"] == "isoflop" and len(rows) == 4 * 3
+    largest = rep.largest_budget_rows()
+    assert set(largest) == {"envelope", "isoflop", "parametric"}
+    assert abs(largest["isoflop"]["N_err"]) < 0.2 and abs(largest["parametric"]["N_err"]) < 0.2
+    for r in rows:
+        assert r["N_err"] == pytest.approx(r["N_pred"] / r["N_obs"] - 1)
+        assert isinstance(r["L_in_pi"], bool)
+    # sensitivity: 2 N conventions x 2 C formulas x (approach 2 + approach 3 at 2 deltas)
+    sens = rep.sensitivity["rows"]
+    assert len(sens) == 12 and not [r for r in sens if "error" in r]
+    by = {(r["n_convention"], r["flop_formula"], r["approach"], r["huber_delta"]): r for r in sens}
+    for c_form in ("counted", "6nd"):
+        for key in (("isoflop", None), ("parametric", 1e-3)):
+            # the law is in total N and the embedding's share shrinks as models grow, so
+            # non-embedding N grows faster with C: a larger exponent (Pearce & Song 2024)
+            assert by[("non_embedding", c_form, *key)]["a"] > by[("total", c_form, *key)]["a"]
 
 
 def test_analysis_never_imports_torch(sweep, tmp_path):
