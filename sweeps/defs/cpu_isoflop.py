@@ -1,10 +1,11 @@
 """``cpu_isoflop``: the main job's IsoFLOP sweep, sized for a 2-core CPU (about 10 minutes).
 
 Three compute budgets C = 3e11, 1e12, 3e12 FLOPs (counted, Chinchilla App. F without the
-embedding lookup) x seven shapes from 3k to 333k non-embedding parameters, on the embedded
+embedding lookup) x nine shapes from 1.8k to 333k non-embedding parameters, on the embedded
 standard-library corpus with byte tokens (vocab 256), seq_len 128, 2048 tokens per step.
-A tokens-per-parameter window (1 to 3000, non-embedding N) keeps the 17 (budget, size) points
-where a model is not hopeless at that budget: 6, 6 and 5 sizes per budget.
+A tokens-per-parameter window (20 to 4000, non-embedding N) keeps the 16 (budget, size) points
+where a model is not hopeless at that budget: 6, 5 and 5 sizes per budget (``scaling sweep plan
+cpu_isoflop`` lists them and the 11 points the window leaves out).
 
 How the design was chosen (measured on this machine kind; see ``../shared/docs/
 cpu-isoflop-notes.md`` and the issue note for the numbers):
