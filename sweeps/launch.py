@@ -5,9 +5,11 @@ anything runs), writes ``<runs_dir>/<sweep>/sweep.json``, skips finished runs (`
 present) and runs whose lock is held (being trained elsewhere), and hands the rest to:
 
 - ``"debug"``: in this process, one after another (tests, debugging; ``pdb`` works);
-- ``"local"``: a pool of ``parallel`` subprocesses ``python -m sweeps.execute RUN_DIR``
-  (default: one per CPU core), each single-threaded (``OMP_NUM_THREADS=1``; configs carry
-  ``n_threads``), stdout/stderr in ``<sweep>/.logs/<run_name>.log``;
+- ``"local"``: ``parallel`` run processes at a time (default: one per CPU core), each forked
+  from one warm server that imported torch and wandb once (``sweeps.workers``; ``local_start=
+  "fresh"``: a new ``python -m sweeps.execute RUN_DIR`` per run), each single-threaded
+  (``OMP_NUM_THREADS=1``; configs carry ``n_threads``), stdout/stderr in
+  ``<sweep>/.logs/<run_name>.log``;
 - ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
   on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
   job ids appended to ``<sweep>/slurm_jobs.jsonl``.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import __version__, rundir
+from sweeps import workers
 from sweeps.execute import EXIT_RUNNING, RunOutcome, lock_held, run_one
 from sweeps.plan import PlannedRun, plan
 from sweeps.spec import SweepSpec
@@ -195,60 +198,61 @@ def _run_debug(todo: list[tuple[PlannedRun, Path]], progress: bool) -> list[RunO
 
 
 def _run_local(
-    todo: list[tuple[PlannedRun, Path]], parallel: int, progress: bool, log_dir: Path
+    todo: list[tuple[PlannedRun, Path]],
+    parallel: int,
+    progress: bool,
+    log_dir: Path,
+    local_start: str = "forkserver",
 ) -> list[RunOutcome]:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
+    start = workers.starter(local_start)  # how each run's process starts (sweeps.workers)
     results: dict[int, RunOutcome] = {}
     # Longest runs first (LPT scheduling): with runs of very different lengths, starting the
     # big ones early keeps every worker busy until the end instead of idling on a last long run.
     pending = sorted(enumerate(todo), key=lambda item: -item[1][0].flops)
-    active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
+    active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
-            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar)
+            _pool_loop(todo, pending, active, results, parallel, env, start, bar, log_dir)
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
-            for proc, _, log in active.values():
+            for proc, _, _ in active.values():
                 proc.terminate()
                 proc.wait()
-                log.close()
     return [results[i] for i in range(len(todo))]
 
 
 def _pool_loop(
     todo: list[tuple[PlannedRun, Path]],
     pending: list[tuple[int, tuple[PlannedRun, Path]]],
-    active: dict[int, tuple[subprocess.Popen, float, Any]],
+    active: dict[int, tuple[workers.RunProcess, float, Path]],
     results: dict[int, RunOutcome],
     parallel: int,
     env: dict[str, str],
-    log_dir: Path,
+    start: Any,
     bar: Any,
+    log_dir: Path,
 ) -> None:
-    """Keep ``parallel`` subprocesses busy until ``pending`` and ``active`` are empty."""
+    """Keep ``parallel`` run processes busy until ``pending`` and ``active`` are empty.
+
+    ``start(cfg_dict, run_dir, log_path, env)`` starts one (``sweeps.workers``).
+    """
     while pending or active:
         while pending and len(active) < parallel:
             i, (run, run_dir) = pending.pop(0)
-            log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sweeps.execute", str(run_dir)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(run.config.to_dict()).encode())
-            proc.stdin.close()
-            active[i] = (proc, time.perf_counter(), log)
+            log_path = log_dir / f"{run.run_name}.log"
+            t0 = time.perf_counter()
+            proc = start(run.config.to_dict(), run_dir, log_path, env)
+            active[i] = (proc, t0, log_path)
         time.sleep(0.05)
-        for i in [i for i, (p, _, _) in active.items() if p.poll() is not None]:
-            proc, t0, log = active.pop(i)
-            log.close()
+        for i, code in [(i, p.poll()) for i, (p, _, _) in list(active.items())]:
+            if code is None:
+                continue
+            _, t0, log_path = active.pop(i)
             run, run_dir = todo[i]
             wall = time.perf_counter() - t0
-            results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
+            results[i] = _outcome_from_dir(run, run_dir, wall, code, str(log_path))
             bar.update(1)
 
 
@@ -265,9 +269,12 @@ def _outcome_from_dir(
     error_path = run_dir / rundir.ERROR
     if not error_path.exists():  # died before run_one could record anything (import, kill)
         tail = Path(log_path).read_text(errors="replace")[-4000:] if Path(log_path).exists() else ""
-        rundir.write_error(
-            run_dir, f"subprocess exited with code {returncode}; log {log_path}:\n{tail}"
+        how = (
+            f"killed by signal {-returncode}"
+            if returncode < 0
+            else f"exited with code {returncode}"
         )
+        rundir.write_error(run_dir, f"run process {how}; log {log_path}:\n{tail}")
     text = error_path.read_text(errors="replace")
     last = [ln for ln in text.strip().splitlines() if ln.strip()]
     return RunOutcome(
@@ -413,6 +420,7 @@ def launch(
     *,
     wait: bool = True,
     poll_s: float = 1.0,
+    local_start: str = "forkserver",
     **slurm_kwargs: Any,
 ) -> LaunchResult:
     """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
@@ -425,6 +433,9 @@ def launch(
         progress: tqdm progress bar (runs done / total, ETA) on stderr.
         wait: Slurm only: wait for the array to finish (else return after submitting).
         poll_s: Slurm only: seconds between job-state polls.
+        local_start: local only: how each run's process starts (``sweeps.workers``):
+            ``"forkserver"`` (forked from one warm server that imported torch and wandb once)
+            or ``"fresh"`` (a new ``python -m sweeps.execute`` per run).
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
             ``timeout_min``, ``array_parallelism``, ``account``, ``qos``, ``mem_gb``,
@@ -446,6 +457,8 @@ def launch(
         raise LaunchError(f"Slurm options {sorted(slurm_kwargs)} need executor='slurm'")
     if parallel is not None and (executor != "local" or parallel < 1):
         raise LaunchError("parallel must be a positive integer and needs executor='local'")
+    if local_start not in workers.STARTERS:
+        raise LaunchError(f"local_start must be one of {workers.STARTERS}, got {local_start!r}")
     params = slurm_parameters(**slurm_kwargs) if executor == "slurm" else {}
     if executor == "slurm":
         params.setdefault("name", f"sweep-{spec.name}")
@@ -478,7 +491,8 @@ def launch(
         if executor == "debug":
             done = _run_debug(todo, progress)
         elif executor == "local":
-            done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
+            n_workers = parallel or os.cpu_count() or 1
+            done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start)
         else:
             done, job_ids, jobs = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
         for o in done:
