@@ -91,6 +91,11 @@ class RunSummary:
         seq_len: model shape.
         sweep_name: ``RunConfig.sweep_name``.
         point_key: ``RunConfig.point_key``.
+        epochs: ``n_tokens / n_train_tokens`` of the corpus' training split: how many times the
+            run saw its training data on average (batches are windows at random offsets, so a
+            fraction of an epoch leaves some text unseen and some seen twice). Muennighoff et
+            al. 2023 (Fig. 3) find up to ~4 epochs cost little loss. ``None`` in summaries
+            written before this field existed.
     """
 
     status: str
@@ -126,6 +131,7 @@ class RunSummary:
     seq_len: int
     sweep_name: str | None
     point_key: str | None
+    epochs: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json`` content (contract keys)."""
@@ -152,8 +158,13 @@ def make_summary(
     wall_time_s: float,
     diverged_step: int | None,
     world_size: int = 1,
+    n_train_tokens: int | None = None,
 ) -> RunSummary:
-    """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps."""
+    """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps.
+
+    ``n_train_tokens`` (tokens in the corpus' training split) gives ``epochs``; None leaves it
+    unknown.
+    """
     counts = param_counts(cfg.model)
     n_tokens = step * cfg.batch_size_tokens
     m = cfg.model
@@ -191,6 +202,7 @@ def make_summary(
         seq_len=m.seq_len,
         sweep_name=cfg.sweep_name,
         point_key=cfg.point_key,
+        epochs=n_tokens / n_train_tokens if n_train_tokens else None,
     )
 
 
@@ -502,6 +514,7 @@ def _train_loop(
         wall_time_s=elapsed_before + time.perf_counter() - t_start,
         diverged_step=diverged_step,
         world_size=dist_env.world_size,
+        n_train_tokens=data.info.n_train_tokens,
     )
     if is_main:
         rundir.write_summary(run_dir, summary.to_dict())

@@ -100,14 +100,16 @@ def _load(name: str) -> Any:
 
 def _plan(args: argparse.Namespace) -> int:
     from sweeps.plan import plan
-    from sweeps.spec import sci
+    from sweeps.spec import corpus_train_tokens, sci
     from sweeps.throughput import estimate
 
     spec = _load(args.sweep)
     runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    corpus = corpus_train_tokens(spec.base.data)  # None when not cheaply known
     rows = []
     for r in runs:
         row = r.row()
+        row["epochs"] = r.config.n_tokens / corpus if corpus else None
         row.update(estimate(r.config, measure=not args.no_measure))
         rows.append(row)
     totals = {
@@ -130,6 +132,7 @@ def _plan(args: argparse.Namespace) -> int:
             "n_tokens": f"{r['n_tokens']:,}",
             "flops": sci(r["flops"]),
             "tokens_per_param": f"{r['tokens_per_param']:.1f}",
+            "epochs": "-" if r["epochs"] is None else f"{r['epochs']:.2f}",
             "lr": sci(r["lr"]),
             "est_time": _fmt_s(r["est_wall_s"]) + ("" if r["source"] == "measured" else "*"),
         }
