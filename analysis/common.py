@@ -107,20 +107,29 @@ class Estimate:
         value: the full-data estimate.
         ci: ``(lo, hi)`` percentile interval, or ``(nan, nan)`` without bootstrap.
         level: the interval's coverage, e.g. 0.95.
+        pi: ``(lo, hi)`` prediction interval of a new observation (losses only; see
+            ``analysis.forecast``), or None where the quantity has none.
     """
 
     value: float
     ci: tuple[float, float]
     level: float = 0.95
+    pi: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"value", "ci": [lo, hi], "level"}`` with NaN written as ``None``."""
-        return {"value": _num(self.value), "ci": [_num(c) for c in self.ci], "level": self.level}
+        """``{"value", "ci": [lo, hi], "level"}`` (plus ``"pi"`` when set); NaN -> ``None``."""
+        d = {"value": _num(self.value), "ci": [_num(c) for c in self.ci], "level": self.level}
+        if self.pi is not None:
+            d["pi"] = [_num(c) for c in self.pi]
+        return d
 
     def __str__(self) -> str:
-        if math.isnan(self.ci[0]):
-            return f"{self.value:.4g}"
-        return f"{self.value:.4g} [{self.ci[0]:.4g}, {self.ci[1]:.4g}]"
+        s = f"{self.value:.4g}"
+        if not math.isnan(self.ci[0]):
+            s += f" [{self.ci[0]:.4g}, {self.ci[1]:.4g}]"
+        if self.pi is not None and not math.isnan(self.pi[0]):
+            s += f" (PI {self.pi[0]:.4g}-{self.pi[1]:.4g})"
+        return s
 
 
 def _num(x: Any) -> Any:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -74,6 +75,81 @@ def grid_starts() -> np.ndarray:
         (a, b, e, al, be) for a, b, e, al, be in itertools.product(abs_, abs_, es, alphas, alphas)
     ]
     return np.asarray(rows, dtype=float)
+
+
+# Pinned parameters and identifiability. theta = (a, b, e, alpha, beta) with a = log A, b = log B,
+# e = log E; users pin in paper names (E, A, B, alpha, beta).
+PARAM_THETA = {
+    "A": (0, True),
+    "B": (1, True),
+    "E": (2, True),
+    "alpha": (3, False),
+    "beta": (4, False),
+}
+# The start grid's range per theta entry (Hoffmann et al. 2022 App. D.2); a refit at or beyond
+# its edge (within EDGE_MARGIN of the range) is counted by ``identifiability``: the published grid
+# is where a sensible optimum lives (E in [0.37, 2.72] nats, exponents in [0, 2]).
+GRID_RANGE = ((0.0, 25.0), (0.0, 25.0), (-1.0, 1.0), (0.0, 2.0), (0.0, 2.0))
+EDGE_MARGIN = 0.02
+IDENTIFIABILITY_THRESHOLD = 0.1  # warn when more than 10% of refits sit at an edge
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Approach 3: a parameter's bootstrap refits often sit at the edge of the start grid."""
+
+
+def pinned_theta(fixed: dict[str, float] | None) -> np.ndarray | None:
+    """(5,) theta with the pinned parameters' values and NaN for free ones, or None.
+
+    Args:
+        fixed: paper name (``E``, ``A``, ``B``, ``alpha``, ``beta``) -> value.
+
+    Raises:
+        ValueError: an unknown name, a non-finite value, E/A/B <= 0, or all five pinned.
+    """
+    if not fixed:
+        return None
+    theta = np.full(5, np.nan)
+    for name, value in fixed.items():
+        if name not in PARAM_THETA:
+            raise ValueError(
+                f"cannot fix {name!r}: approach 3 parameters are {', '.join(PARAM_THETA)} "
+                "(e.g. --fix E=1.69)"
+            )
+        value = float(value)
+        idx, logged = PARAM_THETA[name]
+        if not math.isfinite(value) or (logged and value <= 0):
+            raise ValueError(f"fixed {name}={value} must be finite{' and > 0' if logged else ''}")
+        theta[idx] = math.log(value) if logged else value
+    if not np.isnan(theta).any():
+        raise ValueError("all five parameters are fixed; leave at least one free to fit")
+    return theta
+
+
+def identifiability(bs: np.ndarray, pinned: np.ndarray | None = None) -> dict[str, float]:
+    """Share of bootstrap refits at or beyond the edge of the start grid, per free parameter.
+
+    A refit counts for a parameter when its theta entry lies within ``EDGE_MARGIN`` of the
+    range (or outside) ``GRID_RANGE``, e.g. e < -0.96 (E < 0.38 nats: the asymptote collapsing
+    towards 0) or alpha < 0.04. Non-finite entries count as at the edge.
+
+    Args:
+        bs: (n_bootstrap, >=5) bootstrap thetas (a, b, e, alpha, beta, ...).
+        pinned: from ``pinned_theta``; pinned parameters are left out.
+
+    Returns:
+        paper name -> share in [0, 1] (free parameters only).
+    """
+    out = {}
+    for name, (idx, _) in PARAM_THETA.items():
+        if pinned is not None and not np.isnan(pinned[idx]):
+            continue
+        lo, hi = GRID_RANGE[idx]
+        m = EDGE_MARGIN * (hi - lo)
+        x = bs[:, idx]
+        at_edge = ~np.isfinite(x) | (x <= lo + m) | (x >= hi - m)
+        out[name] = float(at_edge.mean()) if len(x) else math.nan
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +234,7 @@ def _screen(
     delta: float,
     schedule: tuple[tuple[int, int | None], ...],
     weights: np.ndarray | None = None,
+    free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batched damped Gauss-Newton (Levenberg-Marquardt on the IRLS majoriser of Huber).
 
@@ -167,6 +244,7 @@ def _screen(
     objective is non-increasing. ``schedule`` is a sequence of (iterations, keep): after each
     stage only the ``keep`` best distinct starts go on (``None`` keeps all). ``weights`` (S, n)
     gives each start its own per-point multiplicities (bootstrap resamples; no pruning then).
+    ``free`` (5,) bool marks the parameters that move; the others (pinned) keep their start value.
 
     Returns:
         The surviving end points (S', 5) and their objectives (S',).
@@ -183,6 +261,8 @@ def _screen(
             if weights is not None:
                 psi, w = psi * weights, w * weights
             J = np.stack([wa, wb, we, -wa * logN, -wb * logD], axis=1)  # (S, 5, n)
+            if free is not None:  # pinned parameters: no gradient, no step
+                J = J * free[None, :, None]
             g = np.matmul(J, psi[:, :, None])[:, :, 0]
             H = np.matmul(J * w[:, None, :], J.transpose(0, 2, 1))
             diag = np.einsum("skk->sk", H)
@@ -192,6 +272,8 @@ def _screen(
             except np.linalg.LinAlgError:
                 step = -g / (np.maximum(diag, 1e-12) * (1 + lam[:, None]))
             step = np.where(np.isfinite(step), step, 0.0)
+            if free is not None:
+                step = step * free
             trial = theta + step
             f_t, r_t, wa_t, wb_t, we_t = _eval(trial, logN, logD, logL, delta, weights)
             ok = f_t < f
@@ -210,28 +292,40 @@ def _screen(
     return theta, f
 
 
-def _lbfgs(theta0, logN, logD, logL, delta, weights=None, tight=True, jac=True):
+def _lbfgs(theta0, logN, logD, logL, delta, weights=None, tight=True, jac=True, free=None):
     from scipy.optimize import minimize
 
+    full = np.asarray(theta0, dtype=float).copy()
+    free = np.ones(5, dtype=bool) if free is None else free
+
+    def expand(t: np.ndarray) -> np.ndarray:
+        x = full.copy()
+        x[free] = t
+        return x
+
     if jac:
-        fun = objective_and_grad
+
+        def fun(t, *args):
+            f, g = objective_and_grad(expand(t), *args)
+            return f, g[free]
+
     else:  # the published procedure: finite-difference gradients
 
         def fun(t, *args):
-            return float(objective_batch(t[None, :], *args[:4], args[4])[0])
+            return float(objective_batch(expand(t)[None, :], *args[:4], args[4])[0])
 
     # tight: relative objective change 1e-13 (objective ~1e-3 -> ~1e-16 absolute); note a
     # large maxiter makes scipy 1.17's L-BFGS-B much slower per call, so keep the default.
     opts = {"ftol": 1e-13, "gtol": 1e-9} if tight else {}
     res = minimize(
         fun,
-        np.asarray(theta0, dtype=float),
+        full[free],
         args=(logN, logD, logL, delta, weights),
         jac=jac,
         method="L-BFGS-B",
         options=opts,
     )
-    return res.x, float(res.fun)
+    return expand(res.x), float(res.fun)
 
 
 def _distinct(thetas: np.ndarray, fs: np.ndarray, k: int, tol: float = 1e-3) -> np.ndarray:
@@ -258,6 +352,7 @@ def minimise(
     schedule: tuple[tuple[int, int | None], ...] = SCREEN_SCHEDULE,
     n_refine: int = 20,
     weights: np.ndarray | None = None,
+    pinned: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Minimise the summed Huber objective over a set of starts.
 
@@ -275,6 +370,8 @@ def minimise(
         schedule: the screen's stages, (iterations, starts kept); see ``_screen``.
         n_refine: distinct screened end points refined with L-BFGS-B.
         weights: optional per-point multiplicities (bootstrap counts), shape (n,).
+        pinned: (5,) theta values of pinned parameters, NaN where free (``pinned_theta``);
+            pinned entries of every start are set to them and never move.
 
     Returns:
         dict with ``theta`` (5,), ``objective``, ``refined_theta`` (k, 5), ``refined_objective``
@@ -284,12 +381,16 @@ def minimise(
         ValueError: on an unknown ``method``.
     """
     starts = grid_starts() if starts is None else np.atleast_2d(np.asarray(starts, dtype=float))
+    free = None
+    if pinned is not None and not np.all(np.isnan(pinned)):
+        free = np.isnan(pinned)
+        starts = np.unique(np.where(free, starts, pinned), axis=0)  # the grid over free ones
     if method == "screened":
         if weights is None:
-            th, fs = _screen(starts, logN, logD, logL, delta, schedule)
+            th, fs = _screen(starts, logN, logD, logL, delta, schedule, free=free)
         else:  # fold multiplicities into the data: repeat rows (exact for integer counts)
             rep = np.repeat(np.arange(len(logN)), weights.astype(int))
-            th, fs = _screen(starts, logN[rep], logD[rep], logL[rep], delta, schedule)
+            th, fs = _screen(starts, logN[rep], logD[rep], logL[rep], delta, schedule, free=free)
         idx = _distinct(th, fs, n_refine)
         cand = th[idx]
     elif method in ("exhaustive", "published"):
@@ -306,6 +407,7 @@ def minimise(
             weights,
             tight=method != "published",
             jac=method != "published",
+            free=free,
         )
         for t in cand
     ]
@@ -339,11 +441,11 @@ def _bootstrap_chunk(args) -> np.ndarray:
     Returns:
         (k, 6): best (a, b, e, alpha, beta, objective) per resample.
     """
-    logN, logD, logL, delta, starts, counts_chunk, polish = args
+    logN, logD, logL, delta, starts, counts_chunk, polish, free = args
     k, m = len(counts_chunk), len(starts)
     theta0 = np.tile(starts, (k, 1))
     weights = np.repeat(counts_chunk, m, axis=0)
-    th, fs = _screen(theta0, logN, logD, logL, delta, ((BOOTSTRAP_ITERS, None),), weights)
+    th, fs = _screen(theta0, logN, logD, logL, delta, ((BOOTSTRAP_ITERS, None),), weights, free)
     fs = fs.reshape(k, m)
     best = np.argmin(fs, axis=1)
     out = np.empty((k, 6))
@@ -351,7 +453,7 @@ def _bootstrap_chunk(args) -> np.ndarray:
     out[:, 5] = fs[np.arange(k), best]
     if polish:
         for i in range(k):
-            t, f = _lbfgs(out[i, :5], logN, logD, logL, delta, counts_chunk[i])
+            t, f = _lbfgs(out[i, :5], logN, logD, logL, delta, counts_chunk[i], free=free)
             if f < out[i, 5]:
                 out[i, :5], out[i, 5] = t, f
     return out
@@ -391,6 +493,7 @@ def bootstrap(
     seed: int,
     workers: int | None = None,
     polish: bool = False,
+    pinned: np.ndarray | None = None,
 ) -> np.ndarray:
     """Nonparametric bootstrap over rows: ``n_bootstrap`` refits on resampled rows.
 
@@ -400,7 +503,8 @@ def bootstrap(
     ``BOOTSTRAP_ITERS`` batched Gauss-Newton iterations (all resamples x starts at once), keeping
     the best start; ``polish=True`` adds a tight L-BFGS-B from that end point. Work is split
     over a ``ProcessPoolExecutor`` with ``workers`` processes (default ``min(2, cpu count)``;
-    1 = in-process).
+    1 = in-process). ``pinned`` (see ``minimise``) holds pinned parameters at their values in
+    every refit.
 
     Returns:
         (n_bootstrap, 6) array: columns (a, b, e, alpha, beta, objective).
@@ -410,11 +514,15 @@ def bootstrap(
     counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
     counts = counts.astype(float)
     starts = bootstrap_starts(theta_hat, refined, logN, logD)
+    free = None
+    if pinned is not None and not np.all(np.isnan(pinned)):
+        free = np.isnan(pinned)
+        starts = np.unique(np.where(free, starts, pinned), axis=0)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     # chunks of <= 100 resamples keep the batched arrays small (100 x 5 starts x n rows)
     n_chunks = max(workers, -(-n_bootstrap // 100))
     chunks = [c for c in np.array_split(counts, n_chunks) if len(c)]
-    jobs = [(logN, logD, logL, delta, starts, c, polish) for c in chunks]
+    jobs = [(logN, logD, logL, delta, starts, c, polish, free) for c in chunks]
     if workers <= 1 or n_bootstrap < 50:
         return np.concatenate([_bootstrap_chunk(j) for j in jobs])
     with ProcessPoolExecutor(max_workers=workers) as ex:
@@ -545,6 +653,13 @@ class ParametricFit:
         samples: parameter name -> bootstrap samples (for query CIs).
         selection: how rows were chosen (e.g. best LR per point).
         meta: free-form provenance (shape rule, source, ...).
+        fixed: pinned parameters (paper name -> value); they were not fitted and the
+            bootstrap held them too.
+        residuals: log L_i - log L_hat(N_i, D_i) per fitted row (prediction intervals resample
+            them; ``analysis.forecast``).
+        identifiability: free parameter -> share of bootstrap refits at or beyond the edge of
+            the start grid (``identifiability``); empty without bootstrap.
+        flags: warnings (a share above ``IDENTIFIABILITY_THRESHOLD``).
     """
 
     E: float
@@ -567,6 +682,10 @@ class ParametricFit:
     samples: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
     selection: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, float] = field(default_factory=dict)
+    residuals: tuple[float, ...] = field(default=(), repr=False)
+    identifiability: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
 
     approach = "parametric"
 
@@ -627,7 +746,10 @@ class ParametricFit:
             f"  objective: {self.objective:.6e}",
         ]
         for name in ("E", "A", "B", "alpha", "beta", "a", "b"):
-            lines.append(f"  {name:>5} = {self.estimate(name)}")
+            pin = "  (fixed)" if name in self.fixed else ""
+            edge = self.identifiability.get(name)
+            share = f"  ({edge:.0%} of refits at a grid edge)" if edge else ""
+            lines.append(f"  {name:>5} = {self.estimate(name)}{pin}{share}")
         if self.n_bootstrap:
             lines.append(
                 f"  CIs: {100 * self.ci_level:g}% percentile bootstrap over rows, "
@@ -636,6 +758,7 @@ class ParametricFit:
         if self.best_starts:
             objs = ", ".join(f"{s['objective']:.6e}" for s in self.best_starts[:5])
             lines.append(f"  best distinct optima (objective): {objs}")
+        lines += [f"  flag: {f}" for f in self.flags]
         if self.selection:
             lines.append(f"  selection: {self.selection}")
         return "\n".join(lines)
@@ -660,6 +783,10 @@ class ParametricFit:
             "best_starts": list(self.best_starts),
             "n_convention": self.n_convention,
             "flop_formula": self.flop_formula,
+            "fixed": self.fixed,
+            "identifiability": self.identifiability,
+            "flags": list(self.flags),
+            "residuals": list(self.residuals),
             **bootstrap_record(self),
         }
         return to_jsonable(add_cis(d, self.ci))
@@ -695,6 +822,10 @@ class ParametricFit:
             samples=samples_from_json(d),
             selection=d.get("selection", ""),
             meta=d.get("meta", {}),
+            fixed={k: float(v) for k, v in d.get("fixed", {}).items()},
+            residuals=tuple(float(x) for x in d.get("residuals", [])),
+            identifiability={k: float(v) for k, v in d.get("identifiability", {}).items()},
+            flags=tuple(d.get("flags", [])),
         )
 
 
@@ -713,6 +844,9 @@ def fit_parametric(
     workers: int | None = None,
     selection: str = "",
     meta: dict[str, Any] | None = None,
+    fixed: dict[str, float] | None = None,
+    identifiability_threshold: float = IDENTIFIABILITY_THRESHOLD,
+    starts: np.ndarray | None = None,
 ) -> ParametricFit:
     """Fit L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla approach 3, Besiroglu et al. 2024).
 
@@ -730,12 +864,21 @@ def fit_parametric(
         workers: bootstrap processes (default min(2, cpu count)).
         selection: note on how rows were selected.
         meta: provenance stored with the result.
+        fixed: parameters to pin instead of fitting (paper name -> value, e.g.
+            ``{"E": 1.69}``; Marin pins the asymptote or the exponents this way); the start
+            grid, the solver and every bootstrap refit hold them.
+        identifiability_threshold: with bootstrap, flag (and warn with
+            ``IdentifiabilityWarning``) every free parameter whose share of refits at or
+            beyond the start grid's edge exceeds this.
+        starts: (S, 5) starts (a, b, e, alpha, beta) instead of the 4500-point grid (a cheap
+            path for simulations that know the basin; reported as ``n_starts``).
 
     Returns:
         ParametricFit.
 
     Raises:
-        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 rows, bad delta.
+        ValueError: NaN, non-positive values, unequal lengths, fewer than 6 rows, bad delta,
+            a bad ``fixed`` entry (see ``pinned_theta``).
     """
     check_convention(n_convention, flop_formula)
     check_level(ci_level)
@@ -747,8 +890,9 @@ def fit_parametric(
         raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    pinned = pinned_theta(fixed)
     logN, logD, logL = np.log(N), np.log(D), np.log(L)
-    res = minimise(logN, logD, logL, huber_delta, method=method)
+    res = minimise(logN, logD, logL, huber_delta, starts=starts, method=method, pinned=pinned)
     a, b, e, alpha, beta = res["theta"]
     best = []
     for t, f in zip(res["refined_theta"], res["refined_objective"], strict=True):
@@ -783,7 +927,15 @@ def fit_parametric(
         n_bootstrap=n_bootstrap,
         ci_level=ci_level,
         selection=selection,
-        meta=dict(meta or {}),
+        meta={
+            **(meta or {}),
+            "fitted_range": {
+                "N": [float(N.min()), float(N.max())],
+                "D": [float(D.min()), float(D.max())],
+            },
+        },
+        fixed={k: float(v) for k, v in (fixed or {}).items()},
+        residuals=tuple(float(r) for r in logL - np.log(_predict(res["theta"], N, D))),
     )
     if n_bootstrap == 0:
         return fit
@@ -797,8 +949,24 @@ def fit_parametric(
         n_bootstrap,
         seed,
         workers,
+        pinned=pinned,
     )
-    return _with_samples(fit, bs)
+    shares = identifiability(bs, pinned)
+    flags = tuple(
+        f"{name}: {share:.0%} of {n_bootstrap} bootstrap refits sit at or beyond the edge of the "
+        f"start grid (threshold {identifiability_threshold:.0%}); {name} is not identified by "
+        f"these runs: widen the N/D range or pin it (--fix {name}=VALUE)"
+        for name, share in shares.items()
+        if share > identifiability_threshold
+    )
+    for flag in flags:
+        warnings.warn(flag, IdentifiabilityWarning, stacklevel=2)
+    return replace(_with_samples(fit, bs), identifiability=shares, flags=flags)
+
+
+def _predict(theta: np.ndarray, N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    a, b, e, alpha, beta = theta
+    return np.exp(e) + np.exp(a) / N**alpha + np.exp(b) / D**beta
 
 
 def _with_samples(fit: ParametricFit, bs: np.ndarray) -> ParametricFit:

@@ -110,11 +110,15 @@ def run_fit(
     budget_dex: float = fits.BUDGET_BIN_DEX,
     workers: int | None = None,
     window: int | None = None,
+    fixed: dict[str, float] | None = None,
 ) -> Any:
     """Run one approach on ``data`` under explicit conventions.
 
+    ``fixed`` pins approach-3 parameters (``analysis.parametric.fit_parametric``).
+
     Raises:
-        ValueError: unknown approach, missing curves for ``envelope``, or the fit's own errors.
+        ValueError: unknown approach, missing curves for ``envelope``, ``fixed`` with another
+            approach, or the fit's own errors.
     """
     check_convention(n_convention, flop_formula)
     arr = data.arrays(n_convention, flop_formula)
@@ -130,6 +134,8 @@ def run_fit(
         selection=data.selection,
         meta=meta,
     )
+    if fixed and approach != "parametric":
+        raise ValueError(f"fixed parameters apply to approach 3 (parametric), not {approach!r}")
     if approach == "parametric":
         if flop_formula == "counted" and np.all(np.isfinite(arr["C"])):
             # the closed form assumes C = 6 N D; record the runs' counted/6ND ratio so queries
@@ -138,7 +144,13 @@ def run_fit(
 
             common["meta"]["flop_ratio"] = fit_flop_ratio(arr["N"], arr["D"], arr["C"])
         return fits.fit_parametric(
-            arr["N"], arr["D"], arr["L"], huber_delta=huber_delta, workers=workers, **common
+            arr["N"],
+            arr["D"],
+            arr["L"],
+            huber_delta=huber_delta,
+            workers=workers,
+            fixed=fixed,
+            **common,
         )
     if approach == "isoflop":
         budget = arr["budget"]

@@ -223,3 +223,34 @@ def plot_residuals(fit: ParametricFit, N: Any, D: Any, L: Any, ax: Axes | None =
         f"parametric fit residuals (dashed: +/- Huber delta); RMS {np.sqrt(np.mean(r**2)):.3g}"
     )
     return fig
+
+
+def plot_sensitivity(table: dict[str, Any]) -> Figure:
+    """Sensitivity table as dots: tokens/param (log) and the exponent a, one row per choice.
+
+    Args:
+        table: ``analysis.sensitivity.sensitivity_table`` output.
+
+    Returns:
+        Figure with two panels sharing the row labels.
+    """
+    rows = [r for r in table["rows"] if "error" not in r]
+    labels = [
+        f"{r['n_convention']}, {r['flop_formula']}, "
+        + ("A2" if r["approach"] == "isoflop" else f"A3 δ={r['huber_delta']:g}")
+        for r in rows
+    ]
+    fig = Figure(figsize=(9.0, 1.2 + 0.32 * max(len(rows), 1)), layout="constrained")
+    ax_t, ax_a = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
+    y = np.arange(len(rows))
+    colours = ["tab:blue" if r["approach"] == "isoflop" else "tab:orange" for r in rows]
+    ax_t.scatter([r["tokens_per_param"] for r in rows], y, c=colours)
+    _logx(ax_t)
+    ax_t.set_xlabel(f"tokens/param at C = {table['target_flops']:.2g}")
+    ax_a.scatter([r["a"] for r in rows], y, c=colours)
+    ax_a.set_xlabel("a (N_opt ∝ C^a)")
+    ax_t.set_yticks(y, labels, fontsize=8)
+    ax_t.invert_yaxis()
+    for ax in (ax_t, ax_a):
+        ax.grid(alpha=0.3)
+    return fig

@@ -11,13 +11,14 @@ parameter set of the fit (empty CI = NaN when the fit has no bootstrap).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from analysis.common import Estimate, percentile_ci, to_jsonable
 from analysis.fits import FrontierFit, KaplanFit, ParametricFit
+from analysis.forecast import n_free_params, prediction_interval
 from analysis.parametric import optimum
 
 Fit = ParametricFit | FrontierFit
@@ -92,7 +93,8 @@ class ComputeOptimal:
             f"  N_opt = {self.n_params}",
             f"  D_opt = {self.n_tokens} tokens",
             f"  tokens/param = {self.tokens_per_param}",
-            f"  loss = {self.loss} nats/token ({self.loss_source})",
+            f"  loss = {self.loss} nats/token ({self.loss_source}; PI: bootstrap x resampled "
+            "residuals)",
         ]
         for a in self.architectures:
             lines.append(
@@ -251,16 +253,22 @@ def compute_optimal(
         source = "parametric L(N, D) at the optimum"
         if ratio:
             source += " (counted C = 6 N D r(N), r fitted on the runs)"
+        resid, n_free = fit.residuals, n_free_params(fit)
     else:
         N, D, L = _frontier_point(_frontier_params(fit), C)
         draws = [_frontier_point(p, C) for p in fit.sample_params()]
         source = "power law of per-budget minimum losses L_opt(C)"
+        resid, n_free = frontier_loss_residuals(fit), 2
         if loss_fit is not None:
             L = float(loss_fit.predict_loss(N, D))
             draws = [(n, d, float(loss_fit.predict_loss(n, d))) for n, d, _ in draws]
             source = "parametric fit's L(N, D) at this fit's (N_opt, D_opt)"
+            resid, n_free = loss_fit.residuals, n_free_params(loss_fit)
     lvl = fit.ci_level
     arr = np.asarray(draws) if draws else np.empty((0, 3))
+    with np.errstate(all="ignore"):
+        centres = np.log(arr[:, 2]) if len(arr) else np.array([math.log(L)])
+    loss_pi = prediction_interval(centres, resid, n_free, lvl)
     archs, note = architectures_for(N, fit, n_architectures)
     extra = _extrapolation_note(fit, C)
     n_degenerate = int(np.sum(~np.isfinite(arr[:, 0]))) if len(arr) else 0
@@ -279,7 +287,7 @@ def compute_optimal(
         n_params=_est(N, list(arr[:, 0]), lvl),
         n_tokens=_est(D, list(arr[:, 1]), lvl),
         tokens_per_param=_est(D / N, list(arr[:, 1] / arr[:, 0]), lvl),
-        loss=_est(L, list(arr[:, 2]), lvl),
+        loss=replace(_est(L, list(arr[:, 2]), lvl), pi=loss_pi),
         loss_source=source,
         n_convention=fit.n_convention,
         flop_formula=fit.flop_formula,
@@ -287,6 +295,15 @@ def compute_optimal(
         architectures=archs,
         note="; ".join(x for x in (extra, note) if x),
     )
+
+
+def frontier_loss_residuals(fit: FrontierFit) -> tuple[float, ...]:
+    """Residuals log L_opt - log(k_L C^s_L) of the used per-budget optima (loss scatter)."""
+    out = []
+    for o in fit.optima:
+        if o.get("used", True) and o["L_opt"] > 0 and math.isfinite(fit.s_L):
+            out.append(math.log(o["L_opt"]) - math.log(fit.k_L * o["C"] ** fit.s_L))
+    return tuple(out)
 
 
 def _tokens_for_params(

@@ -1,10 +1,17 @@
-"""``make_report``: every fit on a runs directory, figures, a backtest, markdown and one HTML page.
+"""``make_report``: every fit on a runs directory, composed into ``summary.md`` and ``index.html``.
+
+This module composes; the numbers come from ``analysis.pipeline`` (fits), ``analysis.query``
+(the answer at the target budget), ``analysis.scoring`` (forecasts on held-out budgets) and
+``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
-figures as PNG and SVG (``isoflop``, ``n_opt``, ``d_opt``, ``loss_curves``,
-``parametric_contours``, ``residuals``), ``summary.md`` and a self-contained ``index.html``
-(PNG figures embedded as base64). An approach that cannot be fitted is reported with its reason,
-not dropped.
+``forecast.json``, ``sensitivity.json``, figures as PNG and SVG (``isoflop``, ``n_opt``,
+``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``, ``sensitivity``),
+``summary.md`` and a self-contained ``index.html`` (figures embedded as base64, no network).
+Both documents carry the same content in the same order: the headline answer, warnings, the
+exponents beside the published ones, the forecast table, the sensitivity table, the figures with
+captions, and every fit's full text (collapsible). An approach that cannot be fitted is reported
+with its reason, not dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +27,40 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate
-from analysis.fits import FrontierFit, ParametricFit
+from analysis.common import Estimate, to_jsonable
 from analysis.load import RunsWarning
 from analysis.pipeline import FitData, data_from_runs, fits_quietly
 from analysis.query import ComputeOptimal, compute_optimal
+
+LABELS = {
+    "envelope": "approach 1 (envelope)",
+    "isoflop": "approach 2 (IsoFLOP)",
+    "parametric": "approach 3 (parametric)",
+    "kaplan": "Kaplan power laws",
+}
+# Published compute-optimal exponents (a: N_opt ∝ C^a, b: D_opt ∝ C^b): Hoffmann et al. 2022
+# Table 2 (their approaches 1, 2, 3) and Kaplan et al. 2020 Sec. 6.1 (0.73, 0.27).
+PUBLISHED = (
+    ("Chinchilla approach 1 (Hoffmann et al. 2022, Table 2)", 0.50, 0.50),
+    ("Chinchilla approach 2 (Hoffmann et al. 2022, Table 2)", 0.49, 0.51),
+    ("Chinchilla approach 3 (Hoffmann et al. 2022, Table 2)", 0.46, 0.54),
+    ("Kaplan et al. 2020 (Sec. 6.1)", 0.73, 0.27),
+)
+CAPTIONS = {
+    "isoflop": "IsoFLOP profiles: final loss against N for each budget, the fitted parabola "
+    "(approach 2) and its minimum.",
+    "n_opt": "Compute-optimal model size N_opt(C) by approach; bands are bootstrap CIs, dots the "
+    "per-budget optima the exponent was fitted to.",
+    "d_opt": "Compute-optimal tokens D_opt(C) by approach, as above.",
+    "loss_curves": "Every run's loss curve against FLOPs spent, coloured by N; black dots are "
+    "approach 1's envelope minima.",
+    "parametric_contours": "Approach 3's fitted L(N, D) as contours, the runs (dots) and the "
+    "compute-optimal frontier.",
+    "residuals": "Approach 3's residuals log L - log L_hat against N; the prediction intervals "
+    "resample these.",
+    "sensitivity": "Tokens/param at the target budget and the exponent a under each analysis "
+    "choice (blue: approach 2, orange: approach 3).",
+}
 
 
 @dataclass
@@ -37,7 +74,8 @@ class Report:
         target_flops: budget C for the recommendation (default 10x the largest swept C).
         optimal: approach -> ComputeOptimal at ``target_flops``.
         architecture: recommended shape (from approach 3 when available, else approach 2).
-        backtest: held-out largest budget: predicted vs observed N_opt and loss.
+        forecast: ``analysis.scoring.score_forecasts`` output (held-out budgets).
+        sensitivity: ``analysis.sensitivity.sensitivity_table`` output (or None).
         warnings: RunsWarning messages and fit flags.
         files: written files.
     """
@@ -48,7 +86,8 @@ class Report:
     target_flops: float
     optimal: dict[str, ComputeOptimal]
     architecture: dict[str, Any] | None
-    backtest: dict[str, Any]
+    forecast: dict[str, Any]
+    sensitivity: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -59,19 +98,30 @@ class Report:
             return None
         return fit.estimate(name)
 
+    def largest_budget_rows(self) -> dict[str, dict[str, Any]]:
+        """The forecast rows that hold out the largest budget (the backtest), by approach."""
+        return {
+            r["approach"]: r
+            for r in self.forecast.get("rows", [])
+            if r.get("largest") and "error" not in r and "N_err" in r
+        }
+
+    def headline(self) -> tuple[str | None, ComputeOptimal | None]:
+        """(approach, answer) the headline uses: approach 3, else 2, else 1."""
+        for appr in ("parametric", "isoflop", "envelope"):
+            if appr in self.optimal:
+                return appr, self.optimal[appr]
+        return None, None
+
     def text(self) -> str:
-        """The short summary the lead's main job prints."""
+        """The short summary the main job prints."""
         lines = ["Scaling-law report", f"  output: {self.out_dir}"]
-        for appr, label in (
-            ("isoflop", "approach 2 (IsoFLOP)"),
-            ("parametric", "approach 3 (parametric)"),
-            ("envelope", "approach 1 (envelope)"),
-        ):
+        for appr in ("isoflop", "parametric", "envelope"):
             a, b = self.exponent(appr, "a"), self.exponent(appr, "b")
             if a is None:
-                lines.append(f"  {label}: not fitted ({self.errors.get(appr, '?')})")
+                lines.append(f"  {LABELS[appr]}: not fitted ({self.errors.get(appr, '?')})")
             else:
-                lines.append(f"  {label}: a = {a}, b = {b}")
+                lines.append(f"  {LABELS[appr]}: a = {a}, b = {b}")
         lines.append(f"  target C = {self.target_flops:.3e} FLOPs")
         for appr, opt in self.optimal.items():
             lines.append(
@@ -87,18 +137,15 @@ class Report:
             )
         else:
             lines.append("  train: no architecture (no shape rule recorded for these runs)")
-        bt = self.backtest
-        if bt.get("error"):
-            lines.append(f"  backtest: not possible ({bt['error']})")
-        else:
-            for appr, r in bt.get("results", {}).items():
-                lines.append(
-                    f"  backtest ({appr}, held-out C={bt['heldout_C']:.3g}): N_opt pred "
-                    f"{r['N_pred']:.4g} vs "
-                    f"obs {bt['N_obs']:.4g} ({r['N_rel_error']:+.1%}); loss pred "
-                    f"{r['L_pred']:.4f} vs "
-                    f"obs {bt['L_obs']:.4f} ({r['L_error']:+.4f} nats)"
-                )
+        if self.forecast.get("error"):
+            lines.append(f"  backtest: not possible ({self.forecast['error']})")
+        for appr, r in self.largest_budget_rows().items():
+            lines.append(
+                f"  backtest ({appr}, largest budget C={r['C']:.3g} held out): N_opt pred "
+                f"{r['N_pred']:.4g} vs obs {r['N_obs']:.4g} ({r['N_err']:+.1%}); loss pred "
+                f"{r['L_pred']:.4f} vs obs {r['L_obs']:.4f} ({r['L_err']:+.4f} nats; "
+                f"{_yes_no(r['L_in_pi'])} the 95% PI)"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -108,60 +155,6 @@ def _save(fig: Any, out_dir: Path, name: str, files: list[Path]) -> None:
         path = out_dir / f"{name}.{ext}"
         fig.savefig(path, dpi=110)
         files.append(path)
-
-
-def _backtest(
-    data: FitData, n_convention: str, flop_formula: str, seed: int, window: int | None = None
-) -> dict[str, Any]:
-    """Refit approaches 2 and 3 without the largest IsoFLOP budget; predict its N_opt and loss."""
-    kw = dict(n_convention=n_convention, flop_formula=flop_formula)
-    full, err = fits_quietly("isoflop", data, window=window, **kw)
-    if full is None:
-        return {"error": f"approach 2 failed on all data: {err}"}
-    usable = [o for o in full.optima if o["used"]]
-    if len(usable) < 3:
-        return {"error": f"needs >= 3 usable budgets, got {len(usable)}"}
-    held = max(usable, key=lambda o: o["C"])
-    arr = data.arrays(n_convention, flop_formula)
-    from analysis.fits import budget_groups
-
-    budget = (
-        arr["budget"] if arr["budget"] is not None and np.all(np.isfinite(arr["budget"])) else None
-    )
-    groups = budget_groups(arr["C"], budget, full.meta.get("bin_dex", 0.1))
-    keep = ~np.isclose(groups, held["flops_budget"], rtol=1e-9)
-    sub = FitData(
-        data.points[keep].reset_index(drop=True), None, data.loss_col, data.selection, data.meta
-    )
-    out: dict[str, Any] = {
-        "heldout_C": held["C"],
-        "N_obs": held["N_opt"],
-        "L_obs": held["L_opt"],
-        "results": {},
-        "note": "observed = the held-out budget's parabola minimum (approach 2 on all data)",
-    }
-    for appr in ("isoflop", "parametric"):
-        extra = {"window": window} if appr == "isoflop" else {}
-        fit, err = fits_quietly(appr, sub, seed=seed, **kw, **extra)
-        if fit is None:
-            out["results"][appr] = {"error": err}
-            continue
-        loss_fit = fit if isinstance(fit, ParametricFit) else None
-        if isinstance(fit, FrontierFit):
-            n_pred, l_pred = float(fit.n_opt(held["C"])), float(fit.loss_opt(held["C"]))
-        else:
-            n_pred = float(fit.compute_optimal(held["C"])[0])
-            l_pred = float(loss_fit.predict_loss(*fit.compute_optimal(held["C"])))
-        out["results"][appr] = {
-            "N_pred": n_pred,
-            "L_pred": l_pred,
-            "N_rel_error": n_pred / held["N_opt"] - 1,
-            "L_error": l_pred - held["L_opt"],
-        }
-    out["results"] = {k: v for k, v in out["results"].items() if "error" not in v} | {
-        k: v for k, v in out["results"].items() if "error" in v
-    }
-    return out
 
 
 def make_report(
@@ -175,8 +168,10 @@ def make_report(
     seed: int = 0,
     loss_col: str = "val/loss",
     workers: int | None = None,
+    forecast_bootstrap: int = 100,
+    sensitivity: bool = True,
 ) -> Report:
-    """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``, write figures, JSON, markdown, HTML.
+    """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``; score forecasts; write the report.
 
     Args:
         runs_dir: sweep folder(s) of run directories.
@@ -188,6 +183,8 @@ def make_report(
         seed: bootstrap seed.
         loss_col: which loss to fit (``val/loss``, nats/token).
         workers: processes for the approach-3 bootstrap.
+        forecast_bootstrap: resamples per held-out refit (capped at ``n_bootstrap``).
+        sensitivity: also refit under every analysis choice (``analysis.sensitivity``).
 
     Returns:
         Report (``Report.text()`` is the printable summary).
@@ -195,6 +192,9 @@ def make_report(
     Raises:
         FileNotFoundError / ValueError: no runs, or no complete run with a finite loss.
     """
+    from analysis.scoring import score_forecasts
+    from analysis.sensitivity import sensitivity_table
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -260,13 +260,26 @@ def make_report(
             }
             break
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
-    backtest = _backtest(data, n_convention, flop_formula, seed, window)
-    _figures(data, fitted, n_convention, flop_formula, out, files, target)
-    rep = Report(out, fitted, errors, target, optimal, architecture, backtest, msgs, files)
-    md = _markdown(rep, data)
-    (out / "summary.md").write_text(md)
+    forecast = score_forecasts(
+        data,
+        n_convention=n_convention,
+        flop_formula=flop_formula,
+        n_bootstrap=min(forecast_bootstrap, n_bootstrap),
+        seed=seed,
+        window=window,
+        workers=workers,
+    )
+    sens = sensitivity_table(data, target, window=window) if sensitivity else None
+    for name, obj in (("forecast", forecast), ("sensitivity", sens)):
+        if obj is not None:
+            (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
+            files.append(out / f"{name}.json")
+    _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
+    rep = Report(out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files)
+    sections = _sections(rep, data)
+    (out / "summary.md").write_text(_markdown(sections))
     files.append(out / "summary.md")
-    (out / "index.html").write_text(_html(rep, md, out))
+    (out / "index.html").write_text(_html(sections, out))
     files.append(out / "index.html")
     return rep
 
@@ -279,6 +292,7 @@ def _figures(
     out: Path,
     files: list[Path],
     target: float,
+    sens: dict[str, Any] | None,
 ) -> None:
     from analysis import plots
 
@@ -319,57 +333,333 @@ def _figures(
             files,
         )
         _save(plots.plot_residuals(par, arr["N"], arr["D"], arr["L"]), out, "residuals", files)
+    if sens is not None and any("error" not in r for r in sens["rows"]):
+        _save(plots.plot_sensitivity(sens), out, "sensitivity", files)
 
 
-def _markdown(rep: Report, data: FitData) -> str:
-    lines = [
-        "# Scaling-law report",
-        "",
-        f"Source: `{data.meta.get('source')}`; {data.selection}.",
-        "",
-        "## Summary",
-        "",
-        "```",
-        rep.text(),
-        "```",
-        "",
+# ---------------------------------------------------------------------------------------------
+# Content: a list of sections, rendered to markdown and to HTML (same content in both)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    table: tuple[list[str], list[list[str]]] | None = None
+    figures: list[tuple[Path, str]] = field(default_factory=list)
+    details: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text)
+    css_class: str = ""
+
+
+def _g(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}g}"
+
+
+def _est(e: Estimate, digits: int = 3) -> str:
+    s = _g(e.value, digits)
+    if math.isfinite(e.ci[0]):
+        s += f" [{_g(e.ci[0], digits)}, {_g(e.ci[1], digits)}]"
+    return s
+
+
+def _iv(iv: Any, digits: int = 4) -> str:
+    if iv is None or iv[0] is None or not math.isfinite(iv[0]):
+        return "–"
+    return f"[{_g(iv[0], digits)}, {_g(iv[1], digits)}]"
+
+
+def _yes_no(x: bool | None) -> str:
+    return "n/a" if x is None else ("inside" if x else "OUTSIDE")
+
+
+def _headline(rep: Report) -> _Section:
+    appr, opt = rep.headline()
+    sec = _Section("Answer", css_class="headline")
+    if opt is None:
+        sec.paragraphs.append(
+            "No compute-optimal answer: no approach could be fitted (see the fit sections)."
+        )
+        return sec
+    conv = opt.n_convention.replace("_", "-")
+    pi = opt.loss.pi
+    pi_s = f"; a single run lands in {_iv(pi)} (95% PI)" if pi and math.isfinite(pi[0]) else ""
+    sec.paragraphs.append(
+        f"At C = {rep.target_flops:.3g} FLOPs ({opt.flop_formula} FLOPs), train a model of "
+        f"**{_est(opt.n_params)}** {conv} parameters on **{_est(opt.n_tokens)}** tokens "
+        f"(**{_est(opt.tokens_per_param)}** tokens/param). Expected loss "
+        f"**{_est(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
+        f"{LABELS[appr]}."
+    )
+    a = rep.architecture
+    if a:
+        sec.paragraphs.append(
+            f"Architecture to train: **n_layers={a['n_layers']}, d_model={a['d_model']}, "
+            f"n_heads={a['n_heads']}, d_mlp={a['d_mlp']}** (N_total={a['n_params_total']:,}, "
+            f"N_non_embedding={a['n_params_non_embedding']:,}; nearest shape under the sweep's "
+            f"shape rule, from {LABELS[a['approach']]}) for {a['n_tokens']:.3g} tokens."
+        )
+    else:
+        sec.paragraphs.append("Architecture: none named (no shape rule recorded for these runs).")
+    head = ["approach", "N_opt", "D_opt", "tokens/param", "loss [CI]", "loss 95% PI"]
+    rows = [
+        [
+            LABELS[k],
+            _est(o.n_params),
+            _est(o.n_tokens),
+            _est(o.tokens_per_param),
+            _est(o.loss, 4),
+            _iv(o.loss.pi),
+        ]
+        for k, o in rep.optimal.items()
     ]
-    for appr, fit in rep.fits.items():
-        lines += [f"## {appr}", "", "```", fit.report(), "```", ""]
-    for appr, err in rep.errors.items():
-        lines += [f"## {appr}", "", f"Not fitted: {err}", ""]
-    if rep.optimal:
-        lines += ["## Compute-optimal at the target budget", ""]
-        for opt in rep.optimal.values():
-            lines += ["```", opt.report(), "```", ""]
-    lines += ["## Figures", ""]
-    for f in rep.files:
-        if f.suffix == ".png":
-            lines.append(f"![{f.stem}]({f.name})")
-    return "\n".join(lines) + "\n"
+    sec.table = (head, rows)
+    notes = [o.note for o in rep.optimal.values() if o.note]
+    if notes:
+        sec.paragraphs.append("Note: " + notes[0])
+    return sec
 
 
-def _html(rep: Report, md: str, out: Path) -> str:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Scaling-law report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}pre{background:#f4f4f4;padding:8px;"
-        "overflow-x:auto}img{max-width:100%}</style></head><body>",
-        "<h1>Scaling-law report</h1>",
-        f"<pre>{html.escape(rep.text())}</pre>",
-    ]
-    for appr, fit in rep.fits.items():
-        parts.append(f"<h2>{html.escape(appr)}</h2><pre>{html.escape(fit.report())}</pre>")
-    for appr, err in rep.errors.items():
-        parts.append(f"<h2>{html.escape(appr)}</h2><p>Not fitted: {html.escape(err)}</p>")
-    for opt in rep.optimal.values():
-        parts.append(f"<pre>{html.escape(opt.report())}</pre>")
-    parts.append("<h2>Figures</h2>")
-    for f in rep.files:
-        if f.suffix == ".png":
-            b64 = base64.b64encode(f.read_bytes()).decode("ascii")
+def _exponents(rep: Report) -> _Section:
+    sec = _Section("Exponents: N_opt ∝ C^a, D_opt ∝ C^b")
+    rows = []
+    for appr in ("envelope", "isoflop", "parametric"):
+        if appr in rep.fits:
+            a, b = rep.exponent(appr, "a"), rep.exponent(appr, "b")
+            rows.append([f"this sweep: {LABELS[appr]}", _est(a), _est(b)])
+        else:
+            rows.append([f"this sweep: {LABELS[appr]}", "not fitted", rep.errors.get(appr, "")])
+    rows += [[name, f"{a:.2f}", f"{b:.2f}"] for name, a, b in PUBLISHED]
+    sec.table = (["", "a [95% CI]", "b [95% CI]"], rows)
+    sec.paragraphs.append(
+        "Chinchilla's approaches put a ≈ b ≈ 0.5 (equal scaling of N and D); Kaplan's "
+        "a = 0.73 favours model size. Conventions here: "
+        f"N = {next(iter(rep.fits.values())).n_convention if rep.fits else '?'} parameters."
+    )
+    return sec
+
+
+def _forecast(rep: Report) -> _Section:
+    fc = rep.forecast
+    sec = _Section("Forecasts on held-out data")
+    if fc.get("error"):
+        sec.paragraphs.append(f"Not possible: {fc['error']}")
+        return sec
+    sec.paragraphs.append(fc.get("note", ""))
+    rows = []
+    for r in fc["rows"]:
+        if "error" in r:
+            rows.append([r["held_out"], LABELS[r["approach"]], "refit failed", r["error"], "", ""])
+            continue
+        n_cell = "–"
+        if "N_err" in r:
+            n_cell = f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%})"
+        rows.append(
+            [
+                r["held_out"],
+                LABELS[r["approach"]],
+                n_cell,
+                _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
+                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
+                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
+            ]
+        )
+    sec.table = (
+        [
+            "held out",
+            "approach",
+            "N_opt pred vs obs (err)",
+            "obs in CI",
+            "loss pred vs obs (err, nats)",
+            "95% PI, obs",
+        ],
+        rows,
+    )
+    for appr, s in fc.get("summary", {}).items():
+        parts = [f"{LABELS[appr]}: {s['n']} refit(s)"]
+        if "mean_abs_N_err" in s:
             parts.append(
-                f"<h3>{html.escape(f.stem)}</h3><img alt='{html.escape(f.stem)}' "
-                f"src='data:image/png;base64,{b64}'>"
+                f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, N_obs in CI {s['N_in_ci']}/{s['n']}"
             )
+        if "mean_abs_L_err" in s:
+            parts.append(
+                f"mean |loss error| {s['mean_abs_L_err']:.4f} nats, in PI {s['L_in_pi']}/{s['n']}"
+            )
+        sec.paragraphs.append("; ".join(parts) + ".")
+    return sec
+
+
+def _sensitivity(rep: Report) -> _Section:
+    sec = _Section("Sensitivity to analysis choices")
+    tab = rep.sensitivity
+    if tab is None:
+        sec.paragraphs.append("Not computed (make_report(sensitivity=False)).")
+        return sec
+    from analysis.sensitivity import spread
+
+    lo, hi = spread(tab, "tokens_per_param")
+    alo, ahi = spread(tab, "a")
+    sec.paragraphs.append(
+        f"The same runs refitted under each N convention x C formula x Huber delta x approach "
+        f"(point estimates at C = {tab['target_flops']:.3g}). Tokens/param ranges "
+        f"{_g(lo)} to {_g(hi)}, a from {_g(alo)} to {_g(ahi)}."
+    )
+    rows = []
+    for r in tab["rows"]:
+        lead = [
+            r["n_convention"],
+            r["flop_formula"],
+            "2" if r["approach"] == "isoflop" else "3",
+            "–" if r["huber_delta"] is None else f"{r['huber_delta']:g}",
+        ]
+        if "error" in r:
+            rows.append(lead + ["not fitted", r["error"][:80], "", ""])
+        else:
+            rows.append(
+                lead
+                + [
+                    f"{r['a']:.3f}",
+                    f"{r['b']:.3f}",
+                    _g(r["n_opt"]),
+                    _g(r["tokens_per_param"]),
+                ]
+            )
+    sec.table = (
+        ["N convention", "C formula", "approach", "Huber δ", "a", "b", "N_opt", "tokens/param"],
+        rows,
+    )
+    return sec
+
+
+def _sections(rep: Report, data: FitData) -> list[_Section]:
+    intro = _Section(
+        "Scaling-law report",
+        [
+            f"Source: `{data.meta.get('source')}`; {data.selection}. Target budget "
+            f"C = {rep.target_flops:.3g} FLOPs."
+        ],
+    )
+    out = [intro, _headline(rep)]
+    if rep.warnings:
+        out.append(_Section("Warnings", ["- " + w for w in rep.warnings], css_class="warn"))
+    out += [_exponents(rep), _forecast(rep), _sensitivity(rep)]
+    figs = _Section("Figures")
+    for f in rep.files:
+        if f.suffix == ".png":
+            figs.figures.append((f, CAPTIONS.get(f.stem, f.stem)))
+    out.append(figs)
+    fits = _Section("Fits in full")
+    for appr, fit in rep.fits.items():
+        fits.details.append((LABELS[appr], fit.report()))
+    for appr, err in rep.errors.items():
+        fits.details.append((f"{LABELS[appr]}: not fitted", err))
+    for appr, opt in rep.optimal.items():
+        fits.details.append((f"{LABELS[appr]}: answer at the target budget", opt.report()))
+    fits.details.append(("Summary printed by `scaling report`", rep.text()))
+    out.append(fits)
+    return out
+
+
+def _md_cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(sections: list[_Section]) -> str:
+    lines: list[str] = []
+    for i, sec in enumerate(sections):
+        lines += [f"{'#' if i == 0 else '##'} {sec.title}", ""]
+        for p in sec.paragraphs:
+            lines += [p, ""]
+        if sec.table:
+            head, rows = sec.table
+            lines.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
+            lines.append("|" + "---|" * len(head))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            lines.append("")
+        for path, caption in sec.figures:
+            lines += [f"![{path.stem}]({path.name})", "", f"*{caption}*", ""]
+        for summary, text in sec.details:
+            lines += [
+                f"<details><summary>{summary}</summary>",
+                "",
+                "```",
+                text,
+                "```",
+                "",
+                "</details>",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:0 auto;
+ padding:0 16px 40px;line-height:1.45;color:#222}
+h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+.headline{background:#eef5ff;border:1px solid #bcd;border-radius:6px;padding:4px 16px 10px}
+.warn{background:#fff6e5;border:1px solid #eccb85;border-radius:6px;padding:4px 16px}
+table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0;table-layout:auto}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
+ overflow-wrap:anywhere}
+th{background:#f4f4f4}
+pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
+figure{margin:16px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:13px;color:#555}
+details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+code{overflow-wrap:anywhere}
+"""
+
+
+def _inline(s: str) -> str:
+    """Escape, then render the two markdown marks used in paragraphs (**bold**, `code`)."""
+    out = html.escape(s)
+    parts = out.split("**")
+    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    parts = out.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html(sections: list[_Section], out: Path) -> str:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>Scaling-law report</title><style>{_CSS}</style></head><body>",
+    ]
+    for i, sec in enumerate(sections):
+        tag = "h1" if i == 0 else "h2"
+        cls = f" class='{sec.css_class}'" if sec.css_class else ""
+        parts.append(f"<section{cls}><{tag}>{html.escape(sec.title)}</{tag}>")
+        bullets = [p for p in sec.paragraphs if p.startswith("- ")]
+        for p in sec.paragraphs:
+            if not p.startswith("- "):
+                parts.append(f"<p>{_inline(p)}</p>")
+        if bullets:
+            parts.append("<ul>" + "".join(f"<li>{_inline(b[2:])}</li>" for b in bullets) + "</ul>")
+        if sec.table:
+            head, rows = sec.table
+            parts.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+                + "</tr></thead><tbody>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    for row in rows
+                )
+                + "</tbody></table>"
+            )
+        for path, caption in sec.figures:
+            b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(
+                f"<figure><img alt='{html.escape(path.stem)}' src='data:image/png;base64,{b64}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+        for summary, text in sec.details:
+            parts.append(
+                f"<details><summary>{html.escape(summary)}</summary>"
+                f"<pre>{html.escape(text)}</pre></details>"
+            )
+        parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -187,3 +187,113 @@ def _write_run(run_dir: Path, name: str, cfg: RunConfig, law, noise, penalty, n_
         "point_key": cfg.point_key,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def isoflop_arrays(
+    law: dict[str, float],
+    budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21),
+    n_models: int = 7,
+    spread: float = 8.0,
+    noise: float = 0.01,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An IsoFLOP design as arrays (6 N D FLOPs, log-normal noise).
+
+    Per budget C, ``n_models`` N log-spaced over N_opt/spread .. N_opt*spread around the
+    law's closed-form optimum, D = C / (6 N), and L drawn from the law times
+    exp(Normal(0, noise)).
+
+    Returns:
+        (N, D, C, L), each of shape (len(budgets) * n_models,).
+    """
+    rng = rng or np.random.default_rng(0)
+    G = (law["alpha"] * law["A"] / (law["beta"] * law["B"])) ** (1 / (law["alpha"] + law["beta"]))
+    a = law["beta"] / (law["alpha"] + law["beta"])
+    N = np.concatenate(
+        [G * (C / 6) ** a * np.geomspace(1 / spread, spread, n_models) for C in budgets]
+    )
+    C = np.repeat(np.asarray(budgets, dtype=float), n_models)
+    D = C / (6 * N)
+    L = law_loss(N, D, law) * np.exp(rng.normal(0.0, noise, N.size))
+    return N, D, C, L
+
+
+def pi_coverage(
+    n_sweeps: int,
+    *,
+    law: dict[str, float] | None = None,
+    noise: float = 0.01,
+    n_bootstrap: int = 100,
+    target_factor: float = 10.0,
+    seed: int = 0,
+    fast: bool = False,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Coverage of ``analysis.forecast.predict_loss``'s PI on simulated sweeps with a known law.
+
+    Each sweep: ``isoflop_arrays`` (4 budgets x 7 models, log-normal ``noise``), an approach-3 fit
+    with ``n_bootstrap`` resamples, then the PI at two queries, each compared with ONE fresh
+    noisy draw of the true law there: the compute-optimal (N, D) of the true law at
+    ``target_factor`` x the largest budget (extrapolation, what the report answers), and an
+    interior point (the middle budget's optimum). ``fast`` starts the fit from the truth and
+    four perturbations of it instead of the 4500-point grid (same objective, same bootstrap).
+
+    Returns:
+        ``{"n_sweeps", "coverage_target", "coverage_interior", "mean_pi_width_target" (relative
+        to the true loss), "level", "noise"}``.
+    """
+    from analysis.forecast import predict_loss
+    from analysis.parametric import closed_form_optimum, fit_parametric
+
+    law = dict(law or CHINCHILLA_LAW)
+    rng = np.random.default_rng(seed)
+    budgets = (1e18, 1e19, 1e20, 1e21)
+    queries = {
+        "target": closed_form_optimum(target_factor * budgets[-1], **law),
+        "interior": closed_form_optimum(budgets[1] * 3, **law),
+    }
+    truth = np.array(
+        [math.log(law["A"]), math.log(law["B"]), math.log(law["E"]), law["alpha"], law["beta"]]
+    )
+    starts = None
+    if fast:
+        starts = truth + np.array(
+            [
+                [0, 0, 0, 0, 0],
+                [1, 0, 0, 0.05, 0],
+                [0, 1, 0, 0, 0.05],
+                [-1, 0, 0.1, -0.05, 0],
+                [0, -1, -0.1, 0, -0.05],
+            ]
+        )
+    hits = {k: 0 for k in queries}
+    widths = []
+    for _ in range(n_sweeps):
+        N, D, _, L = isoflop_arrays(law, budgets, noise=noise, rng=rng)
+        fit = fit_parametric(
+            N,
+            D,
+            L,
+            n_convention="total",
+            flop_formula="6nd",
+            n_bootstrap=n_bootstrap,
+            seed=int(rng.integers(1 << 31)),
+            workers=1,
+            starts=starts,
+            identifiability_threshold=1.0,
+        )
+        for k, (nq, dq) in queries.items():
+            ans = predict_loss(fit, float(nq), float(dq), level)
+            true_l = float(law_loss(nq, dq, law))
+            fresh = true_l * math.exp(rng.normal(0.0, noise))
+            hits[k] += ans["pi"][0] <= fresh <= ans["pi"][1]
+            if k == "target":
+                widths.append((ans["pi"][1] - ans["pi"][0]) / true_l)
+    return {
+        "n_sweeps": n_sweeps,
+        "coverage_target": hits["target"] / n_sweeps,
+        "coverage_interior": hits["interior"] / n_sweeps,
+        "mean_pi_width_target": float(np.mean(widths)),
+        "level": level,
+        "noise": noise,
+    }
