@@ -172,6 +172,17 @@ def live_slurm_jobs(sweep_dir: str | Path) -> dict[str, str]:
     return {run: jid for run, jid in latest.items() if states.get(jid) in LIVE_SLURM_STATES}
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a Slurm or cgroup allocation).
+
+    The local executor's default parallelism: one single-thread run per core, every core used.
+    """
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
     summary = rundir.read_summary(run_dir)
     if summary is None:
@@ -274,7 +285,8 @@ def _outcome_from_dir(
             if returncode < 0
             else f"exited with code {returncode}"
         )
-        rundir.write_error(run_dir, f"run process {how}; log {log_path}:\n{tail}")
+        # the reason last: the outcome and `scaling sweep status` show the last line
+        rundir.write_error(run_dir, f"log {log_path} (end):\n{tail}\nrun process {how}")
     text = error_path.read_text(errors="replace")
     last = [ln for ln in text.strip().splitlines() if ln.strip()]
     return RunOutcome(
@@ -429,7 +441,8 @@ def launch(
         spec: the sweep (``sweeps.registry.load_sweep(name)``).
         runs_dir: root folder; runs go to ``runs_dir/<spec.name>/<run_name>/``.
         executor: ``"debug"`` (in-process), ``"local"`` (subprocess pool) or ``"slurm"``.
-        parallel: local executor only: concurrent subprocesses (default ``os.cpu_count()``).
+        parallel: local executor only: concurrent run processes (default ``usable_cores()``:
+            every core this process may use).
         progress: tqdm progress bar (runs done / total, ETA) on stderr.
         wait: Slurm only: wait for the array to finish (else return after submitting).
         poll_s: Slurm only: seconds between job-state polls.
@@ -491,7 +504,7 @@ def launch(
         if executor == "debug":
             done = _run_debug(todo, progress)
         elif executor == "local":
-            n_workers = parallel or os.cpu_count() or 1
+            n_workers = parallel or usable_cores()
             done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start)
         else:
             done, job_ids, jobs = _run_slurm(todo, sweep_dir, params, progress, wait, poll_s)
