@@ -12,7 +12,9 @@ shapes into runs and trains them; the ``scaling sweep forecast`` command joins t
    ``analysis.forecast.predict_loss`` (approach 3's L(N, D) = E + A/N^alpha + B/D^beta,
    Hoffmann et al. 2022 Eq. 2, with a bootstrap CI of the mean and a prediction interval for one
    new run);
-3. ``score_forecast``: predicted against actual, written as ``forecast.json``.
+3. ``score_forecast``: predicted against actual, written as ``forecast.json``, printed
+   (``forecast_text``) and shown in the report's ``index.html``/``summary.md``
+   (``add_to_report``).
 
 Units: C in FLOPs under the fit's ``flop_formula`` (``counted`` for runs of this package), N in
 the fit's ``n_convention``, D in tokens, losses in nats per token (``val/loss``).
@@ -217,6 +219,53 @@ def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(clean(record), indent=1))
     os.replace(tmp, path)
     return path
+
+
+_BEGIN, _END = "<!-- forecast-rung -->", "<!-- /forecast-rung -->"
+
+
+def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
+    """Show the forecast check in ``index.html`` and ``summary.md`` of a report in ``out_dir``.
+
+    Inserts (or replaces, so reruns do not repeat it) a marked "Forecast rung" section:
+    before ``</body>`` in ``index.html``, at the end of ``summary.md``. Files that do not
+    exist are left alone (run ``scaling report`` first); a later ``scaling report`` rewrites
+    both without it until the forecast command runs again (which trains nothing then).
+
+    Returns:
+        The files changed.
+    """
+    import html
+
+    text = forecast_text(record)
+    blocks = {
+        "index.html": (
+            f"{_BEGIN}<h2>Forecast rung: predicted vs actual</h2><pre>{html.escape(text)}</pre>"
+            f"{_END}\n",
+            "</body>",
+        ),
+        "summary.md": (
+            f"{_BEGIN}\n## Forecast rung: predicted vs actual\n\n```\n{text}\n```\n{_END}\n",
+            None,
+        ),
+    }
+    changed = []
+    for name, (block, anchor) in blocks.items():
+        path = Path(out_dir) / name
+        if not path.is_file():
+            continue
+        doc = path.read_text()
+        if _BEGIN in doc and _END in doc:
+            head, rest = doc.split(_BEGIN, 1)
+            doc = head + rest.split(_END, 1)[1].lstrip("\n")
+        if anchor and anchor in doc:
+            i = doc.rindex(anchor)
+            doc = doc[:i] + block + doc[i:]
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + block
+        path.write_text(doc)
+        changed.append(path)
+    return changed
 
 
 def forecast_text(record: dict[str, Any]) -> str:

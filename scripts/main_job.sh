@@ -7,7 +7,8 @@
 #      reports/cpu_isoflop/index.html; prints the answer.
 #   4. `scaling sweep forecast`: the forecast rung. Trains the architecture approach 3 names at
 #      RUNG_FACTOR (default 3) x the largest fitted budget, in runs/cpu_isoflop-rung/, and
-#      prints predicted against actual loss; reports/cpu_isoflop/forecast.json. The forecast is
+#      prints predicted against actual loss; reports/cpu_isoflop/forecast.json and a section of
+#      reports/cpu_isoflop/index.html and summary.md. The forecast is
 #      written before the rung trains. RUNG_NEIGHBOURS=1 also trains 0.5x and 2x its N.
 # Environment: RUNS_DIR (default runs), REPORT_DIR (default reports/cpu_isoflop), BOOTSTRAP (200),
 # RUNG_FACTOR (3), RUNG_NEIGHBOURS (unset: the optimum only).

@@ -10,7 +10,8 @@
 - ``scaling sweep forecast SWEEP --fit FIT --runs-dir DIR --out DIR [--factor 3 | --flops C]
   [--neighbours]``: the forecast rung: train the architecture the approach-3 fit names at C
   (default 3x its largest budget; with 0.5x and 2x N neighbours), write ``OUT/forecast.json``
-  (predicted loss with CI and PI, actual loss, relative error, inside the PI) and print it. The
+  (predicted loss with CI and PI, actual loss, relative error, inside the PI), print it and add
+  it to OUT's report (``index.html``, ``summary.md``) when one is there. The
   one command that joins the rooms (``analysis.rung`` chooses and scores, ``sweeps.rung``
   trains), so neither imports the other.
 
@@ -243,6 +244,7 @@ def _forecast(args: argparse.Namespace) -> int:
 
     from analysis.fits import fit_from_dict
     from analysis.rung import (
+        add_to_report,
         forecast_text,
         predict_member,
         rung_members,
@@ -316,8 +318,9 @@ def _forecast(args: argparse.Namespace) -> int:
             row["actual_loss"] = summary.get("val/loss")
     record = score_forecast(fit, flops, rows, str(fit_path))
     write_forecast(out, record)
+    shown = add_to_report(args.out, record)  # the report's index.html / summary.md, if present
     print(forecast_text(record))
-    print(f"wrote {out}; rung runs in {result.sweep_dir}")
+    print(f"wrote {', '.join(str(p) for p in [out, *shown])}; rung runs in {result.sweep_dir}")
     for o in result.outcomes:
         if o.status not in ("complete", "skipped"):
             print(f"  {o.status} {o.run_name}: {o.error}", file=sys.stderr)

@@ -52,6 +52,10 @@ def test_rung_trains_the_named_architecture_and_neighbours_and_scores_them(
     flops = 3 * 1.5e9  # --factor 3 x the fit's largest budget
     cmd = ["sweep", "forecast", "smoke", "--fit", str(fit_file), "--runs-dir", str(tmp_path)]
     cmd += ["--out", str(tmp_path / "report"), "--neighbours", "--executor", "debug"]
+    report = tmp_path / "report"  # a report written by `scaling report` before the rung
+    report.mkdir()
+    (report / "index.html").write_text("<html><body><h1>Scaling-law report</h1></body></html>")
+    (report / "summary.md").write_text("# Scaling-law report\n")
     assert main(cmd + ["--no-progress"]) == 0
     printed = capsys.readouterr().out
     record = json.loads((tmp_path / "report" / "forecast.json").read_text())
@@ -94,6 +98,12 @@ def test_rung_trains_the_named_architecture_and_neighbours_and_scores_them(
     assert main(cmd + ["--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert json.loads((tmp_path / "report" / "forecast.json").read_text()) == record
+    # the report shows the check once (replaced, not repeated, by the rerun)
+    page = (report / "index.html").read_text()
+    assert page.count("Forecast rung: predicted vs actual") == 1
+    assert page.index("rel. error") < page.index("</body>")
+    md = (report / "summary.md").read_text()
+    assert md.startswith("# Scaling-law report") and md.count("## Forecast rung") == 1
 
 
 def test_rung_refuses_bad_inputs_before_training(tmp_path, fit_file, capsys):
