@@ -144,8 +144,12 @@ def _forked_main(cfg_dict: dict[str, Any], run_dir: str, log_path: str, env: dic
 def _ensure_server(env: dict[str, str]) -> Any:
     """The forkserver context, its server started (once per launcher process) under ``env``.
 
-    The server inherits the environment it is started with (read by OpenMP/MKL when torch is
-    imported), so the single-thread variables are set in ``os.environ`` just for the start.
+    The server inherits the environment it is started with (read by OpenMP/MKL/OpenBLAS when
+    numpy and torch are imported), so the single-thread variables are set in ``os.environ`` just
+    for the start. A fork needs a single-threaded server (the child gets only the forking
+    thread; a lock another thread held would stay locked in the child): the preloaded modules
+    start no Python threads, and OpenBLAS, which starts one per extra core when numpy is
+    imported without these variables, stops its pool around a fork (its own atfork handler).
     """
     from multiprocessing import forkserver
 

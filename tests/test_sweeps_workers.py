@@ -48,6 +48,12 @@ def test_kill9_of_a_forked_run_spares_the_others_and_the_run_resumes(tmp_path, t
     (child,) = [p for p in multiprocessing.active_children() if first.run_name in p.name]
     assert child.pid != os.getpid()
     os.kill(child.pid, signal.SIGKILL)
+    # the server that forks the runs holds one thread (a fork copies only the forking thread;
+    # a preloaded module that started a thread would fail this)
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver._forkserver_pid
+    assert server and len(os.listdir(f"/proc/{server}/task")) == 1
     launcher.join(timeout=300)
     (result,) = results
     killed, other = result.outcomes
