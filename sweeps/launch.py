@@ -226,7 +226,7 @@ def _run_local(
     active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
-            _pool_loop(todo, pending, active, results, parallel, env, start, bar, log_dir)
+            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start)
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
             for proc, _, _ in active.values():
                 proc.terminate()
@@ -241,9 +241,9 @@ def _pool_loop(
     results: dict[int, RunOutcome],
     parallel: int,
     env: dict[str, str],
-    start: Any,
-    bar: Any,
     log_dir: Path,
+    bar: Any,
+    start: Any,
 ) -> None:
     """Keep ``parallel`` run processes busy until ``pending`` and ``active`` are empty.
 

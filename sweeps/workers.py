@@ -25,6 +25,12 @@ Both run ``sweeps.execute.run_one`` in a process of their own, so the guarantees
   ``subprocess.Popen.terminate`` does. The server exits when the launcher exits.
 - exit status: the child's exit code is ``sweeps.execute.main``'s (0 complete, 1 failed, 75 lock
   held); a negative code is the signal that killed it.
+
+As in any program that starts processes with ``multiprocessing``, each child re-imports the
+launcher's main module (as ``__mp_main__``): a script that calls ``launch(...,
+executor="local")`` must guard its entry point with ``if __name__ == "__main__":`` (the
+``scaling`` command and ``python -m`` modules are fine); ``local_start="fresh"`` has no such
+requirement.
 """
 
 from __future__ import annotations
