@@ -79,6 +79,7 @@ _SUMMARY_KEYS = (
     "wall_time_s",
     "tokens_per_sec",
     "diverged_step",
+    "epochs",
 )
 
 
@@ -129,6 +130,9 @@ def _row_from_files(run_dir: Path) -> dict[str, Any]:
         for k in _SUMMARY_KEYS:
             if k in summary and not (k == "flops_budget" and summary[k] is None):
                 row[k] = summary[k]
+        n_train = (cfg_file.get("data") or {}).get("n_train_tokens")
+        if row.get("epochs") is None and n_train and summary.get("n_tokens") is not None:
+            row["epochs"] = summary["n_tokens"] / n_train  # summaries older than `epochs`
     else:  # not ended: parameter counts from the config (pure counting), losses unknown
         try:
             from scaling.config import ModelConfig
@@ -153,8 +157,9 @@ def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
     (``n_layers, d_model, n_heads, d_mlp, vocab_size, seq_len``), ``lr, seed, point_key,
     sweep_name, flops_budget``, and from ``summary.json``: ``n_params_total,
     n_params_non_embedding, n_tokens, flops, flops_6nd, flops_6nd_non_embedding, flops_kaplan,
-    tokens_per_param, train/loss, val/loss, val/bpb, diverged_step, wall_time_s, ...`` (NaN for
-    runs that have not ended).
+    tokens_per_param, train/loss, val/loss, val/bpb, diverged_step, wall_time_s, epochs, ...``
+    (NaN for runs that have not ended; ``epochs`` = ``n_tokens`` over the training split's
+    tokens, from ``config.json``'s data record for summaries that predate the field).
 
     Args:
         root: a sweep folder, a folder of sweeps, or one run directory.
@@ -178,6 +183,7 @@ def load_runs(root: str | Path, warn: bool = True) -> pd.DataFrame:
         "n_params_total",
         "n_params_non_embedding",
         "tokens_per_param",
+        "epochs",
     ):
         if col not in df:
             df[col] = np.nan

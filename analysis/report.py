@@ -5,7 +5,7 @@ This module composes; the numbers come from ``analysis.pipeline`` (fits), ``anal
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
-``forecast.json``, ``sensitivity.json``, figures as PNG and SVG (``isoflop``, ``n_opt``,
+``scoring.json`` (the held-out forecast table), ``sensitivity.json``, figures as PNG and SVG (``isoflop``, ``n_opt``,
 ``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``, ``sensitivity``),
 ``summary.md`` and a self-contained ``index.html`` (figures embedded as base64, no network).
 Both documents carry the same content in the same order: the headline answer, warnings, the
@@ -283,7 +283,8 @@ def make_report(
     if sensitivity:
         own = [fitted[k] for k in ("isoflop", "parametric") if k in fitted]
         sens = sensitivity_table(data, target, window=window, done=own)
-    for name, obj in (("forecast", forecast), ("sensitivity", sens)):
+    # held-out scoring as scoring.json: forecast.json is the forecast rung's (sweeps.rung)
+    for name, obj in (("scoring", forecast), ("sensitivity", sens)):
         if obj is not None:
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
             files.append(out / f"{name}.json")

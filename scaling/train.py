@@ -109,6 +109,11 @@ class RunSummary:
         role: ``"run"``, ``"trunk"`` (keeps checkpoints for branches) or ``"branch"``.
         parent_run: a branch's parent run name, else ``None``.
         parent_step: the parent step a branch started from, else ``None``.
+        epochs: ``n_tokens / n_train_tokens`` of the corpus' training split: how many times the
+            run saw its training data on average (batches are windows at random offsets, so a
+            fraction of an epoch leaves some text unseen and some seen twice). Muennighoff et
+            al. 2023 (Fig. 3) find up to ~4 epochs cost little loss. ``None`` in summaries
+            written before this field existed.
     """
 
     status: str
@@ -148,6 +153,7 @@ class RunSummary:
     role: str = "run"
     parent_run: str | None = None
     parent_step: int | None = None
+    epochs: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json`` content (contract keys)."""
@@ -174,8 +180,13 @@ def make_summary(
     wall_time_s: float,
     diverged_step: int | None,
     world_size: int = 1,
+    n_train_tokens: int | None = None,
 ) -> RunSummary:
-    """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps."""
+    """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps.
+
+    ``n_train_tokens`` (tokens in the corpus' training split) gives ``epochs``; None leaves it
+    unknown.
+    """
     counts = param_counts(cfg.model)
     n_tokens = step * cfg.batch_size_tokens
     m = cfg.model
@@ -220,6 +231,7 @@ def make_summary(
         role=role,
         parent_run=parent.run_name if parent is not None else None,
         parent_step=parent.step if parent is not None else None,
+        epochs=n_tokens / n_train_tokens if n_train_tokens else None,
     )
 
 
@@ -626,6 +638,7 @@ def _train_loop(
         wall_time_s=elapsed_before + time.perf_counter() - t_start,
         diverged_step=diverged_step,
         world_size=dist_env.world_size,
+        n_train_tokens=data.info.n_train_tokens,
     )
     if is_main:
         rundir.write_summary(run_dir, summary.to_dict())

@@ -5,7 +5,13 @@
 #      core; progress shows runs done / total and ETA). Finished runs are reused on a rerun.
 #   3. `scaling report`: approaches 1, 2, 3 and Kaplan with bootstrap CIs, figures, backtest,
 #      reports/cpu_isoflop/index.html; prints the answer.
-# Environment: RUNS_DIR (default runs), REPORT_DIR (default reports/cpu_isoflop), BOOTSTRAP (200).
+#   4. `scaling sweep forecast`: the forecast rung. Trains the architecture approach 3 names at
+#      RUNG_FACTOR (default 3) x the largest fitted budget, in runs/cpu_isoflop-rung/, and
+#      prints predicted against actual loss; reports/cpu_isoflop/forecast.json and a section of
+#      reports/cpu_isoflop/index.html and summary.md. The forecast is
+#      written before the rung trains. RUNG_NEIGHBOURS=1 also trains 0.5x and 2x its N.
+# Environment: RUNS_DIR (default runs), REPORT_DIR (default reports/cpu_isoflop), BOOTSTRAP (200),
+# RUNG_FACTOR (3), RUNG_NEIGHBOURS (unset: the optimum only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -20,4 +26,7 @@ echo; echo "== launch (local executor) =="
 scaling sweep launch cpu_isoflop --executor local --runs-dir "$runs_dir"
 echo; echo "== report =="
 scaling report --runs-dir "$runs_dir/cpu_isoflop" --out "$report_dir" --bootstrap "${BOOTSTRAP:-200}" --n-convention non_embedding
+echo; echo "== forecast rung: predicted vs actual =="
+scaling sweep forecast cpu_isoflop --fit "$report_dir/fit_parametric.json" --runs-dir "$runs_dir" \
+  --out "$report_dir" --factor "${RUNG_FACTOR:-3}" ${RUNG_NEIGHBOURS:+--neighbours}
 echo; echo "main job done in $(( $(date +%s) - start )) s; open $report_dir/index.html"

@@ -7,6 +7,13 @@
   (idempotent: finished runs skipped, incomplete resumed, failed retried). Exit 0 when every run
   finished, 1 otherwise.
 - ``scaling sweep status SWEEP --runs-dir DIR [--json]``: per-run state and counts.
+- ``scaling sweep forecast SWEEP --fit FIT --runs-dir DIR --out DIR [--factor 3 | --flops C]
+  [--neighbours]``: the forecast rung: train the architecture the approach-3 fit names at C
+  (default 3x its largest budget; with 0.5x and 2x N neighbours), write ``OUT/forecast.json``
+  (predicted loss with CI and PI, actual loss, relative error, inside the PI), print it and add
+  it to OUT's report (``index.html``, ``summary.md``) when one is there. The
+  one command that joins the rooms (``analysis.rung`` chooses and scores, ``sweeps.rung``
+  trains), so neither imports the other.
 
 SWEEP is a definition name in ``sweeps/defs/`` (e.g. ``smoke``) or a path to a ``.py`` file with
 a ``sweep()`` function. Heavy imports (torch, submitit) happen inside the handlers.
@@ -89,6 +96,30 @@ def register(subparsers: Any) -> None:
     g.add_argument("--no-wait", action="store_true", help="return after submitting the job array")
     pl.set_defaults(func=_launch, on_interrupt=_launch_interrupted)
 
+    pf = sub.add_parser(
+        "forecast",
+        help="train the architecture a fit names beyond its budgets; score predicted vs actual",
+    )
+    pf.add_argument("sweep", help="the study's sweep (its base config, LR rule, data limits)")
+    pf.add_argument("--fit", required=True, help="approach-3 fit.json (fit_parametric.json)")
+    pf.add_argument("--runs-dir", required=True, help="rung runs go to RUNS_DIR/<sweep>-rung/")
+    pf.add_argument("--out", required=True, help="folder for forecast.json")
+    budget = pf.add_mutually_exclusive_group()
+    budget.add_argument("--flops", type=float, help="the rung's budget C (FLOPs)")
+    budget.add_argument(
+        "--factor",
+        type=float,
+        default=3.0,
+        help="C = FACTOR x the largest fitted budget (default 3)",
+    )
+    pf.add_argument(
+        "--neighbours", action="store_true", help="also train 0.5x and 2x the N at the same C"
+    )
+    pf.add_argument("--executor", choices=("debug", "local"), default="local")
+    pf.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
+    pf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pf.set_defaults(func=_forecast)
+
     ps = sub.add_parser("status", help="per-run state of a sweep")
     ps.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
     ps.add_argument("--runs-dir", required=True, help="folder the sweep was launched into")
@@ -120,14 +151,16 @@ def _load(name: str) -> Any:
 
 def _plan(args: argparse.Namespace) -> int:
     from sweeps.plan import plan, plan_totals
-    from sweeps.spec import sci
+    from sweeps.spec import corpus_train_tokens, sci
     from sweeps.throughput import estimate
 
     spec = _load(args.sweep)
     runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    corpus = corpus_train_tokens(spec.base.data)  # None when not cheaply known
     rows = []
     for r in runs:
         row = r.row()
+        row["epochs"] = r.config.n_tokens / corpus if corpus else None
         row.update(estimate(r.config, measure=not args.no_measure))
         if r.role == "branch":  # a branch trains only its own steps after the trunk's
             row["est_wall_s"] *= r.flops_marginal / r.flops
@@ -153,6 +186,7 @@ def _plan(args: argparse.Namespace) -> int:
             "n_tokens": f"{r['n_tokens']:,}",
             "flops": sci(r["flops"]),
             "tokens_per_param": f"{r['tokens_per_param']:.1f}",
+            "epochs": "-" if r["epochs"] is None else f"{r['epochs']:.2f}",
             "lr": sci(r["lr"]),
             "est_time": _fmt_s(r["est_wall_s"]) + ("" if r["source"] == "measured" else "*"),
         }
@@ -247,6 +281,99 @@ def _launch_interrupted(args: argparse.Namespace, again: str) -> str:
     if args.executor == "slurm":
         said = "submitted Slurm jobs keep running (see `scaling sweep status`, `squeue`); " + said
     return said
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    """The forecast rung (``analysis.rung`` chooses and scores, ``sweeps.rung`` trains).
+
+    The forecast is written to ``forecast.json`` before the rung trains, then completed with
+    the actual losses. Exit 0 when every rung run finished (whatever the forecast's error).
+    """
+    from pathlib import Path
+
+    from analysis.fits import fit_from_dict
+    from analysis.rung import (
+        add_to_report,
+        forecast_text,
+        predict_member,
+        rung_members,
+        score_forecast,
+        write_forecast,
+    )
+    from scaling import rundir
+    from sweeps.launch import launch
+    from sweeps.plan import plan
+    from sweeps.rung import rung_sweep
+
+    spec = _load(args.sweep)
+    fit_path = Path(args.fit)
+    if not fit_path.is_file():
+        raise FileNotFoundError(
+            f"--fit {fit_path} does not exist; run `scaling report` (fit_parametric.json) first"
+        )
+    try:
+        fit = fit_from_dict(json.loads(fit_path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--fit {fit_path} is not valid JSON: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"--fit {fit_path} is not a fit written by `scaling fit`/`scaling report` "
+            f"(missing {e}); pass fit_parametric.json"
+        ) from None
+    if args.flops is not None:
+        flops = args.flops
+    else:
+        max_c = (getattr(fit, "meta", None) or {}).get("max_flops")
+        if not max_c:
+            raise ValueError(f"--fit {fit_path} records no largest fitted budget; pass --flops")
+        flops = args.factor * max_c
+    if not flops > 0:
+        raise ValueError(f"the rung's budget must be > 0 FLOPs, got {flops}")
+
+    members = rung_members(fit, flops, neighbours=args.neighbours)
+    rspec = rung_sweep(spec, [m.shape for m in members], flops)
+    by_shape = {
+        (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads): r
+        for r in plan(rspec)  # PlanError (e.g. over max_epochs) before anything trains
+    }
+    n_key = f"n_params_{fit.n_convention}"
+    rows = []
+    for m in members:
+        run = by_shape[m.shape[:3]]
+        n_params = getattr(run, n_key)
+        rows.append(
+            {
+                "role": m.role,
+                "architecture": m.architecture.to_dict(),
+                "n_params": n_params,
+                "n_tokens": run.n_tokens,
+                "run_name": run.run_name,
+                "predicted_loss": predict_member(fit, n_params, run.n_tokens),
+                "actual_loss": None,
+            }
+        )
+    out = Path(args.out) / "forecast.json"
+    write_forecast(out, score_forecast(fit, flops, rows, str(fit_path)))  # before training
+    result = launch(
+        rspec,
+        args.runs_dir,
+        executor=args.executor,
+        parallel=args.parallel,
+        progress=not args.no_progress,
+    )
+    for row in rows:
+        summary = rundir.read_summary(result.sweep_dir / row["run_name"]) or {}
+        if summary.get("status") == "complete":
+            row["actual_loss"] = summary.get("val/loss")
+    record = score_forecast(fit, flops, rows, str(fit_path))
+    write_forecast(out, record)
+    shown = add_to_report(args.out, record)  # the report's index.html / summary.md, if present
+    print(forecast_text(record))
+    print(f"wrote {', '.join(str(p) for p in [out, *shown])}; rung runs in {result.sweep_dir}")
+    for o in result.outcomes:
+        if o.status not in ("complete", "skipped"):
+            print(f"  {o.status} {o.run_name}: {o.error}", file=sys.stderr)
+    return 0 if result.ok else 1
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """The function every executor runs for one run: lock, train (or resume, or skip), record errors.
 
 ``run_one(cfg_dict, run_dir)`` is module-level and importable, so debug (in-process), local
-(``python -m sweeps.execute RUN_DIR`` with the config JSON on stdin) and Slurm (pickled by
-submitit, wrapped in ``SlurmRun``) all run the same code:
+(a child forked from a warm server, or ``python -m sweeps.execute RUN_DIR`` with the config JSON
+on stdin; ``sweeps.workers``) and Slurm (pickled by submitit, wrapped in ``SlurmRun``) all run
+the same code:
 
 1. take the run lock (``scaling.lock``: a non-blocking ``fcntl.flock`` on ``run_dir/.lock``,
    also taken by ``scaling train``); if another process holds it the run is already being
@@ -173,7 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m sweeps.execute RUN_DIR  (RunConfig JSON on stdin)", file=sys.stderr)
         return 2
     cfg_dict = json.loads(sys.stdin.read())
-    out = run_one(cfg_dict, argv[0])
+    return exit_code(run_one(cfg_dict, argv[0]))
+
+
+def exit_code(out: RunOutcome) -> int:
+    """The process exit code for an outcome (a failure's last error line goes to stderr).
+
+    0 complete/diverged/skipped, 1 failed, 75 lock held (``sweeps.workers`` children too).
+    """
     if out.status == "failed":
         print(f"run {out.run_name} failed: {out.error}", file=sys.stderr)
         return EXIT_FAILED

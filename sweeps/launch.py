@@ -5,9 +5,11 @@ anything runs), writes ``<runs_dir>/<sweep>/sweep.json``, skips finished runs (`
 present) and runs whose lock is held (being trained elsewhere), and hands the rest to:
 
 - ``"debug"``: in this process, one after another (tests, debugging; ``pdb`` works);
-- ``"local"``: a pool of ``parallel`` subprocesses ``python -m sweeps.execute RUN_DIR``
-  (default: one per CPU core), each single-threaded (``OMP_NUM_THREADS=1``; configs carry
-  ``n_threads``), stdout/stderr in ``<sweep>/.logs/<run_name>.log``;
+- ``"local"``: ``parallel`` run processes at a time (default: one per CPU core), each forked
+  from one warm server that imported torch and wandb once (``sweeps.workers``; ``local_start=
+  "fresh"``: a new ``python -m sweeps.execute RUN_DIR`` per run), each single-threaded
+  (``OMP_NUM_THREADS=1``; configs carry ``n_threads``), stdout/stderr in
+  ``<sweep>/.logs/<run_name>.log``;
 - ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
   on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
   job ids appended to ``<sweep>/slurm_jobs.jsonl``. WSD branches (``sweeps.branching``) go in a
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import __version__, rundir
+from sweeps import workers
 from sweeps.execute import EXIT_RUNNING, RunOutcome, lock_held, run_one
 from sweeps.plan import PlannedRun, plan
 from sweeps.spec import SweepSpec
@@ -177,6 +180,17 @@ def live_slurm_jobs(sweep_dir: str | Path) -> dict[str, str]:
     return {run: jid for run, jid in latest.items() if states.get(jid) in LIVE_SLURM_STATES}
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a Slurm or cgroup allocation).
+
+    The local executor's default parallelism: one single-thread run per core, every core used.
+    """
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
     summary = rundir.read_summary(run_dir)
     if summary is None:
@@ -203,36 +217,44 @@ def _run_debug(todo: list[tuple[PlannedRun, Path]], progress: bool) -> list[RunO
 
 
 def _run_local(
-    todo: list[tuple[PlannedRun, Path]], parallel: int, progress: bool, log_dir: Path
+    todo: list[tuple[PlannedRun, Path]],
+    parallel: int,
+    progress: bool,
+    log_dir: Path,
+    local_start: str = "forkserver",
 ) -> list[RunOutcome]:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
+    start = workers.starter(local_start)  # how each run's process starts (sweeps.workers)
     results: dict[int, RunOutcome] = {}
     pending = local_order(todo)
-    active: dict[int, tuple[subprocess.Popen, float, Any]] = {}
+    active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
     with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
-            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar)
+            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start)
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
-            for proc, _, log in active.values():
+            for proc, _, _ in active.values():
                 proc.terminate()
                 proc.wait()
-                log.close()
     return [results[i] for i in range(len(todo))]
 
 
 def _pool_loop(
     todo: list[tuple[PlannedRun, Path]],
     pending: list[tuple[int, tuple[PlannedRun, Path]]],
-    active: dict[int, tuple[subprocess.Popen, float, Any]],
+    active: dict[int, tuple[workers.RunProcess, float, Path]],
     results: dict[int, RunOutcome],
     parallel: int,
     env: dict[str, str],
     log_dir: Path,
     bar: Any,
+    start: Any,
 ) -> None:
-    """Keep ``parallel`` subprocesses busy until ``pending`` and ``active`` are empty."""
+    """Keep ``parallel`` run processes busy until ``pending`` and ``active`` are empty.
+
+    ``start(cfg_dict, run_dir, log_path, env)`` starts one (``sweeps.workers``).
+    """
     while pending or active:
         for i, reason in blocked_branches(todo, pending, active):
             results[i] = _blocked_outcome(*todo[i], reason)
@@ -242,25 +264,18 @@ def _pool_loop(
             if item is None:
                 break
             i, (run, run_dir) = item
-            log = open(log_dir / f"{run.run_name}.log", "ab")  # noqa: SIM115
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sweeps.execute", str(run_dir)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(run.config.to_dict()).encode())
-            proc.stdin.close()
-            active[i] = (proc, time.perf_counter(), log)
+            log_path = log_dir / f"{run.run_name}.log"
+            t0 = time.perf_counter()
+            proc = start(run.config.to_dict(), run_dir, log_path, env)
+            active[i] = (proc, t0, log_path)
         time.sleep(0.05)
-        for i in [i for i, (p, _, _) in active.items() if p.poll() is not None]:
-            proc, t0, log = active.pop(i)
-            log.close()
+        for i, code in [(i, p.poll()) for i, (p, _, _) in list(active.items())]:
+            if code is None:
+                continue
+            _, t0, log_path = active.pop(i)
             run, run_dir = todo[i]
             wall = time.perf_counter() - t0
-            results[i] = _outcome_from_dir(run, run_dir, wall, proc.returncode, log.name)
+            results[i] = _outcome_from_dir(run, run_dir, wall, code, str(log_path))
             bar.update(1)
 
 
@@ -393,9 +408,13 @@ def _outcome_from_dir(
     error_path = run_dir / rundir.ERROR
     if not error_path.exists():  # died before run_one could record anything (import, kill)
         tail = Path(log_path).read_text(errors="replace")[-4000:] if Path(log_path).exists() else ""
-        rundir.write_error(
-            run_dir, f"subprocess exited with code {returncode}; log {log_path}:\n{tail}"
+        how = (
+            f"killed by signal {-returncode}"
+            if returncode < 0
+            else f"exited with code {returncode}"
         )
+        # the reason last: the outcome and `scaling sweep status` show the last line
+        rundir.write_error(run_dir, f"log {log_path} (end):\n{tail}\nrun process {how}")
     text = error_path.read_text(errors="replace")
     last = [ln for ln in text.strip().splitlines() if ln.strip()]
     return RunOutcome(
@@ -610,6 +629,7 @@ def launch(
     *,
     wait: bool = True,
     poll_s: float = 1.0,
+    local_start: str = "forkserver",
     **slurm_kwargs: Any,
 ) -> LaunchResult:
     """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
@@ -618,10 +638,14 @@ def launch(
         spec: the sweep (``sweeps.registry.load_sweep(name)``).
         runs_dir: root folder; runs go to ``runs_dir/<spec.name>/<run_name>/``.
         executor: ``"debug"`` (in-process), ``"local"`` (subprocess pool) or ``"slurm"``.
-        parallel: local executor only: concurrent subprocesses (default ``os.cpu_count()``).
+        parallel: local executor only: concurrent run processes (default ``usable_cores()``:
+            every core this process may use).
         progress: tqdm progress bar (runs done / total, ETA) on stderr.
         wait: Slurm only: wait for the array to finish (else return after submitting).
         poll_s: Slurm only: seconds between job-state polls.
+        local_start: local only: how each run's process starts (``sweeps.workers``):
+            ``"forkserver"`` (forked from one warm server that imported torch and wandb once)
+            or ``"fresh"`` (a new ``python -m sweeps.execute`` per run).
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
             ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
@@ -643,6 +667,8 @@ def launch(
         raise LaunchError(f"Slurm options {sorted(slurm_kwargs)} need executor='slurm'")
     if parallel is not None and (executor != "local" or parallel < 1):
         raise LaunchError("parallel must be a positive integer and needs executor='local'")
+    if local_start not in workers.STARTERS:
+        raise LaunchError(f"local_start must be one of {workers.STARTERS}, got {local_start!r}")
     params = slurm_parameters(**slurm_kwargs) if executor == "slurm" else {}
     if executor == "slurm":
         params.setdefault("name", f"sweep-{spec.name}")
@@ -676,7 +702,8 @@ def launch(
         if executor == "debug":
             done = _run_debug(todo, progress)
         elif executor == "local":
-            done = _run_local(todo, parallel or os.cpu_count() or 1, progress, sweep_dir / ".logs")
+            n_workers = parallel or usable_cores()
+            done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start)
         else:
             done, job_ids, jobs = _run_slurm(
                 todo, sweep_dir, params, progress, wait, poll_s, queued

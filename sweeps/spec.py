@@ -179,7 +179,10 @@ class SweepSpec:
         n_params_kind: convention of parameter targets and of tokens-per-parameter:
             ``"non_embedding"`` (Kaplan) or ``"total"`` (Chinchilla).
         allow_repetition: if False, a run needing more tokens than the training corpus holds
-            (when its size is cheaply known) is invalid.
+            (when its size is cheaply known) is invalid (the same as ``max_epochs=1``).
+        max_epochs: if set, a run whose ``n_tokens`` exceeds this many passes over the training
+            corpus (``corpus_train_tokens``, when cheaply known) is invalid, e.g. 4: Muennighoff
+            et al. 2023 (Fig. 3) find up to ~4 epochs of repeated data cost little loss.
         mlp_ratio: GELU-equivalent MLP ratio for explicit shapes and grids: ``d_mlp =
             default_d_mlp(base.model.family, d_model, mlp_ratio)`` (``mlp_ratio * d_model`` for
             gpt2; the parameter-matched SwiGLU width for llama).
@@ -199,6 +202,7 @@ class SweepSpec:
     shape_rule: ShapeRule | None = None
     n_params_kind: NParamsKind = "non_embedding"
     allow_repetition: bool = True
+    max_epochs: float | None = None
     mlp_ratio: int = 4
     description: str = ""
     branching: WsdBranches | None = None
@@ -232,6 +236,13 @@ class SweepSpec:
                 f"{type(self).__name__}.shape_rule builds family {rule_family!r} but "
                 f"base.model.family is {self.base.model.family!r}; give the rule "
                 f"family={self.base.model.family!r}"
+            )
+        if self.max_epochs is not None and not (
+            isinstance(self.max_epochs, (int, float)) and 0 < self.max_epochs < math.inf
+        ):
+            raise SweepSpecError(
+                f"{type(self).__name__}.max_epochs must be a positive number or None, "
+                f"got {self.max_epochs!r}"
             )
         if self.n_params_kind not in ("non_embedding", "total"):
             raise SweepSpecError(
@@ -356,7 +367,7 @@ class SweepSpec:
 
         Checks every run (shape legal, budget reachable within tolerance, at least one batch,
         LR rule covers the shape, RunConfig valid), then across runs: duplicate run names, and
-        corpus size when ``allow_repetition`` is False.
+        epochs over the corpus when ``allow_repetition`` is False or ``max_epochs`` is set.
 
         Returns:
             ``(configs, problems)``: the valid configs in plan order and all problems found.
@@ -364,7 +375,8 @@ class SweepSpec:
         configs: list[RunConfig] = []
         problems: list[PlanProblem] = []
         seen: dict[str, str] = {}
-        corpus = None if self.allow_repetition else corpus_train_tokens(self.base.data)
+        limit = self.epoch_limit
+        corpus = corpus_train_tokens(self.base.data) if limit is not None else None
         candidates = self.candidates()
         if self.branching is not None:  # points become branches off shared WSD trunks
             valid = [(c.label, c.config) for c in candidates if c.config is not None]
@@ -383,15 +395,8 @@ class SweepSpec:
                 )
                 continue
             seen[name] = c.label
-            if corpus is not None and c.config.n_tokens > corpus:
-                problems.append(
-                    PlanProblem(
-                        c.label,
-                        f"n_tokens={c.config.n_tokens:,} exceeds the training corpus "
-                        f"(~{corpus:,} tokens) and allow_repetition=False; use fewer tokens, "
-                        "more data, or allow_repetition=True",
-                    )
-                )
+            if corpus is not None and limit is not None and c.config.n_tokens > limit * corpus:
+                problems.append(PlanProblem(c.label, self._epochs_reason(c.config, corpus)))
                 continue
             configs.append(c.config)
         by_name = {run_name(c): c for c in configs}
@@ -399,6 +404,27 @@ class SweepSpec:
             problems.append(PlanProblem(seen[name], reason))
             configs.remove(by_name[name])
         return configs, problems
+
+    @property
+    def epoch_limit(self) -> float | None:
+        """Most passes over the training corpus a run may take (None: no limit).
+
+        ``1`` when ``allow_repetition`` is False, else ``max_epochs``; the smaller when both.
+        """
+        limits = [x for x in (None if self.allow_repetition else 1.0, self.max_epochs) if x]
+        return min(limits) if limits else None
+
+    def _epochs_reason(self, cfg: RunConfig, corpus: int) -> str:
+        if not self.allow_repetition and cfg.n_tokens > corpus:
+            return (
+                f"n_tokens={cfg.n_tokens:,} exceeds the training corpus (~{corpus:,} tokens) and "
+                "allow_repetition=False; use fewer tokens, more data, or allow_repetition=True"
+            )
+        return (
+            f"n_tokens={cfg.n_tokens:,} is {cfg.n_tokens / corpus:.2f} epochs of the training "
+            f"corpus (~{corpus:,} tokens), over max_epochs={self.max_epochs:g}; use fewer "
+            "tokens, a larger corpus, or a higher max_epochs"
+        )
 
     def expand(self) -> list[RunConfig]:
         """Fully resolved configs (explicit shape and ``n_tokens``), in plan order.

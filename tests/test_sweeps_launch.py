@@ -76,6 +76,20 @@ def test_debug_launch_completes_and_relaunch_does_nothing(tmp_path):
     )  # zero training work: nothing touched, not even sweep.json
     again = launch(spec, tmp_path, executor="local", progress=False)
     assert again.n_submitted == 0 and file_mtimes(tmp_path) == before
+    # epochs: tokens over the training split recorded in config.json, also in load_runs
+    from analysis.load import load_runs
+
+    runs = load_runs(tmp_path / "smoke").set_index("run_name")
+    for run in plan(spec):
+        run_dir = tmp_path / "smoke" / run.run_name
+        n_train = rundir.read_config(run_dir)["data"]["n_train_tokens"]
+        summary = rundir.read_summary(run_dir)
+        assert 0 < summary["epochs"] == pytest.approx(run.config.n_tokens / n_train)
+        assert runs.loc[run.run_name, "epochs"] == summary["epochs"]
+    del summary["epochs"]  # a summary written before the field existed: derived on load
+    (run_dir / rundir.SUMMARY).write_text(json.dumps(summary))
+    runs = load_runs(tmp_path / "smoke").set_index("run_name")
+    assert runs.loc[run_dir.name, "epochs"] == pytest.approx(run.config.n_tokens / n_train)
 
 
 def test_local_executor_isolates_a_failure_and_relaunch_retries_it(tmp_path, capsys):

@@ -215,6 +215,32 @@ def test_repetition_check_uses_corpus_size():
     assert corpus_train_tokens(DataConfig(source="tokens", path="/nonexistent/x")) is None
 
 
+def test_max_epochs_refuses_the_runs_over_it_by_name():
+    corpus = corpus_train_tokens(DataConfig(source="stdlib"))
+    spec = GridSweep(
+        name="rep",
+        base=base_config(),
+        widths=(32,),
+        depths=(1,),
+        n_tokens=(int(1.5 * corpus), int(4.5 * corpus)),
+        max_epochs=4,
+    )
+    configs, problems = spec.check()
+    assert len(configs) == 1 and abs(configs[0].n_tokens - 1.5 * corpus) <= 1024  # one batch
+    (problem,) = problems
+    assert "4.50 epochs" in problem.reason and "max_epochs=4" in problem.reason
+    with pytest.raises(PlanError) as err:
+        spec.expand()
+    assert problem.label in str(err.value) and "1 invalid run" in str(err.value)
+    # allow_repetition=False is the tighter limit of one epoch
+    strict = dataclasses.replace(spec, allow_repetition=False)
+    assert strict.epoch_limit == 1 and len(strict.check()[1]) == 2
+    assert dataclasses.replace(spec, max_epochs=5).expand()
+    for bad in (0, -1, float("inf"), "4"):
+        with pytest.raises(SweepSpecError, match="max_epochs"):
+            dataclasses.replace(spec, max_epochs=bad)
+
+
 def test_bad_spec_fields_raise():
     with pytest.raises(SweepSpecError, match="exactly one size axis"):
         IsoFlopSweep(name="x", base=base_config(), budgets=(1e12,))

@@ -29,7 +29,7 @@ CONTRACT_SUMMARY_KEYS = {
     "n_params_lm_head", "flops", "flops_with_embedding", "flops_6nd", "flops_6nd_non_embedding",
     "flops_kaplan", "flops_budget", "tokens_per_param", "wall_time_s", "tokens_per_sec",
     "world_size", "diverged_step", "seed", "lr", "n_layers", "d_model", "n_heads", "d_mlp",
-    "vocab_size", "seq_len", "sweep_name", "point_key",
+    "vocab_size", "seq_len", "sweep_name", "point_key", "epochs",
     "flops_marginal", "role", "parent_run", "parent_step",  # WSD lineage (issue 9)
 }  # fmt: skip
 ROW_KEYS = {

@@ -1,10 +1,11 @@
 """``cpu_isoflop``: the main job's IsoFLOP sweep, sized for a 2-core CPU (about 10 minutes).
 
 Three compute budgets C = 3e11, 1e12, 3e12 FLOPs (counted, Chinchilla App. F without the
-embedding lookup) x seven shapes from 3k to 333k non-embedding parameters, on the embedded
+embedding lookup) x nine shapes from 1.8k to 333k non-embedding parameters, on the embedded
 standard-library corpus with byte tokens (vocab 256), seq_len 128, 2048 tokens per step.
-A tokens-per-parameter window (1 to 3000, non-embedding N) keeps the 17 (budget, size) points
-where a model is not hopeless at that budget: 6, 6 and 5 sizes per budget.
+A tokens-per-parameter window (20 to 4000, non-embedding N) keeps the 16 (budget, size) points
+where a model is not hopeless at that budget: 6, 5 and 5 sizes per budget (``scaling sweep plan
+cpu_isoflop`` lists them and the 11 points the window leaves out).
 
 How the design was chosen (measured on this machine kind; see ``../shared/docs/
 cpu-isoflop-notes.md`` and the issue note for the numbers):
@@ -21,6 +22,10 @@ cpu-isoflop-notes.md`` and the issue note for the numbers):
   our pilot: 48 is better at 3.5e-3 than at 7e-3 or 1.4e-2, 64 equal at 2.5e-3 and 5e-3).
 - Batch 16 x 128 tokens: small enough for hundreds of steps at the smallest budget per
   model, large enough that per-step overhead does not dominate the tiny models.
+- Data repetition: the corpus' training split holds ~11M byte tokens; the longest run (d_model
+  24 at 3e12) sees 25M, 2.3 epochs. ``max_epochs=4`` makes the plan refuse any run beyond 4
+  passes (Muennighoff et al. 2023 find little loss up to there); ``summary.json`` records each
+  run's ``epochs``.
 - AdamW (0.9, 0.95), weight decay 0.1, 5% warmup, cosine to 10% over each run's own length
   (the schedule always matches the run: Hoffmann et al. 2022).
 
@@ -86,5 +91,6 @@ def sweep() -> IsoFlopSweep:
         shape_rule=AspectRatioRule(aspect_ratio=32, d_head=16),
         n_params_kind="non_embedding",
         tokens_per_param_range=(20.0, 4000.0),
+        max_epochs=4.0,
         description="CPU IsoFLOP sweep for the main job: 3 budgets x 5-6 sizes, ~10 min on 2 cores",
     )

@@ -1,0 +1,305 @@
+"""The forecast rung: which models to train beyond the fitted budgets, and how the forecast scored.
+
+A scaling law is judged by a model it did not see: train the architecture the fit names at a
+budget C beyond the largest fitted one (Marin's "rung") and compare its final loss with the
+forecast. This module is the torch-free half (the other is ``sweeps.rung``, which turns the
+shapes into runs and trains them; the ``scaling sweep forecast`` command joins the two):
+
+1. ``rung_members(fit, C, neighbours)``: the architecture ``compute_optimal(C, fit)`` names
+   (what ``scaling optimal --fit FIT --flops C`` prints first), and optionally two neighbours at
+   0.5x and 2x its N at the same C, so the forecast's choice of N is checked too;
+2. ``predict_member``: the loss forecast for a planned run's exact (N, D):
+   ``analysis.forecast.predict_loss`` (approach 3's L(N, D) = E + A/N^alpha + B/D^beta,
+   Hoffmann et al. 2022 Eq. 2, with a bootstrap CI of the mean and a prediction interval for one
+   new run);
+3. ``score_forecast``: predicted against actual, written as ``forecast.json``, printed
+   (``forecast_text``) and shown in the report's ``index.html``/``summary.md``
+   (``add_to_report``).
+
+Units: C in FLOPs under the fit's ``flop_formula`` (``counted`` for runs of this package), N in
+the fit's ``n_convention``, D in tokens, losses in nats per token (``val/loss``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.forecast import predict_loss
+from analysis.parametric import ParametricFit
+from analysis.query import Architecture, architectures_for, compute_optimal
+
+#: neighbour roles and their factor on the optimum's N (same budget C)
+NEIGHBOURS = {"half": 0.5, "double": 2.0}
+
+
+@dataclass(frozen=True)
+class RungMember:
+    """One model of the rung.
+
+    Attributes:
+        role: ``"optimum"`` (the named architecture), ``"half"`` or ``"double"`` (neighbours
+            nearest to 0.5x and 2x the optimum's N).
+        architecture: the shape, exactly counted.
+        target_n_params: the N the member was chosen for (fit convention).
+    """
+
+    role: str
+    architecture: Architecture
+    target_n_params: float
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(n_layers, d_model, n_heads, d_mlp)``."""
+        a = self.architecture
+        return (a.n_layers, a.d_model, a.n_heads, a.d_mlp)
+
+
+def _n_of(arch: Architecture, n_convention: str) -> int:
+    return arch.n_params_non_embedding if n_convention == "non_embedding" else arch.n_params_total
+
+
+def _same_depth_widths(arch: Architecture, fit: ParametricFit) -> list[Architecture]:
+    # shapes at the optimum's depth with other widths (same head width and MLP ratio): a finer
+    # ladder than a shape rule whose neighbouring shapes are ~8x apart in N
+    from scaling.config import ModelConfig
+    from scaling.counting import param_counts
+
+    d_head = arch.d_model // arch.n_heads
+    mlp_ratio = arch.d_mlp / arch.d_model
+    meta = fit.meta or {}
+    out = []
+    for n_heads in range(1, 4 * arch.n_heads + 1):
+        d_model = n_heads * d_head
+        d_mlp = round(mlp_ratio * d_model)
+        model = ModelConfig(
+            n_layers=arch.n_layers,
+            d_model=d_model,
+            n_heads=n_heads,
+            d_mlp=d_mlp,
+            vocab_size=int(meta.get("vocab_size", 256)),
+            seq_len=int(meta.get("seq_len", 256)),
+        )
+        pc = param_counts(model)
+        out.append(Architecture(arch.n_layers, d_model, n_heads, d_mlp, pc.total, pc.non_embedding))
+    return out
+
+
+def rung_members(fit: ParametricFit, flops: float, neighbours: bool = False) -> list[RungMember]:
+    """The rung's models at budget ``flops``: the named optimum, then the neighbours if asked.
+
+    The optimum is ``compute_optimal(flops, fit).architectures[0]``: the shape under the fit's
+    recorded shape rule nearest to N_opt. A neighbour is the shape nearest (in log N) to 0.5x
+    or 2x the optimum's N among the rule's candidates and the optimum's depth at other widths
+    (multiples of its head width); it is left out when no shape other than the optimum exists.
+
+    Raises:
+        ValueError: ``fit`` is not approach 3, ``flops`` is not positive, or the fit has no
+            shape rule to name an architecture (fit a runs directory that has ``sweep.json``).
+    """
+    if not isinstance(fit, ParametricFit):
+        raise ValueError(
+            f"the forecast rung needs an approach-3 fit (fit_parametric.json), got "
+            f"{getattr(fit, 'approach', type(fit).__name__)!r}"
+        )
+    opt = compute_optimal(flops, fit)
+    if not opt.architectures:
+        raise ValueError(f"the fit names no architecture at C={flops:.3g}: {opt.note}")
+    best = opt.architectures[0]
+    members = [RungMember("optimum", best, float(opt.n_params.value))]
+    if not neighbours:
+        return members
+    n_best = _n_of(best, fit.n_convention)
+    for role, factor in NEIGHBOURS.items():
+        target = factor * n_best
+        pool = list(architectures_for(target, fit, k=5)[0]) + _same_depth_widths(best, fit)
+        pool = [a for a in pool if (a.n_layers, a.d_model) != (best.n_layers, best.d_model)]
+        if pool:
+            near = min(pool, key=lambda a: abs(math.log(_n_of(a, fit.n_convention) / target)))
+            members.append(RungMember(role, near, target))
+    return members
+
+
+def predict_member(
+    fit: ParametricFit, n_params: float, n_tokens: float, level: float = 0.95
+) -> dict[str, Any]:
+    """Forecast loss of one run: ``{"value", "ci": [lo, hi], "pi": [lo, hi], "level"}``.
+
+    ``analysis.forecast.predict_loss`` at the run's exact N (fit convention) and D (tokens).
+    """
+    return predict_loss(fit, n_params, n_tokens, level)
+
+
+def _score(predicted: dict[str, Any], actual: float | None) -> dict[str, Any]:
+    if actual is None or not math.isfinite(actual):
+        return {"actual_loss": None, "rel_error": None, "inside_pi": None}
+    pi = predicted.get("pi")
+    has_pi = pi is not None and all(x is not None and math.isfinite(x) for x in pi)
+    return {
+        "actual_loss": actual,
+        "rel_error": predicted["value"] / actual - 1.0,
+        "inside_pi": bool(pi[0] <= actual <= pi[1]) if has_pi else None,
+    }
+
+
+def score_forecast(
+    fit: ParametricFit, flops: float, members: list[dict[str, Any]], fit_path: str | None = None
+) -> dict[str, Any]:
+    """The ``forecast.json`` record: the optimum's forecast against its actual loss.
+
+    Args:
+        fit: the approach-3 fit that made the forecast.
+        flops: the rung's budget C.
+        members: one dict per trained model, the optimum first: ``role``, ``architecture``
+            (``Architecture.to_dict()``), ``n_params`` (fit convention), ``n_tokens``,
+            ``run_name``, ``predicted_loss`` (``predict_member``), ``actual_loss`` (final
+            ``val/loss``, None while not trained or when the run failed).
+        fit_path: where the fit was read from (recorded).
+
+    Returns:
+        ``{"flops", "n_params", "n_tokens", "architecture", "predicted_loss", "actual_loss",
+        "rel_error", "inside_pi", ...}`` for the optimum, where ``rel_error = predicted /
+        actual - 1`` (positive: the forecast was too pessimistic) and ``inside_pi`` says
+        whether the actual loss lies in the prediction interval (None without a PI). With
+        neighbours, ``members`` lists all of them (each scored the same way) and ``best`` names
+        the role with the lowest actual loss (None until all are trained).
+    """
+    scored = [{**m, **_score(m["predicted_loss"], m.get("actual_loss"))} for m in members]
+    top = scored[0]
+    max_c = (fit.meta or {}).get("max_flops")
+    out: dict[str, Any] = {
+        "flops": float(flops),
+        "n_params": top["n_params"],
+        "n_convention": fit.n_convention,
+        "n_tokens": top["n_tokens"],
+        "architecture": top["architecture"],
+        "run_name": top["run_name"],
+        "predicted_loss": top["predicted_loss"],
+        "actual_loss": top["actual_loss"],
+        "rel_error": top["rel_error"],
+        "inside_pi": top["inside_pi"],
+        "loss_metric": "val/loss",
+        "fit": {
+            "approach": fit.approach,
+            "path": fit_path,
+            "max_fitted_flops": max_c,
+            "extrapolation_factor": float(flops) / max_c if max_c else None,
+        },
+    }
+    if len(scored) > 1:
+        out["members"] = scored
+        losses = [m["actual_loss"] for m in scored]
+        out["best"] = (
+            scored[min(range(len(scored)), key=losses.__getitem__)]["role"]
+            if all(x is not None for x in losses)
+            else None
+        )
+    return out
+
+
+def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as JSON atomically (tmp + rename); NaN is written as null."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(clean(record), indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+_BEGIN, _END = "<!-- forecast-rung -->", "<!-- /forecast-rung -->"
+
+
+def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
+    """Show the forecast check in ``index.html`` and ``summary.md`` of a report in ``out_dir``.
+
+    Inserts (or replaces, so reruns do not repeat it) a marked "Forecast rung" section:
+    before ``</body>`` in ``index.html``, at the end of ``summary.md``. Files that do not
+    exist are left alone (run ``scaling report`` first); a later ``scaling report`` rewrites
+    both without it until the forecast command runs again (which trains nothing then).
+
+    Returns:
+        The files changed.
+    """
+    import html
+
+    text = forecast_text(record)
+    blocks = {
+        "index.html": (
+            f"{_BEGIN}<h2>Forecast rung: predicted vs actual</h2><pre>{html.escape(text)}</pre>"
+            f"{_END}\n",
+            "</body>",
+        ),
+        "summary.md": (
+            f"{_BEGIN}\n## Forecast rung: predicted vs actual\n\n```\n{text}\n```\n{_END}\n",
+            None,
+        ),
+    }
+    changed = []
+    for name, (block, anchor) in blocks.items():
+        path = Path(out_dir) / name
+        if not path.is_file():
+            continue
+        doc = path.read_text()
+        if _BEGIN in doc and _END in doc:
+            head, rest = doc.split(_BEGIN, 1)
+            doc = head + rest.split(_END, 1)[1].lstrip("\n")
+        if anchor and anchor in doc:
+            i = doc.rindex(anchor)
+            doc = doc[:i] + block + doc[i:]
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + block
+        path.write_text(doc)
+        changed.append(path)
+    return changed
+
+
+def forecast_text(record: dict[str, Any]) -> str:
+    """Printable lines: predicted vs actual for the optimum and each neighbour."""
+    a = record["architecture"]
+    fit = record["fit"]
+    ext = fit.get("extrapolation_factor")
+    lines = [
+        f"forecast rung at C = {record['flops']:.3g} FLOPs"
+        + (f" ({ext:.3g}x the largest fitted budget)" if ext else "")
+        + f": n_layers={a['n_layers']} d_model={a['d_model']} n_heads={a['n_heads']} "
+        f"d_mlp={a['d_mlp']}, N = {record['n_params']:,} ({record['n_convention']}), "
+        f"D = {record['n_tokens']:,} tokens"
+    ]
+    for m in record.get("members") or [record | {"role": "optimum"}]:
+        lines.append("  " + _member_line(m))
+    if record.get("best"):
+        lines.append(f"  best of the three by actual loss: {record['best']}")
+    return "\n".join(lines)
+
+
+def _member_line(m: dict[str, Any]) -> str:
+    p = m["predicted_loss"]
+
+    def interval(name: str) -> str:
+        lo_hi = p.get(name)
+        if not lo_hi or any(x is None or not math.isfinite(x) for x in lo_hi):
+            return f"{name.upper()} n/a"
+        return f"{name.upper()} [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]"
+
+    level = p.get("level", 0.95)
+    head = f"{m['role']:>7} (N = {m['n_params']:,}): predicted {p['value']:.4f} "
+    head += f"({100 * level:g}% {interval('ci')}, {interval('pi')})"
+    if m.get("actual_loss") is None:
+        return head + "; actual: not trained"
+    inside = {True: "inside", False: "OUTSIDE", None: "no"}[m["inside_pi"]]
+    return head + f"; actual {m['actual_loss']:.4f}; rel. error {m['rel_error']:+.2%}; {inside} PI"

@@ -1,0 +1,150 @@
+"""The forecast rung: the named architecture (and neighbours) trained at C; forecast.json scored."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from analysis.fits import fit_from_dict
+from analysis.parametric import fit_parametric
+from analysis.query import compute_optimal
+from analysis.rung import rung_members, score_forecast
+from scaling import rundir
+from scaling.cli import main
+from scaling.config import RunConfig
+from scaling.counting import training_flops
+from sweeps.registry import load_sweep
+from sweeps.rung import rung_sweep
+from sweeps.shapes import AspectRatioRule
+from sweeps.spec import SweepSpecError
+
+# a known law L = E + A/N^alpha + B/D^beta whose optimum at C ~ 4e9 FLOPs is a ~20k-parameter
+# model, so the smoke sweep's tiny models train the rung in seconds
+LAW = {"E": 1.2, "A": 60.0, "B": 60.0, "alpha": 0.5, "beta": 0.5}
+
+
+@pytest.fixture(scope="module")
+def fit_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(3, 5, 6), np.logspace(4.5, 6.5, 5)))
+    L = LAW["E"] + LAW["A"] / N ** LAW["alpha"] + LAW["B"] / D ** LAW["beta"]
+    L = L * np.exp(rng.normal(0, 0.005, L.size))
+    meta = {
+        "shape_rule": AspectRatioRule(aspect_ratio=32, d_head=16).to_dict(),
+        "vocab_size": 256,
+        "seq_len": 32,
+        "max_flops": 1.5e9,
+    }
+    fit = fit_parametric(
+        N, D, L, n_convention="non_embedding", flop_formula="counted", n_bootstrap=20, meta=meta
+    )
+    path = tmp_path_factory.mktemp("fit") / "fit_parametric.json"
+    path.write_text(json.dumps(fit.to_dict()))
+    return path
+
+
+def test_rung_trains_the_named_architecture_and_neighbours_and_scores_them(
+    tmp_path, fit_file, capsys
+):
+    fit = fit_from_dict(json.loads(fit_file.read_text()))
+    flops = 3 * 1.5e9  # --factor 3 x the fit's largest budget
+    cmd = ["sweep", "forecast", "smoke", "--fit", str(fit_file), "--runs-dir", str(tmp_path)]
+    cmd += ["--out", str(tmp_path / "report"), "--neighbours", "--executor", "debug"]
+    report = tmp_path / "report"  # a report written by `scaling report` before the rung
+    report.mkdir()
+    (report / "index.html").write_text("<html><body><h1>Scaling-law report</h1></body></html>")
+    (report / "summary.md").write_text("# Scaling-law report\n")
+    assert main(cmd + ["--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((tmp_path / "report" / "forecast.json").read_text())
+
+    # the optimum is what `scaling optimal --flops C` names, trained at C
+    named = compute_optimal(flops, fit).architectures[0].to_dict()
+    assert record["flops"] == pytest.approx(flops) and record["architecture"] == named
+    run_dir = tmp_path / "smoke-rung" / record["run_name"]
+    summary = rundir.read_summary(run_dir)
+    cfg = rundir.read_config(run_dir)["config"]
+    assert cfg["model"]["d_model"] == named["d_model"] and summary["status"] == "complete"
+    assert summary["n_tokens"] == record["n_tokens"]
+    assert summary["n_params_non_embedding"] == record["n_params"]
+    model = RunConfig.from_dict(cfg).model
+    assert abs(training_flops(model, summary["n_tokens"]) / flops - 1) < 0.05
+    # predicted (with CI and PI) against actual
+    pred = record["predicted_loss"]
+    assert set(pred) == {"value", "ci", "pi", "level"} and pred["ci"][0] < pred["ci"][1]
+    assert pred["pi"][0] < pred["value"] < pred["pi"][1]
+    law = LAW["E"] + LAW["A"] / record["n_params"] ** 0.5 + LAW["B"] / record["n_tokens"] ** 0.5
+    assert pred["value"] == pytest.approx(law, rel=0.03)  # the fit recovered the known law
+    assert record["actual_loss"] == summary["val/loss"]
+    assert record["rel_error"] == pytest.approx(pred["value"] / summary["val/loss"] - 1)
+    assert record["inside_pi"] == (pred["pi"][0] <= summary["val/loss"] <= pred["pi"][1])
+    assert record["fit"]["extrapolation_factor"] == pytest.approx(3)
+    # neighbours: other shapes near 0.5x and 2x N at the same C; the best one is named
+    roles = {m["role"]: m for m in record["members"]}
+    assert list(roles) == ["optimum", "half", "double"]
+    n_opt = record["n_params"]
+    assert 0.25 < roles["half"]["n_params"] / n_opt < 0.8
+    assert 1.4 < roles["double"]["n_params"] / n_opt < 4
+    for m in roles.values():
+        s = rundir.read_summary(tmp_path / "smoke-rung" / m["run_name"])
+        assert m["actual_loss"] == s["val/loss"] and s["flops_budget"] == pytest.approx(flops)
+    assert record["best"] == min(roles, key=lambda r: roles[r]["actual_loss"])
+    assert "forecast rung at C = 4.5e+09" in printed and "rel. error" in printed
+
+    # a relaunch trains nothing and writes the same forecast
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke-rung").rglob("*.pt")}
+    assert main(cmd + ["--no-progress"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert json.loads((tmp_path / "report" / "forecast.json").read_text()) == record
+    # the report shows the check once (replaced, not repeated, by the rerun)
+    page = (report / "index.html").read_text()
+    assert page.count("Forecast rung: predicted vs actual") == 1
+    assert page.index("rel. error") < page.index("</body>")
+    md = (report / "summary.md").read_text()
+    assert md.startswith("# Scaling-law report") and md.count("## Forecast rung") == 1
+
+
+def test_rung_refuses_bad_inputs_before_training(tmp_path, fit_file, capsys):
+    base = ["sweep", "forecast", "smoke", "--runs-dir", str(tmp_path), "--out", str(tmp_path)]
+    assert main(base + ["--fit", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json does not exist; run `scaling report`" in capsys.readouterr().err
+    isoflop = tmp_path / "fit_isoflop.json"
+    isoflop.write_text(json.dumps(json.loads(fit_file.read_text()) | {"approach": "envelope"}))
+    assert main(base + ["--fit", str(isoflop)]) == 2
+    assert "pass fit_parametric.json" in capsys.readouterr().err
+    assert main(base + ["--fit", str(fit_file), "--flops", "-1"]) == 2
+    assert "must be > 0 FLOPs" in capsys.readouterr().err
+    # the study's data-repetition limit holds for the rung too (checked when it is planned)
+    spec = load_sweep("smoke")
+    over = rung_sweep(dataclasses.replace(spec, max_epochs=1e-4), [(1, 32, 2, 128)], 4e9)
+    with pytest.raises(ValueError, match="max_epochs"):
+        over.expand()
+    with pytest.raises(SweepSpecError, match="d_mlp/d_model"):
+        rung_sweep(spec, [(1, 32, 2, 128), (1, 48, 3, 100)], 4e9)
+    assert not (tmp_path / "smoke-rung").exists()
+
+
+def test_score_without_a_prediction_interval_or_actual_loss():
+    fit = fit_parametric(
+        [1e3, 3e3, 1e4, 3e4, 1e5, 1e3, 1e4, 1e5],
+        [1e6, 1e6, 1e6, 1e6, 1e6, 1e5, 1e5, 1e5],
+        [3.0, 2.6, 2.3, 2.1, 2.0, 3.2, 2.5, 2.2],
+        n_convention="non_embedding",
+        flop_formula="counted",
+    )
+    member = {
+        "role": "optimum",
+        "architecture": {},
+        "n_params": 1000,
+        "n_tokens": 10,
+        "run_name": "r",
+        "predicted_loss": {"value": 2.0, "ci": [math.nan] * 2, "pi": [math.nan] * 2, "level": 0.95},
+    }
+    rec = score_forecast(fit, 1e9, [member | {"actual_loss": None}])
+    assert rec["actual_loss"] is None and rec["rel_error"] is None and rec["inside_pi"] is None
+    rec = score_forecast(fit, 1e9, [member | {"actual_loss": 2.5}])
+    assert rec["rel_error"] == pytest.approx(-0.2) and rec["inside_pi"] is None
+    with pytest.raises(ValueError, match="approach-3"):
+        rung_members(object(), 1e9)
