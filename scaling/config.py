@@ -67,6 +67,9 @@ def _positive_int(obj: Any, *names: str) -> None:
         )
 
 
+Parametrization = Literal["sp", "mup", "completep"]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a decoder-only transformer of one model family (``scaling.models``).
@@ -90,6 +93,12 @@ class ModelConfig:
         rope_theta: ``llama``: base of the rotary-position frequencies (Su et al. 2021; 10000
             in Llama 2, 500000 in Llama 3).
         qk_norm: ``llama``: RMSNorm on queries and keys per head before attention (OLMo 2).
+        parametrization: ``"sp"`` (standard, GPT-2), ``"mup"`` (Yang et al. 2022) or
+            ``"completep"`` (Dey et al. 2025); the rules are in ``scaling.parametrization``.
+        base_d_model: ``mup``/``completep``: the width at which the hyperparameters were tuned
+            (there the width rules equal SP's); must be omitted for ``sp``.
+        base_n_layers: ``completep``: the depth at which the hyperparameters were tuned; must
+            be omitted otherwise.
     """
 
     n_layers: int
@@ -103,6 +112,9 @@ class ModelConfig:
     family: str = field(default="gpt2", metadata=OMIT_IF_DEFAULT)
     rope_theta: float = field(default=10000.0, metadata=OMIT_IF_DEFAULT)
     qk_norm: bool = field(default=False, metadata=OMIT_IF_DEFAULT)
+    parametrization: Parametrization = field(default="sp", metadata=OMIT_IF_DEFAULT)
+    base_d_model: int | None = field(default=None, metadata=OMIT_IF_DEFAULT)
+    base_n_layers: int | None = field(default=None, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
         _require(
@@ -133,6 +145,7 @@ class ModelConfig:
             isinstance(self.rope_theta, (int, float)) and self.rope_theta > 0,
             f"ModelConfig.rope_theta must be > 0, got {self.rope_theta!r}",
         )
+        self._check_parametrization()
         _require(
             self.d_model % self.n_heads == 0,
             f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}; "
@@ -141,6 +154,31 @@ class ModelConfig:
         _require(
             0.0 <= self.dropout < 1.0, f"ModelConfig.dropout must be in [0, 1), got {self.dropout}"
         )
+
+    def _check_parametrization(self) -> None:
+        p = self.parametrization
+        _require(
+            p in typing.get_args(Parametrization),
+            f"ModelConfig.parametrization must be one of {typing.get_args(Parametrization)}, "
+            f"got {p!r}",
+        )
+        # which base fields each parametrization needs (True) or forbids (False)
+        needs = {"sp": (False, False), "mup": (True, False), "completep": (True, True)}[p]
+        for name, needed in zip(("base_d_model", "base_n_layers"), needs, strict=True):
+            value = getattr(self, name)
+            if needed:
+                _require(
+                    value is not None,
+                    f"ModelConfig.{name} is required when parametrization={p!r}; give the "
+                    f"{'width' if name == 'base_d_model' else 'depth'} the LR was tuned at",
+                )
+                _positive_int(self, name)
+            else:
+                _require(
+                    value is None,
+                    f"ModelConfig.{name} has no effect with parametrization={p!r}; remove it "
+                    "or choose a parametrization that uses it",
+                )
 
     @property
     def d_head(self) -> int:
@@ -481,6 +519,11 @@ class RunConfig:
         _require(
             self.wandb_mode in typing.get_args(WandbMode),
             f"RunConfig.wandb_mode must be one of {typing.get_args(WandbMode)}",
+        )
+        _require(
+            self.model.parametrization == "sp" or self.optim.optimizer == "adamw",
+            f"parametrization={self.model.parametrization!r} implements the rules for Adam "
+            "(scaling.parametrization); use optim.optimizer='adamw' or parametrization='sp'",
         )
         if self.flops_budget is not None:
             _require(

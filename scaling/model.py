@@ -14,11 +14,18 @@ Architecture (Radford et al. 2019, GPT-2; as in nanoGPT), for ``ModelConfig`` ``
 - final LayerNorm and a bias-free LM head ``d_model -> vocab_size``, tied to the token embedding
   when ``cfg.tie_embeddings``.
 
-Initialisation (GPT-2 / nanoGPT): every Linear and both embeddings ~ N(0, 0.02**2); the two
-residual-branch output projections (attention output, MLP down-projection) ~
-N(0, (0.02 / sqrt(2 * n_layers))**2) so the residual-stream variance does not grow with depth
-(Radford et al. 2019, Sec. 2.3); LayerNorm gains 1, biases 0. With a tied head the head *is* the
-token embedding (one tensor, initialised once).
+Initialisation (GPT-2 / nanoGPT, under the default ``parametrization="sp"``): every Linear and
+both embeddings ~ N(0, 0.02**2); the two residual-branch output projections (attention output, MLP
+down-projection) ~ N(0, (0.02 / sqrt(2 * n_layers))**2) so the residual-stream variance does not
+grow with depth (Radford et al. 2019, Sec. 2.3); LayerNorm gains 1, biases 0. With a tied head the
+head *is* the token embedding (one tensor, initialised once).
+
+Parametrization hooks (``scaling.parametrization`` owns every rule; the model only applies
+numbers): ``attn_scale`` multiplies ``q.k`` (SP ``1/sqrt(d_head)``), ``residual_multiplier``
+multiplies each residual branch's output (SP 1) and ``output_multiplier`` the logits (SP 1); the
+initialisation is ``parametrization.init_weights`` and the optimizer groups
+``parametrization.param_groups``. Under SP all three multipliers are exactly 1.0 and the model
+computes what it computed before parametrizations existed, bit for bit.
 
 Dropout ``cfg.dropout`` is applied to the attention probabilities (inside SDPA), to each residual
 branch output and to the embedding sum; at 0 (the default for scaling runs) it is skipped.
@@ -38,28 +45,31 @@ gradients computed as ``(x^T g)^T``, splitting the 16 sequences into 2-8 micro-b
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scaling import parametrization
 from scaling.config import ModelConfig
+from scaling.parametrization import INIT_STD
 
-INIT_STD = 0.02  # GPT-2 / nanoGPT initialisation scale
+__all__ = ["GPT", "INIT_STD"]
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with a fused bias-free QKV projection.
 
     Parameters: ``qkv.weight [3*d_model, d_model]``, ``proj.weight [d_model, d_model]``.
+    ``attn_scale`` multiplies ``q.k`` (from the parametrization).
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, attn_scale: float) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
         self.d_head = cfg.d_head
+        self.attn_scale = attn_scale
         self.dropout = cfg.dropout
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
@@ -84,7 +94,12 @@ class CausalSelfAttention(nn.Module):
             for z in self.qkv(x).split(d, dim=2)
         )
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q,
+            k,
+            v,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=True,
+            scale=self.attn_scale,
         )
         # [B, H, T, Dh] -> [B, T, H*Dh]: the fused kernels allocate their output as [B, T, H, Dh]
         # and return a transposed view, so this reshape is free (no copy) on CPU flash attention
@@ -107,20 +122,26 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))``."""
+    """Pre-norm block: ``x + r * Attn(LN(x))``, then ``x + r * MLP(LN(x))``.
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    ``r`` is ``residual_multiplier`` (1 under SP and muP; CompleteP's ``(L_base / L)^alpha``).
+    """
+
+    def __init__(self, cfg: ModelConfig, attn_scale: float, residual_multiplier: float) -> None:
         super().__init__()
+        self.residual_multiplier = residual_multiplier
         self.ln_1 = nn.LayerNorm(cfg.d_model)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg, attn_scale)
         self.ln_2 = nn.LayerNorm(cfg.d_model)
         self.mlp = MLP(cfg)
         self.resid_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``[B, T, d_model]``; returns ``[B, T, d_model]``."""
-        x = x + self.resid_dropout(self.attn(self.ln_1(x)))
-        return x + self.resid_dropout(self.mlp(self.ln_2(x)))
+        # one fused add (x + alpha * branch); alpha = 1.0 is exact, so SP is unchanged
+        r = self.residual_multiplier
+        x = torch.add(x, self.resid_dropout(self.attn(self.ln_1(x))), alpha=r)
+        return torch.add(x, self.resid_dropout(self.mlp(self.ln_2(x))), alpha=r)
 
 
 class GPT(nn.Module):
@@ -136,6 +157,9 @@ class GPT(nn.Module):
         ln_f: final ``nn.LayerNorm(d_model)``.
         lm_head: ``nn.Linear(d_model, vocab_size, bias=False)``; its weight is ``tok_emb.weight``
             when tied.
+        attn_scale: factor on ``q.k`` (``scaling.parametrization``; SP ``1/sqrt(d_head)``).
+        residual_multiplier: factor on each residual branch's output (SP 1).
+        output_multiplier: factor on the logits (SP 1; muP ``base_d_model / d_model``).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -145,10 +169,16 @@ class GPT(nn.Module):
                 f"GPT(cfg) needs a scaling.config.ModelConfig, got {type(cfg).__name__}"
             )
         self.cfg = cfg
+        rules = parametrization.rules(cfg)
+        self.attn_scale = rules.attn_scale(cfg.d_head)
+        self.residual_multiplier = rules.residual_multiplier
+        self.output_multiplier = rules.output_multiplier
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.seq_len, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(cfg, self.attn_scale, self.residual_multiplier) for _ in range(cfg.n_layers)
+        )
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -157,25 +187,13 @@ class GPT(nn.Module):
         self.register_buffer("pos", torch.arange(cfg.seq_len), persistent=False)
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
-        """(Re)initialise every parameter in place, GPT-2 / nanoGPT style (module docstring).
+        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
 
-        Uses the global torch RNG, so ``torch.manual_seed(s)`` before building gives a
-        deterministic model.
+        SP is GPT-2 / nanoGPT's init (module docstring). Uses the global torch RNG, so
+        ``torch.manual_seed(s)`` before building gives a deterministic model.
         """
-        resid_std = INIT_STD / math.sqrt(2 * self.cfg.n_layers)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                if module is self.lm_head and self.cfg.tie_embeddings:
-                    continue  # the shared tensor is initialised as the embedding
-                std = resid_std if getattr(module, "is_residual_proj", False) else INIT_STD
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        parametrization.init_weights(self, self.cfg)
 
     def forward(
         self,
@@ -217,38 +235,30 @@ class GPT(nn.Module):
         x = self.emb_dropout(self.tok_emb(idx) + self.pos_emb(self.pos[:t]))
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))
+        # the output multiplier scales the readout's input ([B, T, d_model], cheaper than the
+        # [B, T, vocab] logits; the same product); 1.0 under SP is exact
+        logits = self.lm_head(self.ln_f(x) * self.output_multiplier)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return (logits if return_logits else None), loss
 
-    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        """Split parameters into weight-decay and no-decay groups for an optimizer.
+    def param_groups(self, weight_decay: float, eps: float = 1e-8) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: ``parametrization.param_groups(self, self.cfg, ...)``.
 
-        Decay: 2-D matrices of the Linear layers (QKV, attention output, MLP, untied LM head).
-        No decay: LayerNorm gains and biases, token and position embeddings (and so a tied LM
-        head, which is the token embedding). Each parameter appears exactly once.
+        Under SP: weight decay on the 2-D matrices of the Linear layers (QKV, attention output,
+        MLP, untied LM head), none on LayerNorm gains and biases or on the token and position
+        embeddings (so none on a tied LM head): ``[decay, no_decay]``. Under muP and CompleteP
+        each group also carries its LR multiplier and epsilon (``scaling.parametrization``).
 
         Args:
-            weight_decay: decoupled weight decay for the decay group (>= 0).
+            weight_decay: the configured decoupled weight decay (>= 0).
+            eps: the configured Adam epsilon.
 
         Returns:
-            ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...],
-            "weight_decay": 0.0}]``, ready for ``torch.optim.AdamW``.
+            Groups ready for ``scaling.optim.build_optimizer``; each parameter appears once.
 
         Raises:
             ValueError: ``weight_decay`` is negative.
         """
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        linear_weights = {id(m.weight) for m in self.modules() if isinstance(m, nn.Linear)} - {
-            id(self.tok_emb.weight)
-        }
-        decay, no_decay = [], []
-        for p in self.parameters():  # de-duplicated, so a tied weight appears once
-            (decay if id(p) in linear_weights else no_decay).append(p)
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)

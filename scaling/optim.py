@@ -18,7 +18,9 @@ start with a linear warmup over ``W = floor(warmup_fraction * n_steps)`` steps, 
 - ``constant``: peak ``lr`` after warmup.
 
 Optimizer: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay on 2-D weight matrices
-only, or SGD with momentum; the caller passes the parameter groups (``GPT.param_groups``).
+only, or SGD with momentum; the caller passes the parameter groups (``GPT.param_groups``, built
+by ``scaling.parametrization``). A group may carry an ``lr_multiplier`` (muP's per-role LR
+scaling): ``set_lr`` gives it the schedule's LR times that multiplier.
 """
 
 from __future__ import annotations
@@ -81,9 +83,9 @@ def build_optimizer(
     """Build the optimizer over ready-made parameter groups.
 
     Args:
-        param_groups: groups with ``"params"`` and ``"weight_decay"`` (e.g.
-            ``GPT.param_groups(cfg.weight_decay)``: decay on 2-D Linear weights only, none on
-            embeddings, norms or biases).
+        param_groups: groups with ``"params"`` and ``"weight_decay"``, optionally ``"eps"`` and
+            ``"lr_multiplier"`` (e.g. ``GPT.param_groups(cfg.weight_decay, cfg.eps)``: under
+            SP decay on 2-D Linear weights only, none on embeddings, norms or biases).
         cfg: ``optimizer`` ``"adamw"`` (betas, eps; decoupled decay, Loshchilov & Hutter 2019)
             or ``"sgd"`` (momentum; ``weight_decay`` is then L2 added to the gradient).
         fused: use the fused AdamW kernel (CUDA and CPU; ``train()`` uses it on both).
@@ -94,16 +96,19 @@ def build_optimizer(
     import torch
 
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(
+        opt = torch.optim.AdamW(
             param_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused or None
         )
-    return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        opt = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum)
+    set_lr(opt, cfg.lr)  # each group at its own multiple of the peak LR
+    return opt
 
 
 def set_lr(optimizer: Any, lr: float) -> None:
-    """Set the learning rate of every parameter group."""
+    """Set every parameter group's LR to ``lr * group.get("lr_multiplier", 1.0)``."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_multiplier", 1.0)
 
 
 def clip_grad_norm(parameters: Any, max_norm: float) -> float:

@@ -5,7 +5,11 @@
 - ``config.json`` (written first): ``{"config": RunConfig.to_dict(), "run_name", "provenance":
   {"scaling_version", "torch_version", "python_version", "git_sha", "created_at"}, "data":
   {"source", "sha256", "train_bytes", "val_bytes", "n_train_tokens", "n_val_tokens",
-  "n_files_train", "n_files_val"}}``;
+  "n_files_train", "n_files_val"}, "parametrization": {"name", "width_multiplier",
+  "depth_multiplier", "attn_scale", "output_multiplier", "residual_multiplier", "groups": {role:
+  {"lr", "lr_multiplier", "weight_decay", "eps", "init_std"}}}}`` (the last: the effective peak LR
+  and settings of each parameter role, ``scaling.parametrization.describe``; absent in runs
+  written before parametrizations existed);
 - ``metrics.jsonl``: append-only, one JSON object per logged step (``step``, ``tokens``,
   ``flops``, ``train/loss``, ``lr``, ``grad_norm``, ``tokens_per_sec``, ``elapsed_s``; evaluation
   rows add ``val/loss``, ``val/bpb``). Readers tolerate a torn last line;
@@ -33,7 +37,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from scaling import __version__
+from scaling import __version__, parametrization
 from scaling.config import ConfigError, RunConfig
 
 CONFIG = "config.json"
@@ -101,7 +105,9 @@ class RunDirWriteError(OSError):
 
 # -- readers ------------------------------------------------------------------------------------
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``).
+    """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``...).
+
+    ``parametrization`` is there in runs written since parametrizations exist.
 
     Raises:
         FileNotFoundError: no ``config.json`` in ``run_dir``.
@@ -350,7 +356,13 @@ def write_config(
             (stored as ``"parent"``), or ``None``.
     """
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    doc = {"config": cfg.to_dict(), "run_name": run_name, "provenance": provenance(), "data": data}
+    doc = {
+        "config": cfg.to_dict(),
+        "run_name": run_name,
+        "provenance": provenance(),
+        "data": data,
+        "parametrization": parametrization.describe(cfg),
+    }
     if parent is not None:
         doc["parent"] = parent
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(doc, indent=2, sort_keys=True))

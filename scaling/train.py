@@ -18,11 +18,12 @@ steps, tokens and FLOPs count from the parent's start, its clock from its own.
 
 ``metrics.jsonl`` rows come every ``log_interval_steps``, at every evaluation (each
 ``eval_interval_tokens`` and the last step); ``train/loss`` in a row is the mean training loss
-over the steps since the previous row, ``lr`` the rate used at that step, ``grad_norm`` its
-pre-clip global gradient norm, ``tokens_per_sec`` the training throughput since the previous row
-(evaluation time excluded) and ``elapsed_s`` the wall time since the run first started (summed
-over resumed segments). A loss or gradient norm that is not finite stops the run as diverged
-before the update is applied.
+over the steps since the previous row, ``lr`` the schedule's rate at that step (a parameter
+group with an ``lr_multiplier``, such as muP's hidden matrices, used that multiple of it;
+``config.json`` lists each group's), ``grad_norm`` its pre-clip global gradient norm,
+``tokens_per_sec`` the training throughput since the previous row (evaluation time excluded) and
+``elapsed_s`` the wall time since the run first started (summed over resumed segments). A loss
+or gradient norm that is not finite stops the run as diverged before the update is applied.
 
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
 ``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files without a ``scaling prepare``
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import distributed, models, rundir
+from scaling import distributed, models, parametrization, rundir
 from scaling.config import ConfigError, RunConfig, parent_mismatches
 from scaling.counting import (
     flops_6nd,
@@ -423,7 +424,7 @@ def _train_loop(
     import torch
     from tqdm.auto import tqdm
 
-    from scaling.models import build_model, check_counts, default_param_groups
+    from scaling.models import build_model, check_counts
 
     run_name, is_main = run_dir.name, dist_env.is_main
     device_type = device.split(":")[0]
@@ -445,11 +446,11 @@ def _train_loop(
     model = build_model(cfg.model)  # the family's module (scaling.models registry)
     check_counts(model, cfg.model)  # the N recorded is the N that trains
     model = model.to(device)
-    groups = getattr(model, "param_groups", None)  # a user module may not define them
     optimizer = build_optimizer(
-        groups(cfg.optim.weight_decay)
-        if callable(groups)
-        else default_param_groups(model, cfg.optim.weight_decay),
+        # any model family: roles, LR multipliers, eps and decay from scaling.parametrization
+        parametrization.param_groups(
+            model, cfg.model, weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps
+        ),
         cfg.optim,
         fused=cfg.optim.optimizer == "adamw",  # torch's fused AdamW runs on CPU and CUDA
     )

@@ -34,6 +34,9 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "family": ("model", "family"),
     "rope_theta": ("model", "rope_theta"),
     "qk_norm": ("model", "qk_norm"),
+    "parametrization": ("model", "parametrization"),
+    "base_d_model": ("model", "base_d_model"),
+    "base_n_layers": ("model", "base_n_layers"),
     "data_source": ("data", "source"),
     "data_path": ("data", "path"),
     "data_val_path": ("data", "val_path"),
@@ -107,6 +110,13 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument("--rope-theta", type=float, help="llama: rotary frequency base (10000)")
     m.add_argument("--qk-norm", action="store_true", help="llama: RMSNorm on queries and keys")
+    m.add_argument(
+        "--parametrization",
+        choices=["sp", "mup", "completep"],
+        help="init/LR rules across shapes (default sp; scaling.parametrization)",
+    )
+    m.add_argument("--base-d-model", type=int, help="mup/completep: width the LR was tuned at")
+    m.add_argument("--base-n-layers", type=int, help="completep: depth the LR was tuned at")
 
     d = p.add_argument_group("data")
     d.add_argument(

@@ -5,7 +5,7 @@ resolved ``RunConfig``s and run on an executor (debug | local | slurm), idempote
 
 - ``sweeps.spec``: ``IsoFlopSweep``, ``GridSweep``, ``LadderSweep``, ``run_name``, ``PlanError``.
 - ``sweeps.shapes``: ``AspectRatioRule``, ``ChinchillaGridRule``, ``shape_rule_from_dict``.
-- ``sweeps.lr``: ``WidthScaledLR``, ``FixedLR``, ``LRTable``.
+- ``sweeps.lr``: ``WidthScaledLR``, ``MupLR``, ``FixedLR``, ``LRTable``.
 - ``sweeps.branching``: ``WsdBranches`` (``branching=`` of any spec: WSD trunks and cooldown
   branches), ``check_lineage``.
 - ``sweeps.plan.plan(spec) -> list[PlannedRun]``, ``plan_totals``;

@@ -13,6 +13,10 @@ Rules (all frozen dataclasses with ``lr_for(model) -> float`` and ``to_dict()``)
   ``lr = base_lr * (base_d_model / d_model) ** exponent``. ``exponent=1`` is the muP scaling of
   Adam's LR for hidden (matrix) layers (Yang et al. 2022, "Tensor Programs V", Table 3).
 - ``FixedLR(lr)``: one LR for every size.
+- ``MupLR(base_lr)``: one LR for every shape of a muP or CompleteP model
+  (``ModelConfig.parametrization``): the parametrization scales each parameter group's LR with
+  the width (and depth) itself (``scaling.parametrization``), so the sweep gives every run the LR
+  tuned at the base shape. Refuses an SP model, where one LR for all widths would be wrong.
 - ``LRTable(entries)``: a per-``d_model`` table (e.g. from a previous LR sweep); between entries
   it interpolates linearly in log(lr) vs log(d_model); outside the table's range it refuses.
 
@@ -74,6 +78,41 @@ class FixedLR:
 
 
 @dataclass(frozen=True)
+class MupLR:
+    """One peak LR for every shape, for muP / CompleteP models (Yang et al. 2022; Dey et al. 2025).
+
+    The LR transfers because the parametrization scales each parameter group's LR with
+    ``d_model / base_d_model`` (and depth) inside the optimizer; ``config.json`` records the
+    effective LR of every group.
+
+    Attributes:
+        base_lr: the peak LR tuned at the base shape (``ModelConfig.base_d_model``).
+    """
+
+    base_lr: float
+
+    def __post_init__(self) -> None:
+        _positive("MupLR.base_lr", self.base_lr)
+
+    def lr_for(self, model: ModelConfig) -> float:
+        """Return ``base_lr``.
+
+        Raises:
+            LRRuleError: ``model.parametrization`` is ``"sp"`` (its LR does not transfer).
+        """
+        if model.parametrization == "sp":
+            raise LRRuleError(
+                "MupLR needs ModelConfig.parametrization 'mup' or 'completep' (with "
+                "base_d_model) in the sweep's base config; under 'sp' use WidthScaledLR"
+            )
+        return float(self.base_lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; ``lr_rule_from_dict`` inverts it."""
+        return {"kind": "mup", "base_lr": self.base_lr}
+
+
+@dataclass(frozen=True)
 class WidthScaledLR:
     """``lr = base_lr * (base_d_model / d_model) ** exponent`` (muP-style, Yang et al. 2022).
 
@@ -94,7 +133,17 @@ class WidthScaledLR:
             raise LRRuleError(f"WidthScaledLR.exponent must be finite, got {self.exponent!r}")
 
     def lr_for(self, model: ModelConfig) -> float:
-        """Peak LR for ``model.d_model``."""
+        """Peak LR for ``model.d_model``.
+
+        Raises:
+            LRRuleError: ``model`` is muP/CompleteP, whose optimizer groups already scale the
+                LR with width (the two would compound); use ``MupLR`` there.
+        """
+        if model.parametrization != "sp" and self.exponent != 0:
+            raise LRRuleError(
+                f"WidthScaledLR would scale the LR with width on top of "
+                f"parametrization={model.parametrization!r}, which already does; use MupLR"
+            )
         return float(self.base_lr * (self.base_d_model / model.d_model) ** self.exponent)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +214,7 @@ def lr_rule_from_dict(d: dict[str, Any]) -> LRRule:
         raise LRRuleError(f"LR rule dict needs a 'kind' key, got {d!r}")
     d = dict(d)
     kind = d.pop("kind")
-    classes = {"fixed": FixedLR, "width_scaled": WidthScaledLR, "table": LRTable}
+    classes = {"fixed": FixedLR, "mup": MupLR, "width_scaled": WidthScaledLR, "table": LRTable}
     if kind not in classes:
         raise LRRuleError(f"unknown LR rule kind {kind!r}; expected one of {sorted(classes)}")
     if kind == "table":

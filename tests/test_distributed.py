@@ -12,7 +12,7 @@ import torch
 from test_train import kill_9_after_checkpoint
 
 from scaling import rundir
-from scaling.config import ConfigError
+from scaling.config import ConfigError, ModelConfig
 from scaling.data import get_batch, load_data
 from scaling.distributed import DistEnv, check_run, env_from_environ, micro_steps
 from scaling.rundir import read_metrics, read_summary
@@ -180,6 +180,19 @@ def test_two_processes_train_the_same_run_as_one(tiny_cfg, tmp_path):
     before = (tmp_path / "two" / "metrics.jsonl").read_bytes()
     assert _torchrun_done(cfg_path, tmp_path / "two").count("complete: step 40/40") == 1
     assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == before
+
+
+def test_two_processes_train_a_completep_run_as_one(make_cfg, tmp_path):
+    # the parametrization lives in the model and the optimizer groups: DDP sees plain modules
+    model = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=128, seq_len=32,
+                        parametrization="completep", base_d_model=16, base_n_layers=1)  # fmt: skip
+    cfg = make_cfg(model=model, n_tokens=512 * 20, eval_interval_tokens=512 * 10)
+    train(cfg, tmp_path / "one", progress=False)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(cfg.to_json())
+    _torchrun_done(cfg_path, tmp_path / "two")
+    _assert_same_curve(read_metrics(tmp_path / "two"), read_metrics(tmp_path / "one"))
+    assert rundir.read_config(tmp_path / "two")["parametrization"]["residual_multiplier"] == 0.5
 
 
 def test_data_parallel_run_resumes_after_kill_9(make_cfg, tmp_path):

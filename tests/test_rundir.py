@@ -60,7 +60,8 @@ def test_rundir_does_not_import_torch():
 def test_config_json_round_trip_and_provenance(tmp_path):
     write_config(tmp_path / "r", CFG, "r", DATA)
     doc = read_config(tmp_path / "r")
-    assert set(doc) == {"config", "run_name", "provenance", "data"}
+    assert set(doc) == {"config", "run_name", "provenance", "data", "parametrization"}
+    assert doc["parametrization"]["name"] == "sp"
     assert doc["run_name"] == "r" and doc["data"] == DATA
     assert set(doc["provenance"]) == {
         "scaling_version",

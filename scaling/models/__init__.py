@@ -213,38 +213,6 @@ def check_counts(model: nn.Module, cfg: ModelConfig) -> None:
         )
 
 
-def default_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight-decay groups for any family: decay on ``nn.Linear`` weights only.
-
-    No decay on embeddings (and so on a head tied to one), norm gains and biases. Each
-    parameter appears once. Used for ``llama`` and for user modules without ``param_groups``.
-
-    Args:
-        model: the built module.
-        weight_decay: decoupled weight decay for the decay group (>= 0).
-
-    Returns:
-        ``[{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay":
-        0.0}]``.
-
-    Raises:
-        ValueError: ``weight_decay`` is negative.
-    """
-    from torch import nn
-
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    embedded = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    linear = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)} - embedded
-    decay, no_decay = [], []
-    for p in model.parameters():  # de-duplicated: a tied weight appears once
-        (decay if id(p) in linear else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
 def check_family(cfg: ModelConfig) -> None:
     """Import ``cfg.family``, build it on torch's ``meta`` device and check its counts.
 

@@ -16,10 +16,11 @@ Architecture (Touvron et al. 2023, Llama; as in OLMo 2, Marin and nanochat), for
 - final RMSNorm and a bias-free LM head ``d_model -> vocab_size`` (tied to the token embedding
   when ``cfg.tie_embeddings``), logits times ``output_multiplier``.
 
-Parametrization hooks (TEAM contract with ``scaling.parametrization``): ``attn_scale`` multiplies
-q.k (SP ``1/sqrt(d_head)``), ``residual_multiplier`` each residual branch's output (SP 1),
-``output_multiplier`` the logits (SP 1). Until the parametrization module sets them they hold
-the SP values. Initialisation is GPT-2 / nanoGPT's, as in ``scaling.model.GPT``: every Linear
+Parametrization hooks, as in ``scaling.model.GPT`` (``scaling.parametrization`` owns every
+rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqrt(d_head)``),
+``residual_multiplier`` each residual branch's output (SP 1), ``output_multiplier`` the logits
+(SP 1); the initialisation is ``parametrization.init_weights`` and the optimizer groups
+``parametrization.param_groups``. Under SP the initialisation is GPT-2 / nanoGPT's: every Linear
 and the embedding ~ N(0, 0.02**2), the two residual output projections ~ N(0, (0.02 /
 sqrt(2 * n_layers))**2), norm gains 1.
 
@@ -31,16 +32,15 @@ both. Counted exactly by ``scaling.counting.param_counts`` (hand derivation ther
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scaling import parametrization
 from scaling.config import ModelConfig
 
-INIT_STD = 0.02  # GPT-2 / nanoGPT initialisation scale, as scaling.model
 NORM_EPS = 1e-6
 
 
@@ -86,6 +86,10 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
+
+    def reset_parameters(self) -> None:
+        """Gain 1 (``parametrization.init_weights`` calls it)."""
+        nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last dimension of ``x``."""
@@ -197,10 +201,10 @@ class Llama(nn.Module):
         if not isinstance(cfg, ModelConfig) or cfg.family != "llama":
             raise TypeError("Llama(cfg) needs a scaling.config.ModelConfig with family='llama'")
         self.cfg = cfg
-        # parametrization hooks (SP values; see the module docstring)
-        self.attn_scale = 1.0 / math.sqrt(cfg.d_head)
-        self.residual_multiplier = 1.0
-        self.output_multiplier = 1.0
+        rules = parametrization.rules(cfg)  # hooks: see the module docstring
+        self.attn_scale = rules.attn_scale(cfg.d_head)
+        self.residual_multiplier = rules.residual_multiplier
+        self.output_multiplier = rules.output_multiplier
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
@@ -214,23 +218,13 @@ class Llama(nn.Module):
         self.register_buffer("rope", rope, persistent=False)
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
-        """(Re)initialise every parameter in place (GPT-2 / nanoGPT scales; module docstring).
+        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
 
-        Uses the global torch RNG: ``torch.manual_seed(s)`` first gives a deterministic model.
+        SP is GPT-2 / nanoGPT's init (module docstring). Uses the global torch RNG:
+        ``torch.manual_seed(s)`` first gives a deterministic model.
         """
-        resid_std = INIT_STD / math.sqrt(2 * self.cfg.n_layers)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                if module is self.lm_head and self.cfg.tie_embeddings:
-                    continue  # the shared tensor is initialised as the embedding
-                std = resid_std if getattr(module, "is_residual_proj", False) else INIT_STD
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
-            elif isinstance(module, RMSNorm):
-                nn.init.ones_(module.weight)
+        parametrization.init_weights(self, self.cfg)
 
     def forward(
         self,
@@ -278,15 +272,14 @@ class Llama(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return (logits if return_logits else None), loss
 
-    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        """Weight-decay groups: decay on Linear weight matrices, none on embeddings and norms.
+    def param_groups(self, weight_decay: float, eps: float = 1e-8) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: ``parametrization.param_groups(self, self.cfg, ...)``.
 
-        Same rule as ``scaling.model.GPT.param_groups`` (a tied head is the embedding: no
-        decay).
+        Under SP: weight decay on the Linear weight matrices, none on the embedding (so none on
+        a tied head) or on norm gains; under muP/CompleteP each group also carries its LR
+        multiplier and epsilon.
 
         Raises:
             ValueError: ``weight_decay`` is negative.
         """
-        from scaling.models import default_param_groups
-
-        return default_param_groups(self, weight_decay)
+        return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)
