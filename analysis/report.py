@@ -5,8 +5,9 @@ This module composes; the numbers come from ``analysis.pipeline`` (fits), ``anal
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
-``scoring.json`` (the held-out forecast table), ``sensitivity.json``, figures as PNG and SVG (``isoflop``, ``n_opt``,
-``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``, ``sensitivity``),
+``scoring.json`` (the held-out forecast table), ``sensitivity.json``, figures as PNG and SVG
+(``isoflop``, ``n_opt``, ``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``,
+``sensitivity``),
 ``summary.md`` and a self-contained ``index.html`` (figures embedded as base64, no network).
 Both documents carry the same content in the same order: the headline answer, warnings, the
 exponents beside the published ones, the forecast table, the sensitivity table, the figures with
