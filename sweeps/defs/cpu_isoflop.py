@@ -37,6 +37,7 @@ a budget beyond the sweep.
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from sweeps.branching import WsdBranches
 from sweeps.lr import LRTable
 from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
@@ -44,6 +45,7 @@ from sweeps.spec import IsoFlopSweep
 #: (n_layers, d_model, n_heads); N_non_embedding 1.8k, 3.2k, 4.9k, 7.1k, 12.5k, 24.9k, 55.8k,
 #: 99k and 333k.
 SHAPES = (
+    (1, 8, 2),
     (1, 12, 2),
     (1, 16, 2),
     (1, 20, 2),
@@ -52,12 +54,15 @@ SHAPES = (
     (2, 32, 2),
     (2, 48, 3),
     (2, 64, 4),
-    (3, 96, 6),
+    (3, 64, 4),
 )
+
+#: Compute budgets C (counted FLOPs): 1.5 decades, half a decade apart.
+BUDGETS = (6e10, 2e11, 6e11, 2e12)
 
 #: Peak LR per d_model (log-log interpolated between entries by ``LRTable``).
 LR_TABLE = LRTable(
-    entries=((12, 2e-2), (16, 2e-2), (24, 2e-2), (32, 1.5e-2), (48, 4.5e-3), (64, 4e-3), (96, 3e-3))
+    entries=((8, 2e-2), (12, 2e-2), (16, 2e-2), (24, 2e-2), (32, 1.5e-2), (48, 4.5e-3), (64, 4e-3), (96, 3e-3))
 )
 
 
@@ -85,12 +90,14 @@ def sweep() -> IsoFlopSweep:
     return IsoFlopSweep(
         name="cpu_isoflop",
         base=base,
-        budgets=(3e11, 1e12, 3e12),
+        budgets=BUDGETS,
+        branching=WsdBranches(decay_fraction=0.2, decay_shape="1-sqrt"),
         shapes=SHAPES,
         lr_rule=LR_TABLE,
         shape_rule=AspectRatioRule(aspect_ratio=32, d_head=16),
         n_params_kind="non_embedding",
-        tokens_per_param_range=(20.0, 4000.0),
+        tokens_per_param_range=(15.0, 2350.0),
+        budget_tolerance=0.02,
         max_epochs=4.0,
         description="CPU IsoFLOP sweep for the main job: 3 budgets x 5-6 sizes, ~10 min on 2 cores",
     )
