@@ -4,7 +4,8 @@ Sweep definitions (``sweeps/defs/<name>.py`` with ``sweep() -> spec``) expand in
 resolved ``RunConfig``s and run on an executor (debug | local | slurm), idempotently.
 
 - ``sweeps.spec``: ``IsoFlopSweep``, ``GridSweep``, ``LadderSweep``, ``run_name``, ``PlanError``.
-- ``sweeps.shapes``: ``AspectRatioRule``, ``ChinchillaGridRule``, ``shape_rule_from_dict``.
+- ``sweeps.shapes``: ``AspectRatioRule``, ``AspectRatiosRule``, ``ChinchillaGridRule``,
+  ``shape_rule_from_dict``.
 - ``sweeps.lr``: ``WidthScaledLR``, ``MupLR``, ``FixedLR``, ``LRTable``.
 - ``sweeps.branching``: ``WsdBranches`` (``branching=`` of any spec: WSD trunks and cooldown
   branches), ``check_lineage``.

@@ -4,9 +4,10 @@
 trains each shape (``(n_layers, d_model, n_heads, d_mlp)``, e.g. from
 ``analysis.rung.rung_members``) at the single budget ``flops`` with everything else taken from
 ``spec``: the base RunConfig (data, batch, optimizer, schedule over the run's own length,
-evaluation, wandb), the WSD branching (a branched sweep's rung is a WSD run of its own
-length, a trunk and one cooldown, like the points it is judged against), the LR rule, the first seed, the shape rule, the N convention and the data
-repetition limits (``allow_repetition``, ``max_epochs``, checked when the rung is planned).
+evaluation, wandb), the WSD branching (a branched sweep's rung is a WSD run of its own length,
+a trunk and one cooldown, like the points it is judged against), the LR rule, the first seed,
+the shape rule, the N convention and the data repetition limits (``allow_repetition``,
+``max_epochs``, checked when the rung is planned).
 ``n_tokens`` is solved as in every IsoFLOP sweep, so the run spends C counted FLOPs.
 
 The runs live in ``<runs_dir>/<spec.name>-rung/``, beside (not inside) the sweep's folder, so

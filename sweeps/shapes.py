@@ -5,17 +5,19 @@ A scaling sweep is specified in parameter counts (or depths); a run needs an exp
 width move together, so every sweep (and the analysis that answers "which architecture for C
 FLOPs?") uses the same mapping. Pure Python: no torch import.
 
-Two rules:
+Three rules:
 
 - ``AspectRatioRule(aspect_ratio, d_head, mlp_ratio=4)``: nanoGPT / nanochat's single dial.
   ``d_model = aspect_ratio * n_layers`` rounded to a multiple of ``d_head``;
   ``n_heads = d_model // d_head``; ``d_mlp = mlp_ratio * d_model``. Kaplan et al. 2020 (Sec. 3.1,
   Fig. 5) found loss nearly independent of the aspect ratio ``d_model / n_layers`` over a wide
   range at fixed non-embedding N, which is what makes a single dial reasonable.
+- ``AspectRatiosRule(aspect_ratios, d_head, mlp_ratio=4)``: the union of ``AspectRatioRule``
+  shapes at several aspect ratios, a finer ladder in N where one ratio's shapes are far apart.
 - ``ChinchillaGridRule()``: the nearest of the 50 shapes of Hoffmann et al. 2022, Table A9
   (44M to 16.2B parameters), embedded below as a literal table.
 
-Both rules take a model ``family`` (``"gpt2"`` by default, ``"llama"`` or a user family; see
+All rules take a model ``family`` (``"gpt2"`` by default, ``"llama"`` or a user family; see
 ``scaling.models``): shapes are built for that family and counted with its own counting, and the
 MLP width is the family's ``scaling.counting.default_d_mlp`` for the GELU-equivalent
 ``mlp_ratio`` (``mlp_ratio * d_model`` for gpt2; the parameter-matched ``2/3`` of it, rounded to
@@ -271,6 +273,95 @@ class AspectRatioRule(_NearestShapeMixin):
 
 
 # -------------------------------------------------------------------------------------------
+# AspectRatiosRule
+# -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AspectRatiosRule(_NearestShapeMixin):
+    """``AspectRatioRule`` at several aspect ratios at once: a finer ladder of shapes in N.
+
+    One aspect ratio gives one shape per depth, and at small depths neighbouring shapes are far
+    apart in N (``N ~ 12 * n_layers**3 * aspect_ratio**2``: 8x from 1 to 2 layers, 3.4x from 2 to
+    3). The union over ``aspect_ratios`` (each ``AspectRatioRule(a, d_head, mlp_ratio,
+    max_layers, family)``; a shape built by two ratios counts once) fills those gaps with shapes
+    of nearby aspect ratios, within the range where Kaplan et al. 2020 (Sec. 3.1, Fig. 5) found
+    loss nearly independent of shape at fixed non-embedding N.
+
+    Attributes:
+        aspect_ratios: target ``d_model / n_layers`` values, at least one.
+        d_head: per-head width (as in ``AspectRatioRule``).
+        mlp_ratio: ``d_mlp = mlp_ratio * d_model`` (the family's GELU-equivalent width).
+        max_layers: deepest shape considered.
+        family: ``ModelConfig.family`` of the shapes.
+
+    Raises:
+        ShapeRuleError: on an empty ``aspect_ratios`` or any field ``AspectRatioRule`` refuses.
+    """
+
+    aspect_ratios: tuple[float, ...]
+    d_head: int
+    mlp_ratio: int = 4
+    max_layers: int = 256
+    family: str = "gpt2"
+
+    def __post_init__(self) -> None:
+        ratios = tuple(self.aspect_ratios) if isinstance(self.aspect_ratios, (list, tuple)) else ()
+        if not ratios:
+            raise ShapeRuleError(
+                f"AspectRatiosRule.aspect_ratios must be a non-empty tuple, got "
+                f"{self.aspect_ratios!r}"
+            )
+        object.__setattr__(self, "aspect_ratios", ratios)
+        self._rules()  # AspectRatioRule validates every other field
+
+    def _rules(self) -> list[AspectRatioRule]:
+        return [
+            AspectRatioRule(a, self.d_head, self.mlp_ratio, self.max_layers, self.family)
+            for a in self.aspect_ratios
+        ]
+
+    def candidates(
+        self,
+        n_params: float,
+        n_params_kind: NParamsKind,
+        vocab_size: int,
+        seq_len: int,
+        k: int = 3,
+        *,
+        tie_embeddings: bool = False,
+    ) -> list[ModelConfig]:
+        """The ``k`` shapes of the union nearest to ``n_params`` (nearest first).
+
+        Ties go to the shallower, then the narrower shape.
+
+        Raises:
+            ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
+        """
+        _check_candidates_args(n_params, n_params_kind, k)
+        seen: dict[tuple[int, int], ModelConfig] = {}
+        for rule in self._rules():
+            for model in rule.candidates(
+                n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings=tie_embeddings
+            ):
+                seen.setdefault((model.n_layers, model.d_model), model)
+        scored = [
+            (_log_distance(count_params(m, n_params_kind), n_params), i, m)
+            for i, (_, m) in enumerate(sorted(seen.items()))
+        ]
+        return _k_nearest(scored, k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; ``shape_rule_from_dict`` inverts it."""
+        return {
+            "kind": "aspect_ratios",
+            "aspect_ratios": list(self.aspect_ratios),
+            "d_head": self.d_head,
+            "mlp_ratio": self.mlp_ratio,
+            "max_layers": self.max_layers,
+            **_family_dict(self.family),
+        }
+
+
+# -------------------------------------------------------------------------------------------
 # ChinchillaGridRule
 # -------------------------------------------------------------------------------------------
 # Hoffmann et al. 2022, Table A9: (params, d_model, ffw_size, kv_size, n_heads, n_layers).
@@ -416,10 +507,13 @@ def shape_rule_from_dict(d: dict[str, Any]) -> ShapeRule:
     try:
         if kind == "aspect_ratio":
             return AspectRatioRule(**d)
+        if kind == "aspect_ratios":
+            return AspectRatiosRule(**{**d, "aspect_ratios": tuple(d.get("aspect_ratios", ()))})
         if kind == "chinchilla_grid":
             return ChinchillaGridRule(**d)
     except TypeError as e:
         raise ShapeRuleError(f"bad keys for shape rule {kind!r}: {e}") from None
     raise ShapeRuleError(
-        f"unknown shape rule kind {kind!r}; expected 'aspect_ratio' or 'chinchilla_grid'"
+        f"unknown shape rule kind {kind!r}; expected 'aspect_ratio', 'aspect_ratios' or "
+        "'chinchilla_grid'"
     )

@@ -148,3 +148,18 @@ def test_score_without_a_prediction_interval_or_actual_loss():
     assert rec["rel_error"] == pytest.approx(-0.2) and rec["inside_pi"] is None
     with pytest.raises(ValueError, match="approach-3"):
         rung_members(object(), 1e9)
+
+
+def test_rung_of_a_branched_sweep_is_a_wsd_trunk_and_one_cooldown():
+    # the rung is trained the way the fitted points were: a WSD run of its own length when the
+    # study's points are WSD branches (a cosine rung would be judged against WSD losses)
+    from sweeps.branching import WsdBranches
+
+    spec = dataclasses.replace(load_sweep("smoke"), branching=WsdBranches(0.2, "1-sqrt"))
+    runs = rung_sweep(spec, [(1, 32, 2, 128)], 4e9).expand()
+    roles = sorted("trunk" if c.keep_checkpoint_steps else "branch" for c in runs)
+    assert roles == ["branch", "trunk"]
+    branch = next(c for c in runs if c.branch_from is not None)
+    assert branch.n_steps - branch.branch_from.step == max(1, int(0.2 * branch.n_steps))
+    plain = rung_sweep(load_sweep("smoke"), [(1, 32, 2, 128)], 4e9).expand()
+    assert len(plain) == 1 and plain[0].branch_from is None

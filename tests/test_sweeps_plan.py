@@ -396,3 +396,22 @@ def test_run_names_of_first_release_configs_are_pinned():
     )
     assert run_name(cfg) == "L2-d64-h4-C1e12-lr1e-3-s0-f15751cc"
     assert RunConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_cpu_isoflop_design_holds_at_plan_time():
+    # the main job's sweep (issue 15): >= 4 budgets over >= 1.5 decades, every run <= 4 epochs of
+    # one corpus, WSD branches, and every budget's sizes wide enough to bracket a minimum
+    # (>= 4 sizes spanning >= 6x in non-embedding N); no training
+    spec = load_sweep("cpu_isoflop")
+    runs = plan(spec)
+    budgets = sorted(spec.budgets)
+    assert len(budgets) >= 4 and math.log10(budgets[-1] / budgets[0]) >= 1.5
+    corpus = corpus_train_tokens(spec.base.data)
+    assert corpus and all(r.config.n_tokens / corpus <= 4.0 for r in runs)
+    assert len({r.config.data for r in runs}) == 1
+    points = [r for r in runs if r.role != "trunk"]
+    assert {r.role for r in points} == {"branch"}
+    assert all(r.config.branch_from is not None for r in points)
+    for budget in budgets:
+        sizes = sorted(r.n_params_non_embedding for r in points if r.config.flops_budget == budget)
+        assert len(sizes) >= 4 and sizes[-1] / sizes[0] >= 6, (budget, sizes)

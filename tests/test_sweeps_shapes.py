@@ -8,6 +8,7 @@ from scaling.counting import param_counts
 from sweeps.shapes import (
     CHINCHILLA_A9,
     AspectRatioRule,
+    AspectRatiosRule,
     ChinchillaGridRule,
     ShapeRule,
     ShapeRuleError,
@@ -87,7 +88,11 @@ def test_chinchilla_grid_shapes_and_counts():
 
 
 def test_round_trip_and_protocol():
-    for rule in [AspectRatioRule(32, 16, mlp_ratio=3), ChinchillaGridRule()]:
+    for rule in [
+        AspectRatioRule(32, 16, mlp_ratio=3),
+        AspectRatiosRule((16, 24, 32), 16),
+        ChinchillaGridRule(),
+    ]:
         assert isinstance(rule, ShapeRule)
         assert shape_rule_from_dict(rule.to_dict()) == rule
 
@@ -99,5 +104,35 @@ def test_bad_input_errors():
         AspectRatioRule(32, 16).shape_for(1e5, "embedding", 256, 64)
     with pytest.raises(ShapeRuleError, match="n_params"):
         ChinchillaGridRule().shape_for(-1, "total", 256, 64)
+    with pytest.raises(ShapeRuleError, match="aspect_ratios"):
+        AspectRatiosRule((), 16)
+    with pytest.raises(ShapeRuleError, match="d_head"):
+        AspectRatiosRule((16, 32), 0)
     with pytest.raises(ShapeRuleError, match="unknown shape rule kind"):
         shape_rule_from_dict({"kind": "mystery"})
+
+
+def test_aspect_ratios_rule_is_the_finer_union_of_single_ratio_rules():
+    # the union of the single-ratio rules' shapes, nearest first, each shape once; between 1 and
+    # 3 layers it has shapes a single ratio lacks (one ratio: 8x from 1 to 2 layers)
+    rules = [AspectRatioRule(a, 16) for a in (16, 24, 32)]
+    multi = AspectRatiosRule((16, 24, 32), 16)
+    union = {
+        (m.n_layers, m.d_model): m
+        for r in rules
+        for n_layers in range(1, 9)
+        for m in [r.shape_for_depth(n_layers, 256, 128)]
+    }
+    for target in (3e3, 2e4, 6e4, 9e4, 3e5):
+        got = multi.candidates(target, "non_embedding", 256, 128, k=3)
+        assert len({(m.n_layers, m.d_model) for m in got}) == 3
+        dist = [abs(math.log(count_params(m, "non_embedding") / target)) for m in got]
+        assert dist == sorted(dist)
+        best = min(
+            union.values(), key=lambda m: abs(math.log(count_params(m, "non_embedding") / target))
+        )
+        assert (got[0].n_layers, got[0].d_model) == (best.n_layers, best.d_model)
+    single = AspectRatioRule(32, 16).shape_for(6e4, "non_embedding", 256, 128)
+    finer = multi.shape_for(6e4, "non_embedding", 256, 128)
+    err = lambda m: abs(math.log(count_params(m, "non_embedding") / 6e4))  # noqa: E731
+    assert err(finer) < err(single) / 2
