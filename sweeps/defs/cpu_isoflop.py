@@ -15,7 +15,8 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
 
 - Budgets: 1.5 decades is the issue's floor, and the top budget sets the cost twice (its points
   and the forecast rung at 3x it, a single-thread run of ~6e12 FLOPs). Starting at 6e10 rather
-  than 1e11 keeps the rung at 6e12 and the whole job near 10 minutes. Below 6e10 the optimum
+  than 1e11 keeps the rung at 6e12 and the whole job near 6 minutes (5 min 58 s measured from a
+  fresh clone on this machine, set-up and rung included). Below 6e10 the optimum
   would fall under d_model 12 and seed noise would swamp neighbouring sizes.
 - Seeds: one. Seed noise measured at C = 1e11 (3 seeds, d_model 8 / 16 / 24): spreads 0.003 /
   0.024 / 0.072 nats (standard deviations 0.001 / 0.012 / 0.036). The window puts each budget's
@@ -37,17 +38,24 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
   ~3e-3) and a WSD probe at 2e12 for d_model 48 and 64 (issue 15; see ``LR_TABLE``): the
   first edition's 4.5e-3 at d_model 48 cost 0.19 nats against 9e-3 under WSD, more than the
   gap between neighbouring sizes, so the table was corrected before the study was run.
+  Caveat found in the study itself: the probe's trunk warmed up for 87 steps (5% of its one
+  point), the study's d_model 48 trunk for 26 (5% of its shortest point, at 6e11), and there
+  9e-3 reached 1.827 at 2e12, worse than the pilot's 1.797 at 4.5e-3: at these LRs the loss
+  depends on the warmup length as much as on the LR (``docs/LOG.md``).
 - Sizes: widths 8-64 with 1-3 layers, about a factor 1.5-2 apart in N. Small models are bound
   by per-step overhead (~9 ms per 2048-token step), so a small model at a large budget costs
   time, not FLOPs: the window's upper bound (2350) keeps d_model 8 at 6e10 and leaves out
-  d_model 24 at 2e12 (3822 tokens/param, ~100 core-seconds, 8x below that budget's optimum).
-- Data repetition: the longest run (d_model 32, 1 layer at 2e12) sees 18.4M tokens, 1.65
-  epochs; ``max_epochs=4`` makes the plan refuse any run beyond 4 passes (Muennighoff et al.
-  2023 find little loss up to there); ``summary.json`` records each run's ``epochs``.
+  d_model 24 at 2e12 (3822 tokens/param, ~100 core-seconds, 3.5x below the best size the
+  pilot found there).
+- Data repetition: the longest point (d_model 32, 1 layer at 2e12) sees 11.5M tokens, 1.03
+  epochs; the forecast rung at 6e12 can see ~3 (a small model for 3x the tokens).
+  ``max_epochs=4`` makes the plan (and the rung's plan) refuse any run beyond 4 passes
+  (Muennighoff et al. 2023 find little loss up to there); ``summary.json`` records ``epochs``.
 - Batch 16 x 128 tokens: small enough for hundreds of steps at the smallest budget per
   model, large enough that per-step overhead does not dominate the tiny models.
-- AdamW (0.9, 0.95), weight decay 0.1, warmup then constant LR, then a 1-sqrt decay over each
-  point's last 20% to 10% of the peak.
+- AdamW (0.9, 0.95), weight decay 0.1; linear warmup for 5% of the shortest point of each
+  trunk (``sweeps.branching``: one warmup per trunk family), constant LR, then a 1-sqrt decay
+  over each point's last 20% to 10% of the peak.
 
 Shape rule: ``AspectRatiosRule((16, 24, 32), d_head=16)`` names the architecture for a budget
 beyond the sweep (``scaling optimal``, the forecast rung). One aspect ratio (32) has shapes ~8x
