@@ -60,10 +60,9 @@ def plot_isoflop(
         p2, p1, p0 = o["coeffs"]
         x = np.linspace(*o["logN_range"], 100)
         ax.plot(np.exp(x), p2 * x**2 + p1 * x + p0, color=color, lw=1.2, label=f"C={o['C']:.2g}")
-        marker = "*" if o["used"] else "x"
-        ax.scatter(
-            [o["N_opt"]], [o["L_opt"]], color=color, marker=marker, s=120, edgecolor="k", zorder=4
-        )
+        # a filled star with a black edge for a used minimum; an unfilled "x" takes no edge
+        style = {"marker": "*", "edgecolor": "k"} if o["used"] else {"marker": "x"}
+        ax.scatter([o["N_opt"]], [o["L_opt"]], color=color, s=120, zorder=4, **style)
     _logx(ax)
     ax.set_xlabel(f"N ({fit.n_convention} parameters)")
     ax.set_ylabel("final loss (nats/token)")

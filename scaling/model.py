@@ -58,6 +58,33 @@ from scaling.parametrization import INIT_STD
 __all__ = ["GPT", "INIT_STD"]
 
 
+def check_inputs(idx: torch.Tensor, targets: torch.Tensor | None, seq_len: int) -> int:
+    """Check a language model's inputs; return the sequence length ``T``.
+
+    Args:
+        idx: ``LongTensor[B, T]`` token ids.
+        targets: ``LongTensor[B, T]`` next-token ids, or ``None``.
+        seq_len: the model's context length.
+
+    Raises:
+        ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
+            different shape.
+    """
+    if idx.dim() != 2:
+        raise ValueError(f"idx must be [B, T] token ids, got shape {tuple(idx.shape)}")
+    t = idx.shape[1]
+    if t > seq_len:
+        raise ValueError(
+            f"sequence length {t} exceeds ModelConfig.seq_len={seq_len}; "
+            "crop the input or build the model with a larger seq_len"
+        )
+    if targets is not None and targets.shape != idx.shape:
+        raise ValueError(
+            f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
+        )
+    return t
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with a fused bias-free QKV projection.
 
@@ -220,18 +247,7 @@ class GPT(nn.Module):
             ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
                 different shape.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be [B, T] token ids, got shape {tuple(idx.shape)}")
-        t = idx.shape[1]
-        if t > self.cfg.seq_len:
-            raise ValueError(
-                f"sequence length {t} exceeds ModelConfig.seq_len={self.cfg.seq_len}; "
-                "crop the input or build the model with a larger seq_len"
-            )
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(
-                f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
-            )
+        t = check_inputs(idx, targets, self.cfg.seq_len)
         x = self.emb_dropout(self.tok_emb(idx) + self.pos_emb(self.pos[:t]))
         for block in self.blocks:
             x = block(x)

@@ -233,23 +233,41 @@ def last_step(run_dir: str | Path) -> int | None:
 
 
 # -- writers ------------------------------------------------------------------------------------
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (tmp file beside it, fsync, ``os.replace``)."""
-    path = Path(path)
+def _atomic_write(path: Path, write: Any, binary: bool, intact: str) -> None:
+    """Write ``path`` atomically: ``write(f)`` into a tmp file beside it, fsync, ``os.replace``.
+
+    Raises:
+        RunDirWriteError: the tmp file could not be written (e.g. the disk is full); it is
+            removed, the previous ``path`` is left as it was, and the message names the file and
+            says ``intact`` (what the caller knows is still whole).
+    """
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise RunDirWriteError(
-            e.errno,
-            f"could not write {path} ({e.strerror or e}); the previous version, if any, is "
-            "intact: fix the cause (free space) and run the same command again",
+            e.errno, f"could not write {path} ({e.strerror or e}); {intact}"
         ) from None
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (tmp file beside it, fsync, ``os.replace``).
+
+    Raises:
+        RunDirWriteError: the file could not be written; the previous version is intact.
+    """
+    _atomic_write(
+        Path(path),
+        lambda f: f.write(text),
+        binary=False,
+        intact="the previous version, if any, is intact: fix the cause (free space) and run "
+        "the same command again",
+    )
 
 
 def write_error(run_dir: str | Path, text: str) -> None:
@@ -407,22 +425,15 @@ def save_checkpoint(
     import torch
 
     path = Path(path) if path is not None else Path(run_dir) / CHECKPOINT
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        # through a Python file object: a full disk surfaces as OSError(ENOSPC), not as an
-        # opaque error from torch's zip writer
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise RunDirWriteError(
-            e.errno,
-            f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint "
-            "and metrics are intact: free space and run the same command again to resume",
-        ) from None
-    os.replace(tmp, path)
+    # through a Python file object: a full disk surfaces as OSError(ENOSPC), not as an opaque
+    # error from torch's zip writer
+    _atomic_write(
+        path,
+        lambda f: torch.save(state, f),
+        binary=True,
+        intact="the previous checkpoint and metrics are intact: free space and run the same "
+        "command again to resume",
+    )
 
 
 def load_checkpoint(run_dir: str | Path, path: str | Path | None = None) -> dict[str, Any] | None:

@@ -136,6 +136,15 @@ def _forked_main(cfg_dict: dict[str, Any], run_dir: str, log_path: str, env: dic
     os.close(fd)
     os.environ.clear()
     os.environ.update(env)
+    # tqdm's default lock is a multiprocessing RLock: a named semaphore registered with the
+    # launcher's resource tracker, which a child stopped by Ctrl-C never unregisters (the
+    # tracker then warns of a leaked semaphore on the launcher's stderr). A run writes only its
+    # own log, so a thread lock is all its bars need.
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     from sweeps.execute import exit_code, run_one
 
     try:

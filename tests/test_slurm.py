@@ -343,6 +343,14 @@ def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, ti
     while not all(j.done() for j in first.jobs) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert all(j.done() for j in first.jobs), [(j.job_id, j.state) for j in first.jobs]
+    # submitit calls a job done once its result file exists; Slurm still lists it RUNNING
+    # until the job's process has exited, and a relaunch rightly leaves live jobs alone
+    from sweeps.launch import live_slurm_jobs
+
+    deadline = time.monotonic() + 60
+    while live_slurm_jobs(tmp_path / "slurm" / "wsd_slurm") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not live_slurm_jobs(tmp_path / "slurm" / "wsd_slurm")
     assert rundir.run_state(trunk_dir) == "incomplete"
     assert rundir.last_step(trunk_dir) < 192
     # relaunch: the trunk resumes, branches that could not start are retried, none duplicated

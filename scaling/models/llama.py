@@ -40,6 +40,7 @@ from torch import nn
 
 from scaling import parametrization
 from scaling.config import ModelConfig
+from scaling.model import check_inputs
 
 NORM_EPS = 1e-6
 
@@ -248,18 +249,7 @@ class Llama(nn.Module):
             ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
                 different shape.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be [B, T] token ids, got shape {tuple(idx.shape)}")
-        t = idx.shape[1]
-        if t > self.cfg.seq_len:
-            raise ValueError(
-                f"sequence length {t} exceeds ModelConfig.seq_len={self.cfg.seq_len}; "
-                "crop the input or build the model with a larger seq_len"
-            )
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(
-                f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
-            )
+        t = check_inputs(idx, targets, self.cfg.seq_len)
         rope = self.rope[:t]
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
