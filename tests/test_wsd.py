@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -327,7 +328,7 @@ def test_branched_sweep_debug_local_kill9_relaunch(tmp_path, tiny_corpus):
 
 
 def test_cluster_bootstrap_resamples_trunks_not_rows():
-    from analysis.parametric import fit_parametric, resample_counts
+    from analysis.parametric import IdentifiabilityWarning, fit_parametric, resample_counts
 
     labels = np.array(["t0"] * 4 + ["t1"] * 4 + ["t2"] * 4)
     counts = resample_counts(12, 200, seed=1, clusters=labels)
@@ -349,7 +350,10 @@ def test_cluster_bootstrap_resamples_trunks_not_rows():
     L = law * np.exp(rng.normal(0, 0.02, 6)[trunk] + rng.normal(0, 0.002, 24))
     common = dict(n_convention="total", flop_formula="6nd", n_bootstrap=40, seed=0, workers=1)
     rows = fit_parametric(N, D, L, **common)
-    clustered = fit_parametric(N, D, L, clusters=trunk.astype(str), **common)
+    # 6 trunks of noisy offsets leave E loosely pinned: resampling them may flag it (expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        clustered = fit_parametric(N, D, L, clusters=trunk.astype(str), **common)
     assert clustered.meta["bootstrap_clusters"] == 6 and "6 clusters" in clustered.report()
     assert (clustered.alpha, clustered.beta) == (rows.alpha, rows.beta)  # same point estimate
     width = {k: f.ci["alpha"][1] - f.ci["alpha"][0] for k, f in (("r", rows), ("c", clustered))}
