@@ -236,10 +236,15 @@ def last_step(run_dir: str | Path) -> int | None:
 def _atomic_write(path: Path, write: Any, binary: bool, intact: str) -> None:
     """Write ``path`` atomically: ``write(f)`` into a tmp file beside it, fsync, ``os.replace``.
 
+    Whatever stops the write (an error, or ``SystemExit`` from a signal handler such as
+    submitit's requeue-on-timeout, which can fire in the middle of a checkpoint) removes the tmp
+    file and leaves ``path`` as it was. ``torch.save`` hides the first exception of an
+    interrupted write behind a second one from its zip writer's ``__exit__`` (``RuntimeError:
+    unexpected pos``); the first one is re-raised instead, so a requeue exits as a requeue.
+
     Raises:
-        RunDirWriteError: the tmp file could not be written (e.g. the disk is full); it is
-            removed, the previous ``path`` is left as it was, and the message names the file and
-            says ``intact`` (what the caller knows is still whole).
+        RunDirWriteError: the tmp file could not be written (e.g. the disk is full); the message
+            names the file and says ``intact`` (what the caller knows is still whole).
     """
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -247,11 +252,18 @@ def _atomic_write(path: Path, write: Any, binary: bool, intact: str) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-    except OSError as e:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise RunDirWriteError(
-            e.errno, f"could not write {path} ({e.strerror or e}); {intact}"
-        ) from None
+        first = e
+        while isinstance(first, RuntimeError) and first.__context__ is not None:
+            first = first.__context__
+        if isinstance(first, OSError):
+            raise RunDirWriteError(
+                first.errno, f"could not write {path} ({first.strerror or first}); {intact}"
+            ) from None
+        if first is not e:
+            raise first from None
+        raise
     os.replace(tmp, path)
 
 
