@@ -171,7 +171,45 @@ class Block(nn.Module):
         return torch.add(x, self.resid_dropout(self.mlp(self.ln_2(x))), alpha=r)
 
 
-class GPT(nn.Module):
+class ParametrizedLM(nn.Module):
+    """What every built-in family shares: init and optimizer groups from the parametrization.
+
+    A subclass sets ``self.cfg`` (its ``ModelConfig``) and the three multipliers from
+    ``parametrization.rules(cfg)``, builds its modules, then calls ``reset_parameters()``.
+    """
+
+    cfg: ModelConfig
+
+    def reset_parameters(self) -> None:
+        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
+
+        SP is GPT-2 / nanoGPT's init (``scaling.parametrization``). Uses the global torch RNG, so
+        ``torch.manual_seed(s)`` before building gives a deterministic model.
+        """
+        parametrization.init_weights(self, self.cfg)
+
+    def param_groups(self, weight_decay: float, eps: float = 1e-8) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: ``parametrization.param_groups(self, self.cfg, ...)``.
+
+        Under SP: weight decay on the 2-D matrices of the Linear layers (QKV, attention output,
+        MLP, untied LM head), none on norm gains and biases or on the embeddings (so none on a
+        tied LM head): ``[decay, no_decay]``. Under muP and CompleteP
+        each group also carries its LR multiplier and epsilon (``scaling.parametrization``).
+
+        Args:
+            weight_decay: the configured decoupled weight decay (>= 0).
+            eps: the configured Adam epsilon.
+
+        Returns:
+            Groups ready for ``scaling.optim.build_optimizer``; each parameter appears once.
+
+        Raises:
+            ValueError: ``weight_decay`` is negative.
+        """
+        return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)
+
+
+class GPT(ParametrizedLM):
     """Decoder-only GPT-2-style language model (see the module docstring for the architecture).
 
     ``sum(p.numel() for p in GPT(cfg).parameters()) == scaling.counting.param_counts(cfg).total``.
@@ -214,14 +252,6 @@ class GPT(nn.Module):
         self.register_buffer("pos", torch.arange(cfg.seq_len), persistent=False)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
-
-        SP is GPT-2 / nanoGPT's init (module docstring). Uses the global torch RNG, so
-        ``torch.manual_seed(s)`` before building gives a deterministic model.
-        """
-        parametrization.init_weights(self, self.cfg)
-
     def forward(
         self,
         idx: torch.Tensor,
@@ -258,23 +288,3 @@ class GPT(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return (logits if return_logits else None), loss
-
-    def param_groups(self, weight_decay: float, eps: float = 1e-8) -> list[dict[str, Any]]:
-        """Optimizer parameter groups: ``parametrization.param_groups(self, self.cfg, ...)``.
-
-        Under SP: weight decay on the 2-D matrices of the Linear layers (QKV, attention output,
-        MLP, untied LM head), none on LayerNorm gains and biases or on the token and position
-        embeddings (so none on a tied LM head): ``[decay, no_decay]``. Under muP and CompleteP
-        each group also carries its LR multiplier and epsilon (``scaling.parametrization``).
-
-        Args:
-            weight_decay: the configured decoupled weight decay (>= 0).
-            eps: the configured Adam epsilon.
-
-        Returns:
-            Groups ready for ``scaling.optim.build_optimizer``; each parameter appears once.
-
-        Raises:
-            ValueError: ``weight_decay`` is negative.
-        """
-        return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)

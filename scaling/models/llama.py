@@ -32,15 +32,13 @@ both. Counted exactly by ``scaling.counting.param_counts`` (hand derivation ther
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scaling import parametrization
 from scaling.config import ModelConfig
-from scaling.model import check_inputs
+from scaling.model import ParametrizedLM, check_inputs
 
 NORM_EPS = 1e-6
 
@@ -87,10 +85,6 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
-
-    def reset_parameters(self) -> None:
-        """Gain 1 (``parametrization.init_weights`` calls it)."""
-        nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last dimension of ``x``."""
@@ -180,7 +174,7 @@ class LlamaBlock(nn.Module):
         return x + (h if a == 1.0 else a * h)
 
 
-class Llama(nn.Module):
+class Llama(ParametrizedLM):
     """Llama-style language model (module docstring); the ``"llama"`` family.
 
     ``sum(p.numel() for p in Llama(cfg).parameters()) == scaling.counting.param_counts(cfg)
@@ -261,15 +255,3 @@ class Llama(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return (logits if return_logits else None), loss
-
-    def param_groups(self, weight_decay: float, eps: float = 1e-8) -> list[dict[str, Any]]:
-        """Optimizer parameter groups: ``parametrization.param_groups(self, self.cfg, ...)``.
-
-        Under SP: weight decay on the Linear weight matrices, none on the embedding (so none on
-        a tied head) or on norm gains; under muP/CompleteP each group also carries its LR
-        multiplier and epsilon.
-
-        Raises:
-            ValueError: ``weight_decay`` is negative.
-        """
-        return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)
