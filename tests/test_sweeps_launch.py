@@ -32,20 +32,25 @@ def file_mtimes(root: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-def long_spec(corpus: Path, name: str = "long", n_steps: int = 300) -> GridSweep:
-    """One run of ``n_steps`` steps, checkpoint every 20: long enough to kill in the middle."""
-    base = RunConfig(
+def tiny_base(corpus: Path, eval_every_steps: int = 100, log_every_steps: int = 5) -> RunConfig:
+    """A 1-layer d_model-32 run on ``corpus``, 256-token steps, checkpoint every 20 steps."""
+    return RunConfig(
         model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=128, seq_len=32),
         data=DataConfig(source="text", path=str(corpus), val_fraction=0.2, val_tokens=1024),
         optim=OptimConfig(lr=1e-2),
         batch_size_tokens=256,
         micro_batch_size=8,
-        eval_interval_tokens=256 * 100,
-        log_interval_steps=5,
+        eval_interval_tokens=256 * eval_every_steps,
+        log_interval_steps=log_every_steps,
         checkpoint_interval_steps=20,
         n_threads=1,
         wandb_mode="disabled",
     )
+
+
+def long_spec(corpus: Path, name: str = "long", n_steps: int = 300) -> GridSweep:
+    """One run of ``n_steps`` steps, checkpoint every 20: long enough to kill in the middle."""
+    base = tiny_base(corpus)
     return GridSweep(
         name=name, base=base, widths=(32,), depths=(1,), d_head=16, n_tokens=(256 * n_steps,)
     )

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sweeps_launch import curve
+from test_sweeps_launch import curve, tiny_base
 
 from scaling import rundir
 from scaling.cli import main
-from scaling.config import BranchFrom, ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.config import BranchFrom, ConfigError, OptimConfig, RunConfig
 from scaling.counting import training_flops
 from scaling.optim import lr_at
 from scaling.train import train
@@ -225,18 +225,7 @@ def test_every_sweep_family_expands_into_trunks_and_branches(capsys):
 
 def wsd_spec(corpus: Path, name: str = "wsd") -> GridSweep:
     """One shape, 3 token counts a factor 2 apart: one 192-step trunk, branches at 48, 96, 192."""
-    base = RunConfig(
-        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=128, seq_len=32),
-        data=DataConfig(source="text", path=str(corpus), val_fraction=0.2, val_tokens=1024),
-        optim=OptimConfig(lr=1e-2),
-        batch_size_tokens=256,
-        micro_batch_size=8,
-        eval_interval_tokens=256 * 24,
-        log_interval_steps=6,
-        checkpoint_interval_steps=20,
-        n_threads=1,
-        wandb_mode="disabled",
-    )
+    base = tiny_base(corpus, eval_every_steps=24, log_every_steps=6)
     return GridSweep(
         name=name,
         base=base,
