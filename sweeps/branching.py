@@ -16,11 +16,15 @@ LR, seed, data, batch) share one trunk, trained with warmup then constant LR for
 steps, keeping ``checkpoint-step<s>.pt`` at every branch point
 (``RunConfig.keep_checkpoint_steps``).
 
-Warmup: every run of a trunk family warms up for the same ``W = floor(warmup_fraction * n_min)``
-steps, ``n_min`` the shortest point's steps (a fixed warmup length, as Hägele et al. use), so
-trunk and branches agree on the LR of every shared step; each branch is then exactly the WSD
-run of its own length (``scaling.config.parent_mismatches`` checks it). The warmup fraction
-stored in a config is ``(W + 0.5) / n_steps``, which ``floor`` maps back to ``W``.
+Warmup: every run of a trunk family warms up for the same ``W`` steps, so trunk and branches
+agree on the LR of every shared step; each branch is then exactly the WSD run of its own length
+(``scaling.config.parent_mismatches`` checks it). ``W`` is ``WsdBranches.warmup_steps`` when
+given: one warmup length for every trunk of the sweep (and for its forecast rung), as Hägele et
+al. use a fixed warmup whatever the run's length. Otherwise ``W = floor(warmup_fraction *
+n_min)``, ``n_min`` the family's shortest point's steps; then a long branch of a family that
+also holds a short point gets a warmup far shorter than 5% of its own length (issue 15 found a
+d_model 48 point 0.16 nats worse with 26 warmup steps than with 100). The warmup fraction stored
+in a config is ``(W + 0.5) / n_steps``, which ``floor`` maps back to ``W``.
 
 FLOPs: a branch's ``flops`` is its point as if trained alone (trunk part plus its decay, what
 fits use); its ``flops_marginal`` is the decay alone. With decay fraction f and token counts
@@ -50,10 +54,14 @@ class WsdBranches:
         decay_fraction: fraction f of each branch's own steps spent decaying, in (0, 1]
             (Hägele et al. 2024: 0.2 matches cosine).
         decay_shape: ``"1-sqrt"`` (default; Hägele et al. 2024, Sec. 3.2) or ``"linear"``.
+        warmup_steps: linear warmup length W in optimizer steps for every trunk and branch
+            (an int >= 0); ``None`` (default) takes ``floor(warmup_fraction * n_min)`` per trunk
+            family from the base config's ``optim.warmup_fraction``.
     """
 
     decay_fraction: float = 0.2
     decay_shape: str = "1-sqrt"
+    warmup_steps: int | None = None
 
     def __post_init__(self) -> None:
         f = self.decay_fraction
@@ -66,10 +74,21 @@ class WsdBranches:
             raise BranchingError(
                 f"WsdBranches.decay_shape must be '1-sqrt' or 'linear', got {self.decay_shape!r}"
             )
+        w = self.warmup_steps
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
+            raise BranchingError(
+                f"WsdBranches.warmup_steps must be a whole number of steps >= 0 or None, got {w!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"kind": "wsd_branches", "decay_fraction", "decay_shape"}`` for ``sweep.json``."""
-        return {"kind": "wsd_branches", **dataclasses.asdict(self)}
+        """``{"kind": "wsd_branches", "decay_fraction", "decay_shape"[, "warmup_steps"]}``.
+
+        ``warmup_steps`` is written only when set, so earlier sweeps keep their ``sweep.json``.
+        """
+        d = {"kind": "wsd_branches", **dataclasses.asdict(self)}
+        if self.warmup_steps is None:
+            del d["warmup_steps"]
+        return d
 
     def branch_step(self, n_steps: int) -> int:
         """Branch point ``s = n_steps - max(1, floor(decay_fraction * n_steps))``."""
@@ -110,7 +129,9 @@ def branch_configs(
     for members in families.values():
         first = members[0][1]
         n_min = min(c.n_steps for _, c in members)
-        w = int(first.optim.warmup_fraction * n_min)
+        w = branching.warmup_steps
+        if w is None:
+            w = int(first.optim.warmup_fraction * n_min)
         points = []
         for label, cfg in members:
             s = branching.branch_step(cfg.n_steps)
@@ -119,7 +140,7 @@ def branch_configs(
                     (
                         label,
                         f"its branch point (step {s} of {cfg.n_steps}) is inside the warmup "
-                        f"({w} steps); lower decay_fraction={f} or warmup_fraction, or train "
+                        f"({w} steps); lower decay_fraction={f} or the warmup, or train "
                         "longer",
                     )
                 )

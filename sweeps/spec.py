@@ -319,7 +319,7 @@ class SweepSpec:
         out = []
         for mult in self.lr_multipliers:
             lr = float(f"{lr0 * mult:.4g}")  # 4 significant digits: clean names, same runs
-            for seed in self.seeds:
+            for seed in self.seeds_at(flops_budget):
                 sub = f"{label} lr={sci(lr)} seed={seed}"
                 try:
                     cfg = self.base.replace(
@@ -336,6 +336,10 @@ class SweepSpec:
                     continue
                 out.append(Candidate(sub, cfg))
         return out
+
+    def seeds_at(self, flops_budget: float | None) -> tuple[int, ...]:
+        """The seeds of a point at ``flops_budget`` (FLOPs; ``None`` off IsoFLOP sweeps)."""
+        return self.seeds
 
     def _round_tokens(self, n_tokens: float) -> int:
         batch = self.base.batch_size_tokens
@@ -446,8 +450,10 @@ class SweepSpec:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "branching" and value is None:
-                continue  # sweeps without branches keep the sweep.json they had
+            if (f.name == "branching" and value is None) or (
+                f.name == "seeds_by_budget" and not value
+            ):
+                continue  # sweeps without these keep the sweep.json they had
             if isinstance(value, RunConfig):
                 value = value.to_dict()
             elif hasattr(value, "to_dict"):
@@ -486,6 +492,10 @@ class IsoFlopSweep(SweepSpec):
             is how IsoFLOP sweeps spend compute near each budget's optimum instead of on models
             that are hopeless at that budget (Hoffmann et al. 2022 chose a different size range
             per budget, Fig. 3); ``scaling sweep plan`` still lists the sizes the window left out.
+        seeds_by_budget: ``((C, seeds), ...)``: the seeds of every point at budget C, in place
+            of ``seeds`` there. Seed noise is largest at the smallest budgets (fewest steps),
+            which are also the cheapest to repeat; fits average the seeds of a point
+            (``analysis.load``). Each C must be one of ``budgets``.
     """
 
     kind: ClassVar[str] = "isoflop"
@@ -496,9 +506,31 @@ class IsoFlopSweep(SweepSpec):
     n_params: tuple[float, ...] = ()
     budget_tolerance: float = 0.01
     tokens_per_param_range: tuple[float, float] | None = None
+    seeds_by_budget: tuple[tuple[float, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        pairs = []
+        for pair in self.seeds_by_budget:
+            if len(pair) != 2:
+                raise SweepSpecError(
+                    f"IsoFlopSweep.seeds_by_budget entries must be (budget, seeds), got {pair!r}"
+                )
+            budget, seeds = float(pair[0]), tuple(pair[1])
+            if budget not in self.budgets:
+                raise SweepSpecError(
+                    f"IsoFlopSweep.seeds_by_budget names budget {budget:g}, which is not in "
+                    f"budgets {tuple(self.budgets)}; use one of them"
+                )
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise SweepSpecError(
+                    f"IsoFlopSweep.seeds_by_budget: the seeds at {budget:g} must be a non-empty "
+                    f"tuple without repeats, got {seeds!r}"
+                )
+            pairs.append((budget, seeds))
+        if len({b for b, _ in pairs}) != len(pairs):
+            raise SweepSpecError("IsoFlopSweep.seeds_by_budget names a budget twice")
+        object.__setattr__(self, "seeds_by_budget", tuple(pairs))
         if self.tokens_per_param_range is not None:
             window = tuple(self.tokens_per_param_range)
             if len(window) != 2 or not (0 < window[0] < window[1]):
@@ -520,6 +552,10 @@ class IsoFlopSweep(SweepSpec):
             )
         if any(len(s) != 3 for s in self.shapes):
             raise SweepSpecError("IsoFlopSweep.shapes entries must be (n_layers, d_model, n_heads)")
+
+    def seeds_at(self, flops_budget: float | None) -> tuple[int, ...]:
+        """``seeds_by_budget``'s seeds at ``flops_budget``, else ``seeds``."""
+        return dict(self.seeds_by_budget).get(flops_budget, self.seeds)
 
     def _size_axis(self) -> list[tuple[str, ModelConfig | str]]:
         out: list[tuple[str, ModelConfig | str]] = []

@@ -387,6 +387,33 @@ def test_isoflop_tokens_per_param_window_keeps_only_points_inside():
         )
 
 
+def test_isoflop_seeds_by_budget_repeats_only_the_named_budgets():
+    base = base_config(n_tokens=1024)
+    shapes = ((1, 16, 1), (1, 32, 2))
+    kw = dict(name="s", base=base, budgets=(1e10, 1e11), shapes=shapes)
+    spec = IsoFlopSweep(**kw, seeds_by_budget=((1e10, (0, 1, 2)),))
+    seeds: dict[float, set] = {}
+    for c in spec.expand():
+        seeds.setdefault(c.flops_budget, set()).add(c.seed)
+    assert seeds == {1e10: {0, 1, 2}, 1e11: {0}}
+    assert len(spec.expand()) == 3 * 2 + 2
+    # seeds of one point share its point_key (analysis.load averages them), names differ
+    small = [c for c in spec.expand() if c.flops_budget == 1e10 and c.model.d_model == 16]
+    assert len({c.point_key for c in small}) == 1 and len({run_name(c) for c in small}) == 3
+    assert spec.to_dict()["seeds_by_budget"] == [[1e10, (0, 1, 2)]]
+    assert "seeds_by_budget" not in IsoFlopSweep(**kw).to_dict()
+    bad = {
+        "not in budgets": ((3e10, (0, 1)),),
+        "without repeats": ((1e10, (0, 0)),),
+        "non-empty": ((1e10, ()),),
+        "names a budget twice": ((1e10, (0,)), (1e10, (1,))),
+        "must be .budget, seeds.": ((1e10,),),
+    }
+    for message, value in bad.items():
+        with pytest.raises(SweepSpecError, match=message):
+            IsoFlopSweep(**kw, seeds_by_budget=value)
+
+
 def test_run_names_of_first_release_configs_are_pinned():
     # A relaunch must find runs written before later fields (parametrization, family,
     # branch_from, ...) existed: fields at their default stay out of config.json and the hash.
@@ -415,3 +442,10 @@ def test_cpu_isoflop_design_holds_at_plan_time():
     for budget in budgets:
         sizes = sorted(r.n_params_non_embedding for r in points if r.config.flops_budget == budget)
         assert len(sizes) >= 4 and sizes[-1] / sizes[0] >= 6, (budget, sizes)
+    # one warmup length for every run (a trunk family's short point no longer sets it)
+    from scaling.optim import warmup_steps
+
+    assert spec.branching.warmup_steps is not None
+    assert {warmup_steps(r.config.n_steps, r.config.optim) for r in runs} == {
+        spec.branching.warmup_steps
+    }

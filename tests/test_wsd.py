@@ -18,7 +18,7 @@ from scaling import rundir
 from scaling.cli import main
 from scaling.config import BranchFrom, ConfigError, OptimConfig, RunConfig
 from scaling.counting import training_flops
-from scaling.optim import lr_at
+from scaling.optim import lr_at, warmup_steps
 from scaling.train import train
 from sweeps.branching import BranchingError, WsdBranches, check_lineage
 from sweeps.execute import lock_held
@@ -169,6 +169,36 @@ def test_wsd_branches_bad_settings_and_lineage_errors(make_cfg):
     )  # fmt: skip
     with pytest.raises(PlanError, match="inside the warmup"):
         grid.expand()
+
+
+def test_fixed_warmup_steps_is_shared_by_every_trunk_and_branch():
+    """``WsdBranches(warmup_steps=W)``: every run warms up for exactly W steps, whatever the
+    family's shortest point (the default takes 5% of it, so long branches got tiny warmups)."""
+    smoke = load_sweep("smoke")
+    for bad in (-1, 2.5, True, "10"):
+        with pytest.raises(BranchingError, match="warmup_steps must be a whole number"):
+            WsdBranches(warmup_steps=bad)
+    assert "warmup_steps" not in WsdBranches().to_dict()  # earlier sweep.json files unchanged
+    assert WsdBranches(warmup_steps=7).to_dict()["warmup_steps"] == 7
+    default = plan(dataclasses.replace(smoke, branching=WsdBranches()))
+    fixed = plan(dataclasses.replace(smoke, branching=WsdBranches(warmup_steps=7)))
+    assert {r.run_name for r in fixed}.isdisjoint({r.run_name for r in default})
+    ws = set()
+    for r in fixed:
+        cfg = r.config
+        w = warmup_steps(cfg.n_steps, cfg.optim)
+        ws.add(w)
+        # the LR ramps linearly over exactly W steps: peak/W at step 0, the peak at step W-1
+        assert lr_at(0, cfg.n_steps, cfg.optim) == pytest.approx(cfg.optim.lr / 7)
+        assert lr_at(w - 2, cfg.n_steps, cfg.optim) < cfg.optim.lr
+        assert lr_at(w - 1, cfg.n_steps, cfg.optim) == pytest.approx(cfg.optim.lr)
+    assert ws == {7}
+    # the default differs: 5% of each family's shortest point
+    assert {warmup_steps(r.config.n_steps, r.config.optim) for r in default} != {7}
+    # a warmup that reaches a branch point is refused at plan time, naming the point
+    longest = max(r.config.n_steps for r in fixed)
+    with pytest.raises(PlanError, match="inside the warmup"):
+        plan(dataclasses.replace(smoke, branching=WsdBranches(warmup_steps=longest)))
 
 
 def test_every_sweep_family_expands_into_trunks_and_branches(capsys):
