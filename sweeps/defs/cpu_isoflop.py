@@ -61,8 +61,8 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
   longest point (d_model 32, 1 layer at 2e12, 11.5M tokens) sees 0.38 epochs and a rung at 6e12
   about 1-1.5 if it named N ~ 12k again (~35M tokens): fitted points and rung both within the
   range where Muennighoff et al. 2023 find repetition costs little. (The rung trained, L3 d64
-  at 4.6M tokens, saw 0.15 epochs; its 0.5x neighbour 0.25.) ``max_epochs=4`` makes the plan (and the
-  rung's plan) refuse any run beyond 4 passes; ``summary.json`` records ``epochs``.
+  at 4.6M tokens, saw 0.15 epochs; its 0.5x neighbour 0.25.) ``max_epochs=4`` makes the plan
+  (and the rung's plan) refuse any run beyond 4 passes; ``summary.json`` records ``epochs``.
 - Batch 16 x 128 tokens: small enough for hundreds of steps at the smallest budget per
   model, large enough that per-step overhead does not dominate the tiny models.
 - AdamW (0.9, 0.95), weight decay 0.1; linear warmup for 100 steps, constant LR, then a 1-sqrt
