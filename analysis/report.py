@@ -629,6 +629,8 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;
 h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 .headline{background:#eef5ff;border:1px solid #bcd;border-radius:6px;padding:4px 16px 10px}
 .warn{background:#fff6e5;border:1px solid #eccb85;border-radius:6px;padding:4px 16px}
+.rung{background:#f1f8ee;border:1px solid #9c9;border-radius:6px;padding:4px 16px;
+ overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0;table-layout:auto}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
  overflow-wrap:anywhere}

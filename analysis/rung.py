@@ -227,10 +227,11 @@ _BEGIN, _END = "<!-- forecast-rung -->", "<!-- /forecast-rung -->"
 def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
     """Show the forecast check in ``index.html`` and ``summary.md`` of a report in ``out_dir``.
 
-    Inserts (or replaces, so reruns do not repeat it) a marked "Forecast rung" section:
-    before ``</body>`` in ``index.html``, at the end of ``summary.md``. Files that do not
-    exist are left alone (run ``scaling report`` first); a later ``scaling report`` rewrites
-    both without it until the forecast command runs again (which trains nothing then).
+    Inserts (or replaces, so reruns do not repeat it) a marked "Forecast rung" section right
+    after the report's Answer (the check belongs beside the claim it checks), or at the end
+    (before ``</body>``) when the report has no Answer section. Files that do not exist are
+    left alone (run ``scaling report`` first); a later ``scaling report`` rewrites both
+    without it until the forecast command runs again (which trains nothing then).
 
     Returns:
         The files changed.
@@ -240,17 +241,15 @@ def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
     text = forecast_text(record)
     blocks = {
         "index.html": (
-            f"{_BEGIN}<h2>Forecast rung: predicted vs actual</h2><pre>{html.escape(text)}</pre>"
-            f"{_END}\n",
-            "</body>",
+            f"{_BEGIN}<section class='rung'><h2>Forecast rung: predicted vs actual</h2>"
+            f"<pre>{html.escape(text)}</pre></section>{_END}\n"
         ),
         "summary.md": (
-            f"{_BEGIN}\n## Forecast rung: predicted vs actual\n\n```\n{text}\n```\n{_END}\n",
-            None,
+            f"{_BEGIN}\n## Forecast rung: predicted vs actual\n\n```\n{text}\n```\n{_END}\n\n"
         ),
     }
     changed = []
-    for name, (block, anchor) in blocks.items():
+    for name, block in blocks.items():
         path = Path(out_dir) / name
         if not path.is_file():
             continue
@@ -258,14 +257,32 @@ def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
         if _BEGIN in doc and _END in doc:
             head, rest = doc.split(_BEGIN, 1)
             doc = head + rest.split(_END, 1)[1].lstrip("\n")
-        if anchor and anchor in doc:
-            i = doc.rindex(anchor)
-            doc = doc[:i] + block + doc[i:]
-        else:
+        i = _after_answer(doc, html_doc=name.endswith(".html"))
+        if i is None and name.endswith(".html") and "</body>" in doc:
+            i = doc.rindex("</body>")
+        if i is None:
             doc = doc.rstrip("\n") + "\n\n" + block
+        else:
+            doc = doc[:i] + block + doc[i:]
         path.write_text(doc)
         changed.append(path)
     return changed
+
+
+def _after_answer(doc: str, html_doc: bool) -> int | None:
+    # index where the section after the report's Answer starts, or None without an Answer
+    if html_doc:
+        head = doc.find("<h2>Answer</h2>")
+        end = doc.find("</section>", head) if head >= 0 else -1
+        if end < 0:
+            return None
+        nl = doc.find("\n", end)
+        return len(doc) if nl < 0 else nl + 1
+    head = doc.find("## Answer\n")
+    if head < 0:
+        return None
+    nxt = doc.find("\n## ", head + 1)
+    return None if nxt < 0 else nxt + 1
 
 
 def forecast_text(record: dict[str, Any]) -> str:
