@@ -23,7 +23,7 @@ given: one warmup length for every trunk of the sweep (and for its forecast rung
 al. use a fixed warmup whatever the run's length. Otherwise ``W = floor(warmup_fraction *
 n_min)``, ``n_min`` the family's shortest point's steps; then a long branch of a family that
 also holds a short point gets a warmup far shorter than 5% of its own length (issue 15 found a
-d_model 48 point 0.16 nats worse with 26 warmup steps than with 100). The warmup fraction stored
+d_model 48 point 0.16 nats worse with 25 warmup steps than with 100). The warmup fraction stored
 in a config is ``(W + 0.5) / n_steps``, which ``floor`` maps back to ``W``.
 
 FLOPs: a branch's ``flops`` is its point as if trained alone (trunk part plus its decay, what

@@ -21,9 +21,10 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
 
 - Budgets: 1.5 decades is the issue's floor, and the top budget sets the cost twice (its points
   and the forecast rung at 3x it, a single-thread run of ~6e12 FLOPs). Starting at 6e10 rather
-  than 1e11 keeps the rung at 6e12 and the whole job under 15 minutes on a slow machine of this
-  kind. Below 6e10 the optimum would fall under d_model 12 and seed noise would swamp
-  neighbouring sizes.
+  than 1e11 keeps the rung at 6e12 and the whole job near 6 minutes here (5 min 54 s from a
+  fresh clone, set-up and rung included; the first edition ran ~1.6-2x slower on the issue's
+  slower machine, so ~10-12 min there, not measured). Below 6e10 the optimum would fall under
+  d_model 12 and seed noise would swamp neighbouring sizes.
 - Warmup: ``WARMUP_STEPS`` = 100 optimizer steps for every trunk, branch and the rung
   (``WsdBranches(warmup_steps=...)``; Hägele et al. 2024 also keep one warmup length for all
   run lengths). A pilot on this corpus (WSD runs of the sweep's own points, before the rerun):
@@ -52,7 +53,7 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
   (``../shared/docs/cpu-isoflop-notes.md``: d_model <= 32 best at 1-2e-2, 64 at 4-6e-3, 96 at
   ~3e-3) and a WSD probe at 2e12 for d_model 48 and 64 with an 87-step warmup (issue 15; see
   ``LR_TABLE``); the 100-step warmup above is the one those probes had.
-- Sizes: widths 8-64 with 1-3 layers, about a factor 1.5-2 apart in N. Small models are bound
+- Sizes: widths 8-64 with 1-2 layers, about a factor 1.5-2 apart in N. Small models are bound
   by per-step overhead (~9 ms per 2048-token step), so a small model at a large budget costs
   time, not FLOPs: the window's upper bound (2350) keeps d_model 8 at 6e10 and leaves out
   d_model 24 at 2e12 (3822 tokens/param, ~100 core-seconds, 3.5x below the best size a pilot
