@@ -512,11 +512,18 @@ class IsoFlopSweep(SweepSpec):
         super().__post_init__()
         pairs = []
         for pair in self.seeds_by_budget:
-            if len(pair) != 2:
-                raise SweepSpecError(
-                    f"IsoFlopSweep.seeds_by_budget entries must be (budget, seeds), got {pair!r}"
+            try:
+                budget, seeds = float(pair[0]), tuple(pair[1])
+                ok = len(pair) == 2 and all(
+                    isinstance(x, int) and not isinstance(x, bool) for x in seeds
                 )
-            budget, seeds = float(pair[0]), tuple(pair[1])
+            except (TypeError, ValueError, IndexError):
+                ok = False
+            if not ok:
+                raise SweepSpecError(
+                    "IsoFlopSweep.seeds_by_budget entries must be (budget, seeds) with budget in "
+                    f"FLOPs and seeds a tuple of ints, e.g. (6e10, (0, 1)); got {pair!r}"
+                )
             if budget not in self.budgets:
                 raise SweepSpecError(
                     f"IsoFlopSweep.seeds_by_budget names budget {budget:g}, which is not in "

@@ -408,6 +408,10 @@ def test_isoflop_seeds_by_budget_repeats_only_the_named_budgets():
         "non-empty": ((1e10, ()),),
         "names a budget twice": ((1e10, (0,)), (1e10, (1,))),
         "must be .budget, seeds.": ((1e10,),),
+        "seeds a tuple of ints": ((1e10, 3),),
+        "e.g. .6e10, .0, 1..": (("x", (0,)),),
+        "got 5": (5,),
+        "got .10000000000.0, .0, 'a'..": ((1e10, (0, "a")),),
     }
     for message, value in bad.items():
         with pytest.raises(SweepSpecError, match=message):
