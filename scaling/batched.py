@@ -144,8 +144,9 @@ def check_group(cfgs: Sequence[RunConfig], run_dirs: Sequence[str | Path]) -> No
     """Refuse a group that cannot train as one batch, before anything is written.
 
     Raises:
-        ConfigError: ``group_mismatches`` is not empty (the message names the first field and
-            counts the rest), the lengths differ, or two members share a run directory.
+        ConfigError: ``group_mismatches`` is not empty (the message names the fields, up to
+            four, and counts the rest), the lengths differ, or two members share a run
+            directory.
     """
     if len(cfgs) != len(run_dirs):
         raise ConfigError(
@@ -154,10 +155,11 @@ def check_group(cfgs: Sequence[RunConfig], run_dirs: Sequence[str | Path]) -> No
         )
     problems = group_mismatches(cfgs)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
         raise ConfigError(
-            f"batched group refused: {problems[0]}{more}; only {', '.join(GROUP_MAY_DIFFER)} "
-            "may differ inside a batch: train the others in groups of their own"
+            f"batched group refused: {'; '.join(problems[:4])}{more}; only "
+            f"{', '.join(GROUP_MAY_DIFFER)} may differ inside a batch: train the others in "
+            "groups of their own"
         )
     resolved = [Path(d).resolve() for d in run_dirs]
     if len(set(resolved)) != len(resolved):
