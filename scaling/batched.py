@@ -164,8 +164,10 @@ def check_group(cfgs: Sequence[RunConfig], run_dirs: Sequence[str | Path]) -> No
     resolved = [Path(d).resolve() for d in run_dirs]
     if len(set(resolved)) != len(resolved):
         dup = next(d for d in resolved if resolved.count(d) > 1)
-        raise ConfigError(f"batched group refused: run directory {dup} appears twice; give each "
-                          "member its own run directory")  # fmt: skip
+        raise ConfigError(
+            f"batched group refused: run directory {dup} appears twice; give each "
+            "member its own run directory"
+        )
 
 
 @dataclass
@@ -302,7 +304,11 @@ def _train_members(
             m.rng = ckpt["rng_cpu"]
             m.step = int(ckpt["step"])
             m.loss_sum, m.loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
-            m.train_loss, m.val_loss, m.val_bpb = ckpt["train_loss"], ckpt["val_loss"], ckpt["val_bpb"]  # fmt: skip
+            m.train_loss, m.val_loss, m.val_bpb = (
+                ckpt["train_loss"],
+                ckpt["val_loss"],
+                ckpt["val_bpb"],
+            )
             if not from_parent:
                 m.elapsed_before = float(ckpt["elapsed_s"])
             rundir.truncate_metrics(m.run_dir, 0 if from_parent else int(ckpt["metrics_bytes"]))

@@ -80,7 +80,9 @@ def test_batched_members_equal_runs_trained_alone(make_cfg, tmp_path, family, pa
         assert set(ca) == set(cb) and ca["step"] == cb["step"]
         for k, v in ca["model"].items():
             w = cb["model"][k]
-            assert w.shape == v.shape and w.untyped_storage().nbytes() == v.untyped_storage().nbytes()
+            assert (
+                w.shape == v.shape and w.untyped_storage().nbytes() == v.untyped_storage().nbytes()
+            )
             assert torch.allclose(v, w, rtol=1e-4, atol=1e-6)
     # the members did differ: batching did not make them one run
     assert len({s.train_loss for s in together}) == 3
