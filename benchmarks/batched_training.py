@@ -21,9 +21,14 @@ alike; the table gives the median over rounds.
 
 Columns: ``K``; ``seq tok/s`` (tokens of the K runs over their summed per-step CPU time, trained
 one after another); ``batched tok/s`` (the same tokens over the batch's per-step CPU time);
-``speedup`` (their ratio). ``max_rel_dloss`` is the largest relative difference between a
-batched member's logged loss (``train/loss`` and ``val/loss``, every row) and the same run's
-trained alone, over every shape and K.
+``speedup`` (their ratio); ``K-batch tok/s``: ONE run of the same shape on a K-times larger
+batch (K x 16 sequences per step), and ``bound`` its speed over the sequential runs'. That run
+executes the same kernels once per op on all K members' tokens, with none of batching's own
+costs (no per-member weights, no vmap): the most any stacking of K models can gain where the
+step is bound by per-op overhead. A ``bound`` near 1 says the step is bound by arithmetic and
+memory traffic that grow with the tokens, which no batching removes. ``max_rel_dloss`` is the
+largest relative difference between a batched member's logged loss (``train/loss`` and
+``val/loss``, every row) and the same run's trained alone, over every shape and K.
 
 Last line: ``batched_training: k4_small_speedup=... k4_large_speedup=... max_rel_dloss=...``,
 the K=4 speed-up at the smallest d_model <= 32 shape measured and at the largest d_model >= 48
@@ -90,16 +95,27 @@ def _cpu(fn: object, *args: object) -> float:
 
 
 def measure(shape, k, steps, corpus, work, tag):
-    """Per-step CPU seconds of (sequential, batched) K members; their run dirs are kept."""
+    """Per-step CPU seconds of (sequential, batched, one model on a K-times batch).
+
+    The run directories of the first two are kept for the loss comparison.
+    """
     short, long = steps
-    seq = batched = 0.0
+    seq = batched = bound = 0.0
     for n, sign in ((long, 1.0), (short, -1.0)):
         cfgs = [member(shape, i, n, corpus) for i in range(k)]
         dirs = [work / f"{tag}-n{n}-b" / f"m{i}" for i in range(k)]
         batched += sign * _cpu(train_batched, cfgs, dirs)
         for i, cfg in enumerate(cfgs):
             seq += sign * _cpu(train, cfg, work / f"{tag}-n{n}-s" / f"m{i}")
-    return seq / (long - short), batched / (long - short)
+        # the bound of any stacking: one model, one call per op, on K members' tokens
+        big = cfgs[0].replace(
+            batch_size_tokens=k * BATCH_TOKENS,
+            micro_batch_size=k * MICRO,
+            n_tokens=k * BATCH_TOKENS * n,
+            eval_interval_tokens=k * BATCH_TOKENS * n,
+        )
+        bound += sign * _cpu(train, big, work / f"{tag}-n{n}-bound")
+    return seq / (long - short), batched / (long - short), bound / (long - short)
 
 
 def max_rel_dloss(a_dir: Path, b_dir: Path) -> float:
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         speedups: dict[tuple, float] = {}
         worst = 0.0
         for shape in shapes:
-            per = {k: ([], []) for k in ks}
+            per = {k: ([], [], []) for k in ks}
             # warm-up (first calls pay one-time costs: vmap's and the kernels' first use)
             warm = [member(shape, i, 2, corpus) for i in range(2)]
             train_batched(warm, [work / "warm-b" / f"m{i}" for i in range(2)], progress=False)
@@ -139,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for k in ks:  # interleaved: each K's batched and sequential runs back to back
                     tag = f"L{shape[0]}d{shape[1]}-k{k}-r{r}"
-                    s, b = measure(shape, k, steps, corpus, work, tag)
-                    per[k][0].append(s)
-                    per[k][1].append(b)
+                    measured = measure(shape, k, steps, corpus, work, tag)
+                    for column, value in zip(per[k], measured, strict=True):
+                        column.append(value)
                     for i in range(k):
                         n = steps[1]
                         worst = max(
@@ -156,12 +172,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"\nshape n_layers={shape[0]} d_model={shape[1]} n_heads={shape[2]} "
                 f"({BATCH_TOKENS} tokens/step, 1 thread, CPU time)"
             )
-            print(f"{'K':>3} {'seq tok/s':>11} {'batched tok/s':>14} {'speedup':>8}")
+            print(
+                f"{'K':>3} {'seq tok/s':>11} {'batched tok/s':>14} {'speedup':>8} "
+                f"{'K-batch tok/s':>14} {'bound':>6}"
+            )
             for k in ks:
-                s, b = statistics.median(per[k][0]), statistics.median(per[k][1])
+                s, b, o = (statistics.median(column) for column in per[k])
                 tok = k * BATCH_TOKENS
                 speedups[(shape, k)] = s / b
-                print(f"{k:>3} {tok / s:>11.0f} {tok / b:>14.0f} {s / b:>8.2f}")
+                print(
+                    f"{k:>3} {tok / s:>11.0f} {tok / b:>14.0f} {s / b:>8.2f} "
+                    f"{tok / o:>14.0f} {s / o:>6.2f}"
+                )
             sys.stdout.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
