@@ -28,7 +28,10 @@ costs (no per-member weights, no vmap): the most any stacking of K models can ga
 step is bound by per-op overhead. A ``bound`` near 1 says the step is bound by arithmetic and
 memory traffic that grow with the tokens, which no batching removes. ``max_rel_dloss`` is the
 largest relative difference between a batched member's logged loss (``train/loss`` and
-``val/loss``, every row) and the same run's trained alone, over every shape and K.
+``val/loss``, every row) and the same run's trained alone (per row of the table; the result
+line's is the largest over every shape and K). Float rounding differences grow with the steps
+and the LR (chaotic training), so it depends on ``--steps``: docs/LOG.md compares it with the
+drift of a run trained alone with another ``micro_batch_size``.
 
 Last line: ``batched_training: k4_small_speedup=... k4_large_speedup=... max_rel_dloss=...``,
 the K=4 speed-up at the smallest d_model <= 32 shape measured and at the largest d_model >= 48
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = 0.0
         for shape in shapes:
             per = {k: ([], [], []) for k in ks}
+            dloss = dict.fromkeys(ks, 0.0)
             # warm-up (first calls pay one-time costs: vmap's and the kernels' first use)
             warm = [member(shape, i, 2, corpus) for i in range(2)]
             train_batched(warm, [work / "warm-b" / f"m{i}" for i in range(2)], progress=False)
@@ -158,14 +162,12 @@ def main(argv: list[str] | None = None) -> int:
                     measured = measure(shape, k, steps, corpus, work, tag)
                     for column, value in zip(per[k], measured, strict=True):
                         column.append(value)
+                    n = steps[1]
                     for i in range(k):
-                        n = steps[1]
-                        worst = max(
-                            worst,
-                            max_rel_dloss(
-                                work / f"{tag}-n{n}-s" / f"m{i}", work / f"{tag}-n{n}-b" / f"m{i}"
-                            ),
+                        d = max_rel_dloss(
+                            work / f"{tag}-n{n}-s" / f"m{i}", work / f"{tag}-n{n}-b" / f"m{i}"
                         )
+                        dloss[k] = max(dloss[k], d)
                     for d in work.glob(f"{tag}-*"):
                         shutil.rmtree(d)
             print(
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"{'K':>3} {'seq tok/s':>11} {'batched tok/s':>14} {'speedup':>8} "
-                f"{'K-batch tok/s':>14} {'bound':>6}"
+                f"{'K-batch tok/s':>14} {'bound':>6} {'max rel dloss':>14}"
             )
             for k in ks:
                 s, b, o = (statistics.median(column) for column in per[k])
@@ -182,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 speedups[(shape, k)] = s / b
                 print(
                     f"{k:>3} {tok / s:>11.0f} {tok / b:>14.0f} {s / b:>8.2f} "
-                    f"{tok / o:>14.0f} {s / o:>6.2f}"
+                    f"{tok / o:>14.0f} {s / o:>6.2f} {dloss[k]:>14.1e}"
                 )
+                worst = max(worst, dloss[k])
             sys.stdout.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
