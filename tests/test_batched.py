@@ -177,3 +177,29 @@ def test_groups_that_differ_in_shape_are_refused_before_anything_is_written(make
     with pytest.raises(ConfigError, match="model.dropout"):
         train_batched([base.replace(model=dropout)], [tmp_path / "d"], progress=False)
     assert not (tmp_path / "d").exists()
+
+
+def test_batched_branches_start_from_their_trunk_checkpoints(make_cfg, tmp_path):
+    # WSD branches from steps 8 and 16 of one trunk: the members start at different steps
+    import dataclasses
+
+    from test_wsd import _trunk_and_branch
+
+    from scaling.config import BranchFrom
+
+    trunk, late = _trunk_and_branch(make_cfg(log_interval_steps=2), s=16, n=20)
+    early = late.replace(
+        n_tokens=late.batch_size_tokens * 12,
+        optim=dataclasses.replace(late.optim, warmup_fraction=2.5 / 12),
+        branch_from=BranchFrom("trunk", 8),
+    )
+    train(trunk.replace(keep_checkpoint_steps=(8, 16)), tmp_path / "trunk", progress=False)
+    together = train_batched([early, late], [tmp_path / "b0", tmp_path / "b1"], progress=False)
+    for i, cfg in enumerate([early, late]):
+        alone = train(cfg, tmp_path / f"a{i}", progress=False)
+        assert together[i].status == "complete" and together[i].parent_step == alone.parent_step
+        assert (
+            rundir.read_config(tmp_path / f"b{i}")["parent"]
+            == rundir.read_config(tmp_path / f"a{i}")["parent"]
+        )
+        _assert_same_curve(read_metrics(tmp_path / f"a{i}"), read_metrics(tmp_path / f"b{i}"))
