@@ -18,7 +18,8 @@ parameter, so the sum couples nothing). Then per member, as in ``train()``: its 
 (``clip_grad_norm`` over its own parameters: a per-member norm, never one over the stack), the
 divergence check, its optimizer step at its own schedule's LR, its rows, evaluations and
 checkpoints. A member that diverges or reaches its own ``n_steps`` writes its summary and leaves
-the batch; the stack is rebuilt from the members still training.
+the batch; the stack is rebuilt from the members still training, and the last member left trains
+through its own module, exactly as ``train()`` runs it.
 
 Equality with runs trained alone: same initialisation (the seed before building), same batches
 (``get_batch`` is a pure function of ``(seed, step)``), same LR and optimizer arithmetic; only
@@ -413,7 +414,9 @@ def _train_members(
             lrs = [lr_at(m.step, m.cfg.n_steps, m.cfg.optim) for m in active]
             for m, lr in zip(active, lrs, strict=True):
                 set_lr(m.optimizer, lr)
-            leaves = {k: v.detach().requires_grad_() for k, v in stack.items()}
+            # one member left (or K = 1): its own module, as train() runs it (no vmap cost)
+            alone = active[0].model if len(active) == 1 else None
+            leaves = {} if alone else {k: v.detach().requires_grad_() for k, v in stack.items()}
             step_loss_t = torch.zeros(len(active), device=device)
             for micro in range(n_micro):
                 batches = [get_batch(data, m.cfg, m.step, micro) for m in active]
@@ -422,7 +425,10 @@ def _train_members(
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", _NO_BATCH_RULE, UserWarning)
                     with autocast():
-                        losses = batched_loss(leaves, x, y)  # [K] each member's mean loss
+                        if alone is not None:
+                            losses = alone(x[0], y[0])[1].reshape(1)
+                        else:
+                            losses = batched_loss(leaves, x, y)  # [K] each member's mean loss
                     # member k's gradient lands in slice k: the sum couples no parameters
                     (losses.sum() / n_micro).backward()
                 step_loss_t += losses.detach().float() / n_micro
