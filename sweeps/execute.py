@@ -175,6 +175,10 @@ def run_group(
             except Exception:  # each member alone: the failing one records its own error
                 traceback.print_exc()
         for i in todo:
+            summary = rundir.read_summary(dirs[i])  # finished in the batch before it raised
+            if summary is not None:
+                outcomes[i] = _outcome(dirs[i], t0, str(summary.get("status")))
+                continue
             outcomes[i] = _train_alone(
                 cfg_dicts[i], dirs[i], t0, write_error=True, progress=progress
             )
