@@ -88,3 +88,18 @@ def test_local_launch_runs_a_batch_in_one_process(tiny_corpus, tmp_path):
     assert len(logs) == 2  # two processes, one per batch
     again = launch(spec, tmp_path, executor="local", parallel=2, progress=False, group_size=4)
     assert again.n_submitted == 0 and again.counts == {"skipped": 8}
+
+
+def test_a_batch_that_cannot_start_trains_each_run_alone(make_cfg, tmp_path):
+    # one member's checkpoint is corrupt: the batch refuses to start, so each run trains alone;
+    # the bad one records its own error.txt (its file kept), the other completes
+    from scaling.train import train
+
+    good, bad = make_cfg(n_tokens=512 * 4), make_cfg(n_tokens=512 * 4, seed=1)
+    train(bad, tmp_path / "bad", progress=False)
+    (tmp_path / "bad" / "summary.json").unlink()
+    (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"garbage")
+    out = run_group([good.to_dict(), bad.to_dict()], [tmp_path / "good", tmp_path / "bad"])
+    assert [o.status for o in out] == ["complete", "failed"]
+    assert "checkpoint" in out[1].error and (tmp_path / "bad" / "error.txt").exists()
+    assert (tmp_path / "bad" / "checkpoint.pt").read_bytes() == b"garbage"
