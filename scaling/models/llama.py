@@ -14,9 +14,9 @@ Architecture (Touvron et al. 2023, Llama; as in OLMo 2, Marin and nanochat), for
   bias-free output Linear. MLP: SwiGLU (Shazeer 2020), ``proj(silu(gate(x)) * up(x))`` with
   ``gate, up: d_model -> d_mlp`` and ``proj: d_mlp -> d_model``. No Linear has a bias.
 - final RMSNorm and a bias-free LM head ``d_model -> vocab_size`` (tied to the token embedding
-  when ``cfg.tie_embeddings``), logits times ``output_multiplier``.
+  when ``cfg.tie_embeddings``), logits times ``output_multiplier`` (``ParametrizedLM.readout``).
 
-Parametrization hooks, as in ``scaling.model.GPT`` (``scaling.parametrization`` owns every
+Parametrization hooks, as in ``scaling.models.gpt2.GPT`` (``scaling.parametrization`` owns every
 rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqrt(d_head)``),
 ``residual_multiplier`` each residual branch's output (SP 1), ``output_multiplier`` the logits
 (SP 1); the initialisation is ``parametrization.init_weights`` and the optimizer groups
@@ -24,7 +24,7 @@ rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqr
 and the embedding ~ N(0, 0.02**2), the two residual output projections ~ N(0, (0.02 /
 sqrt(2 * n_layers))**2), norm gains 1.
 
-Parameter names follow ``scaling.model.GPT`` (``tok_emb``, ``blocks.<i>.attn.qkv``,
+Parameter names follow ``scaling.models.gpt2.GPT`` (``tok_emb``, ``blocks.<i>.attn.qkv``,
 ``blocks.<i>.mlp.gate``/``.up``, ``...proj``, ``lm_head``; norms ``norm_1``, ``norm_2``, ``norm_f``,
 ``attn.q_norm``, ``attn.k_norm``) so optimizer groups derived from names and ``ndim`` work for
 both. Counted exactly by ``scaling.counting.param_counts`` (hand derivation there).
@@ -38,7 +38,7 @@ from torch import nn
 
 from scaling import parametrization
 from scaling.config import ModelConfig
-from scaling.model import ParametrizedLM, check_inputs
+from scaling.models.common import ParametrizedLM, check_inputs
 
 NORM_EPS = 1e-6
 
@@ -213,14 +213,6 @@ class Llama(ParametrizedLM):
         self.register_buffer("rope", rope, persistent=False)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
-
-        SP is GPT-2 / nanoGPT's init (module docstring). Uses the global torch RNG:
-        ``torch.manual_seed(s)`` first gives a deterministic model.
-        """
-        parametrization.init_weights(self, self.cfg)
-
     def forward(
         self,
         idx: torch.Tensor,
@@ -228,7 +220,7 @@ class Llama(ParametrizedLM):
         *,
         return_logits: bool = False,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the model, and the loss when ``targets`` are given (as ``scaling.model.GPT``).
+        """Run the model, and the loss when ``targets`` are given (as ``scaling.models.gpt2.GPT``).
 
         Args:
             idx: ``LongTensor[B, T]`` token ids, ``T <= seq_len``.
@@ -248,9 +240,7 @@ class Llama(ParametrizedLM):
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x, rope)
-        logits = self.lm_head(self.norm_f(x))
-        if self.output_multiplier != 1.0:
-            logits = logits * self.output_multiplier
+        logits = self.readout(self.norm_f(x))
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
