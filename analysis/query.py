@@ -194,7 +194,7 @@ def architectures_for(
 ) -> tuple[tuple[Architecture, ...], str]:
     """Nearest ``k`` shapes under the shape rule stored in ``fit.meta["shape_rule"]``.
 
-    Uses ``sweeps.shapes.shape_rule_from_dict(...).candidates(n_params, fit.n_convention,
+    Uses ``scaling.shapes.shape_rule_from_dict(...).candidates(n_params, fit.n_convention,
     vocab_size, seq_len, k)`` with ``vocab_size``/``seq_len`` from ``fit.meta``; each shape is
     counted exactly by ``scaling.counting.param_counts``.
 
@@ -211,7 +211,7 @@ def architectures_for(
         )
     try:
         from scaling.counting import param_counts
-        from sweeps.shapes import shape_rule_from_dict
+        from scaling.shapes import shape_rule_from_dict
     except ImportError as e:  # pragma: no cover - both are in this package
         return (), f"cannot name architectures: {e}"
     rule = shape_rule_from_dict(rule_d)

@@ -1,7 +1,7 @@
 """Synthetic run directories drawn from a known loss law, for tests, demos and report checks.
 
 Writes exactly the run-directory contract (``config.json``, ``metrics.jsonl``, ``summary.json``)
-plus ``sweep.json``, with real shapes from ``sweeps.shapes.AspectRatioRule`` and exact counts
+plus ``sweep.json``, with real shapes from ``scaling.shapes.AspectRatioRule`` and exact counts
 from ``scaling.counting``; the loss of a run that has seen D tokens is
 L(N_total, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022 Eq. 2) times a log-normal noise
 factor. No training happens; nothing here imports torch.
@@ -59,7 +59,7 @@ def write_synthetic_sweep(
     Returns:
         The sweep folder.
     """
-    from sweeps.shapes import AspectRatioRule
+    from scaling.shapes import AspectRatioRule
 
     law = dict(law or CHINCHILLA_LAW)
     rng = np.random.default_rng(rng_seed)

@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from scaling.counting import default_d_mlp, flops_per_token, param_counts, training_flops
+from scaling.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
-from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 
 
 class SweepSpecError(ValueError):
@@ -175,7 +175,7 @@ class SweepSpec:
         seeds: one run per seed at every point.
         lr_rule: peak LR per shape (``sweeps.lr``); ``None`` means ``FixedLR(base.optim.lr)``.
         lr_multipliers: LR sub-sweep: one run per multiplier of the rule's LR.
-        shape_rule: maps parameter targets (or depths) to shapes (``sweeps.shapes``).
+        shape_rule: maps parameter targets (or depths) to shapes (``scaling.shapes``).
         n_params_kind: convention of parameter targets and of tokens-per-parameter:
             ``"non_embedding"`` (Kaplan) or ``"total"`` (Chinchilla).
         allow_repetition: if False, a run needing more tokens than the training corpus holds

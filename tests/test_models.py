@@ -22,8 +22,8 @@ from scaling.counting import (
 )
 from scaling.models import FamilyError, build_model, check_counts, load_family
 from scaling.models.llama import Llama, apply_rope, rope_table
+from scaling.shapes import AspectRatioRule, ChinchillaGridRule, shape_rule_from_dict
 from scaling.train import train
-from sweeps.shapes import AspectRatioRule, ChinchillaGridRule, shape_rule_from_dict
 
 TESTS = Path(__file__).parent
 

@@ -15,9 +15,9 @@ from scaling import rundir
 from scaling.cli import main
 from scaling.config import RunConfig
 from scaling.counting import training_flops
+from scaling.shapes import AspectRatioRule
 from sweeps.registry import load_sweep
 from sweeps.rung import rung_sweep
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import SweepSpecError
 
 # a known law L = E + A/N^alpha + B/D^beta whose optimum at C ~ 4e9 FLOPs is a ~20k-parameter

@@ -10,10 +10,10 @@ import pytest
 from scaling.cli import main
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
 from scaling.counting import flop_breakdown, param_counts
+from scaling.shapes import AspectRatioRule, ChinchillaGridRule
 from sweeps.lr import FixedLR, LRRuleError, LRTable, WidthScaledLR, lr_rule_from_dict
 from sweeps.plan import plan
 from sweeps.registry import SweepNotFoundError, available_sweeps, load_sweep
-from sweeps.shapes import AspectRatioRule, ChinchillaGridRule
 from sweeps.spec import (
     GridSweep,
     IsoFlopSweep,
@@ -357,7 +357,7 @@ def test_cli_plan_table_measures_throughput(capsys):
 
 def test_isoflop_tokens_per_param_window_keeps_only_points_inside():
     from scaling.config import DataConfig, ModelConfig, RunConfig
-    from sweeps.shapes import count_params
+    from scaling.shapes import count_params
     from sweeps.spec import IsoFlopSweep, SweepSpecError
 
     base = RunConfig(

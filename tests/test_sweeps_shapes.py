@@ -5,7 +5,7 @@ import pytest
 from conftest import shared_data
 
 from scaling.counting import param_counts
-from sweeps.shapes import (
+from scaling.shapes import (
     CHINCHILLA_A9,
     AspectRatioRule,
     AspectRatiosRule,

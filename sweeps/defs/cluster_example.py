@@ -22,8 +22,8 @@ Launch on a cluster, e.g.::
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.shapes import AspectRatioRule
 from sweeps.lr import MupLR
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
 
 

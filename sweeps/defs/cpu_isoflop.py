@@ -79,9 +79,9 @@ union over aspect ratios 16-32 (the range of the sweep's own shapes) has 25k, 56
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.shapes import AspectRatiosRule
 from sweeps.branching import WsdBranches
 from sweeps.lr import LRTable
-from sweeps.shapes import AspectRatiosRule
 from sweeps.spec import IsoFlopSweep
 
 #: (n_layers, d_model, n_heads); N_non_embedding 0.8k, 1.8k, 3.2k, 4.9k, 7.1k, 12.5k, 24.9k,
