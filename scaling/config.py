@@ -370,8 +370,9 @@ class RunConfig:
         n_tokens: D, training tokens; rounded down to whole steps of ``batch_size_tokens``.
         batch_size_tokens: tokens per optimizer step (a multiple of ``micro_batch_size * seq_len``;
             gradient accumulation covers the rest).
-        micro_batch_size: sequences per forward/backward pass (memory knob only; results do not
-            depend on it beyond float rounding).
+        micro_batch_size: *sequences* (of ``seq_len`` tokens each, not tokens) per
+            forward/backward pass (memory knob only; results do not depend on it beyond float
+            rounding). ``batch_size_tokens`` counts tokens, this counts sequences.
         seed: seeds initialisation and the batch order; batches are a pure function of
             (seed, step).
         eval_interval_tokens: evaluate validation loss every this many training tokens (and at
@@ -400,6 +401,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     n_tokens: int = 1_048_576
     batch_size_tokens: int = 4096
+    # counts sequences, not tokens; the name stays: it is in every config.json and run-name hash
     micro_batch_size: int = 16
     seed: int = 0
     eval_interval_tokens: int = 262_144
@@ -440,7 +442,7 @@ class RunConfig:
         _require(
             self.batch_size_tokens % micro_tokens == 0,
             f"RunConfig.batch_size_tokens={self.batch_size_tokens} must be a multiple of "
-            f"micro_batch_size * seq_len = {micro_tokens}; "
+            f"micro_batch_size (sequences) * seq_len = {micro_tokens} tokens; "
             "change batch_size_tokens or micro_batch_size",
         )
         _require(
