@@ -2,8 +2,9 @@
 
 - ``check_inputs``: the language model's input checks (shapes, context length).
 - ``ParametrizedLM``: the base module. ``scaling.parametrization`` owns every rule; the model
-  asks it for its initialisation (``reset_parameters``), optimizer groups (``param_groups``) and
-  the three multipliers, and applies the output multiplier in one place (``readout``).
+  asks it for the three multipliers, its initialisation (``reset_parameters``) and optimizer
+  groups (``param_groups``), and applies the output multiplier and the loss in one place
+  (``readout``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from scaling import parametrization
@@ -47,19 +49,34 @@ def check_inputs(idx: torch.Tensor, targets: torch.Tensor | None, seq_len: int) 
 
 
 class ParametrizedLM(nn.Module):
-    """What every built-in family shares: init and optimizer groups from the parametrization.
+    """What every built-in family shares: the parametrization's numbers, init, groups, readout.
 
-    A subclass sets ``self.cfg`` (its ``ModelConfig``) and the three multipliers from
-    ``parametrization.rules(cfg)``, builds its modules (``lm_head`` among them), then calls
-    ``reset_parameters()``; its ``forward`` ends with ``readout(final_norm(x))``.
+    A subclass checks its ``cfg``, calls ``super().__init__(cfg)`` (which sets ``cfg`` and the
+    three multipliers from ``parametrization.rules(cfg)``), builds its modules (``lm_head`` among
+    them), then calls ``reset_parameters()``; its ``forward`` ends with
+    ``return self.readout(final_norm(x), targets, return_logits)``.
+
+    Attributes:
+        cfg: the model shape.
+        attn_scale: factor on ``q.k`` (SP ``1/sqrt(d_head)``).
+        residual_multiplier: factor on each residual branch's output (SP 1).
+        output_multiplier: factor on the logits (SP 1; muP ``base_d_model / d_model``).
     """
 
-    cfg: ModelConfig
-    output_multiplier: float
     lm_head: nn.Linear
 
-    def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """The logits ``lm_head(h * output_multiplier)`` of the final-norm output ``h``.
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        rules = parametrization.rules(cfg)
+        self.attn_scale = rules.attn_scale(cfg.d_head)
+        self.residual_multiplier = rules.residual_multiplier
+        self.output_multiplier = rules.output_multiplier
+
+    def readout(
+        self, h: torch.Tensor, targets: torch.Tensor | None, return_logits: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Logits ``lm_head(h * output_multiplier)`` of the final-norm output, and the loss.
 
         The output multiplier (muP's ``m_N^-1 = base_d_model / d_model``: Yang et al. 2022,
         "Tensor Programs V", Table 8; ``scaling.parametrization``) scales the readout's input:
@@ -69,12 +86,20 @@ class ParametrizedLM(nn.Module):
 
         Args:
             h: ``[B, T, d_model]`` final-norm activations.
+            targets: ``LongTensor[B, T]`` next-token ids (-100 ignored), or ``None``.
+            return_logits: with ``targets``, also return the logits.
 
         Returns:
-            ``[B, T, vocab_size]`` logits.
+            ``(logits, loss)`` as the families' ``forward``: ``[B, T, vocab_size]`` logits when
+            ``targets`` is ``None`` or ``return_logits`` (else ``None``), and the scalar mean
+            cross-entropy in nats per token when ``targets`` is given (else ``None``).
         """
         m = self.output_multiplier
-        return self.lm_head(h if m == 1.0 else h * m)
+        logits = self.lm_head(h if m == 1.0 else h * m)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return (logits if return_logits else None), loss
 
     def reset_parameters(self) -> None:
         """(Re)initialise every parameter in place by ``parametrization.init_weights``.

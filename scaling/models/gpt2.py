@@ -52,7 +52,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling import parametrization
 from scaling.config import ModelConfig
 from scaling.models.common import ParametrizedLM, check_inputs
 from scaling.parametrization import INIT_STD
@@ -165,16 +164,11 @@ class GPT(ParametrizedLM):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         if not isinstance(cfg, ModelConfig):
             raise TypeError(
                 f"GPT(cfg) needs a scaling.config.ModelConfig, got {type(cfg).__name__}"
             )
-        self.cfg = cfg
-        rules = parametrization.rules(cfg)
-        self.attn_scale = rules.attn_scale(cfg.d_head)
-        self.residual_multiplier = rules.residual_multiplier
-        self.output_multiplier = rules.output_multiplier
+        super().__init__(cfg)  # cfg and the parametrization's multipliers
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.seq_len, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
@@ -218,8 +212,4 @@ class GPT(ParametrizedLM):
         x = self.emb_dropout(self.tok_emb(idx) + self.pos_emb(self.pos[:t]))
         for block in self.blocks:
             x = block(x)
-        logits = self.readout(self.ln_f(x))
-        if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return (logits if return_logits else None), loss
+        return self.readout(self.ln_f(x), targets, return_logits)

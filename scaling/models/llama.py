@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling import parametrization
 from scaling.config import ModelConfig
 from scaling.models.common import ParametrizedLM, check_inputs
 
@@ -192,14 +191,9 @@ class Llama(ParametrizedLM):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         if not isinstance(cfg, ModelConfig) or cfg.family != "llama":
             raise TypeError("Llama(cfg) needs a scaling.config.ModelConfig with family='llama'")
-        self.cfg = cfg
-        rules = parametrization.rules(cfg)  # hooks: see the module docstring
-        self.attn_scale = rules.attn_scale(cfg.d_head)
-        self.residual_multiplier = rules.residual_multiplier
-        self.output_multiplier = rules.output_multiplier
+        super().__init__(cfg)  # cfg and the parametrization's hooks (module docstring)
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
@@ -240,8 +234,4 @@ class Llama(ParametrizedLM):
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x, rope)
-        logits = self.readout(self.norm_f(x))
-        if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return (logits if return_logits else None), loss
+        return self.readout(self.norm_f(x), targets, return_logits)
