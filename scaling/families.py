@@ -95,6 +95,16 @@ class UserFamily:
     name: str
     obj: Any
 
+    def _call(self, function: str, cfg: ModelConfig) -> Any:
+        """``self.obj.<function>(cfg)``; anything it raises becomes a ``FamilyError``."""
+        try:
+            return getattr(self.obj, function)(cfg)
+        except Exception as e:
+            raise FamilyError(
+                f"model.family={self.name!r}: {function}(model_cfg) raised "
+                f"{type(e).__name__}: {e}; fix the family's {function}"
+            ) from e
+
     def counts(self, cfg: ModelConfig) -> dict[str, int]:
         """The family's ``param_counts(cfg)``, checked, as a dict of the five ``COUNT_KEYS``.
 
@@ -104,13 +114,7 @@ class UserFamily:
             FamilyError: it raised, or returned something without the five integer keys, or a
                 ``total`` that is not the sum of the others.
         """
-        try:
-            raw = self.obj.param_counts(cfg)
-        except Exception as e:
-            raise FamilyError(
-                f"model.family={self.name!r}: param_counts(model_cfg) raised "
-                f"{type(e).__name__}: {e}; fix the family's param_counts"
-            ) from e
+        raw = self._call("param_counts", cfg)
         values = {k: getattr(raw, k, None) for k in COUNT_KEYS}
         if isinstance(raw, dict):
             values = {k: raw.get(k) for k in COUNT_KEYS}
@@ -136,13 +140,7 @@ class UserFamily:
         Raises:
             FamilyError: it raised, or did not return a positive number.
         """
-        try:
-            value = self.obj.flops_per_token(cfg)
-        except Exception as e:
-            raise FamilyError(
-                f"model.family={self.name!r}: flops_per_token(model_cfg) raised "
-                f"{type(e).__name__}: {e}; fix the family's flops_per_token"
-            ) from e
+        value = self._call("flops_per_token", cfg)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise FamilyError(
                 f"model.family={self.name!r}: flops_per_token(model_cfg) must return a positive "

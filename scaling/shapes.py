@@ -89,24 +89,28 @@ def _family_dict(family: str) -> dict[str, str]:
     return {} if family == "gpt2" else {"family": family}
 
 
+@dataclass(frozen=True)
+class _Query:
+    """The arguments of one ``candidates`` call, as a rule's ``_pool`` receives them."""
+
+    n_params: float
+    n_params_kind: NParamsKind
+    vocab_size: int
+    seq_len: int
+    k: int
+    tie_embeddings: bool
+
+
 class _NearestShapeRule:
     """What every rule shares: ``candidates`` and ``shape_for`` over the rule's own ``_pool``.
 
-    A rule provides ``_pool(n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings)``:
-    the shapes worth scoring for that target, in tie-break order (shallower first). The ``k``
+    A rule provides ``_pool(q)`` (``q`` a ``_Query`` of the ``candidates`` arguments): the
+    shapes worth scoring for that target, in tie-break order (shallower first). The ``k``
     of them whose count in ``n_params_kind`` is nearest to ``n_params`` in log distance
     ``|log(count / n_params)|`` are the candidates; equally near shapes keep pool order.
     """
 
-    def _pool(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        k: int,
-        tie_embeddings: bool,
-    ) -> list[ModelConfig]:
+    def _pool(self, q: _Query) -> list[ModelConfig]:
         raise NotImplementedError
 
     def candidates(
@@ -140,7 +144,7 @@ class _NearestShapeRule:
         _check_kind(n_params_kind)
         if k < 1:
             raise ShapeRuleError(f"k must be >= 1, got {k}")
-        pool = self._pool(n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings)
+        pool = self._pool(_Query(n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings))
         scored = [
             (abs(math.log(count_params(m, n_params_kind) / n_params)), i, m)
             for i, m in enumerate(pool)
@@ -261,24 +265,16 @@ class AspectRatioRule(_NearestShapeRule):
             family=self.family,
         )
 
-    def _pool(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        k: int,
-        tie_embeddings: bool,
-    ) -> list[ModelConfig]:
+    def _pool(self, q: _Query) -> list[ModelConfig]:
         """Shapes of depth 1, 2, ... until well past the target (at most ``max_layers``)."""
         pool: list[ModelConfig] = []
         for n_layers in range(1, self.max_layers + 1):
             model = self.shape_for_depth(
-                n_layers, vocab_size, seq_len, tie_embeddings=tie_embeddings
+                n_layers, q.vocab_size, q.seq_len, tie_embeddings=q.tie_embeddings
             )
             pool.append(model)
             # counts grow monotonically with depth: stop well past the target
-            if count_params(model, n_params_kind) > 8 * n_params and len(pool) >= k:
+            if count_params(model, q.n_params_kind) > 8 * q.n_params and len(pool) >= q.k:
                 break
         return pool
 
@@ -341,15 +337,7 @@ class AspectRatiosRule(_NearestShapeRule):
             for a in self.aspect_ratios
         ]
 
-    def _pool(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        k: int,
-        tie_embeddings: bool,
-    ) -> list[ModelConfig]:
+    def _pool(self, q: _Query) -> list[ModelConfig]:
         """Each ratio's ``k`` candidates, a shape built by two ratios once; shallower first.
 
         Sorted by ``(n_layers, d_model)``, so ties go to the shallower, then the narrower shape.
@@ -357,7 +345,12 @@ class AspectRatiosRule(_NearestShapeRule):
         seen: dict[tuple[int, int], ModelConfig] = {}
         for rule in self._rules():
             for model in rule.candidates(
-                n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings=tie_embeddings
+                q.n_params,
+                q.n_params_kind,
+                q.vocab_size,
+                q.seq_len,
+                q.k,
+                tie_embeddings=q.tie_embeddings,
             ):
                 seen.setdefault((model.n_layers, model.d_model), model)
         return [m for _, m in sorted(seen.items())]
@@ -480,17 +473,9 @@ class ChinchillaGridRule(_NearestShapeRule):
             for _, d_model, ffw, kv_size, n_heads, n_layers in CHINCHILLA_A9
         ]
 
-    def _pool(
-        self,
-        n_params: float,
-        n_params_kind: NParamsKind,
-        vocab_size: int,
-        seq_len: int,
-        k: int,
-        tie_embeddings: bool,
-    ) -> list[ModelConfig]:
+    def _pool(self, q: _Query) -> list[ModelConfig]:
         """All Table A9 shapes, in table order (exact counts decide, not the paper's)."""
-        return self.shapes(vocab_size, seq_len, tie_embeddings=tie_embeddings)
+        return self.shapes(q.vocab_size, q.seq_len, tie_embeddings=q.tie_embeddings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; ``shape_rule_from_dict`` inverts it."""

@@ -3,8 +3,8 @@
 - ``check_inputs``: the language model's input checks (shapes, context length).
 - ``ParametrizedLM``: the base module. ``scaling.parametrization`` owns every rule; the model
   asks it for the three multipliers, its initialisation (``reset_parameters``) and optimizer
-  groups (``param_groups``), and applies the output multiplier and the loss in one place
-  (``readout``).
+  groups (``param_groups``); ``forward`` checks the inputs, runs the family's ``trunk`` and
+  applies the output multiplier and the loss in one place, the same way for every family.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class ParametrizedLM(nn.Module):
 
     A subclass checks its ``cfg``, calls ``super().__init__(cfg)`` (which sets ``cfg`` and the
     three multipliers from ``parametrization.rules(cfg)``), builds its modules (``lm_head`` among
-    them), then calls ``reset_parameters()``; its ``forward`` ends with
-    ``return self.readout(final_norm(x), targets, return_logits)``.
+    them), then calls ``reset_parameters()``; it implements ``trunk`` (embeddings, blocks, final
+    norm), and the shared ``forward`` adds the readout and the loss.
 
     Attributes:
         cfg: the model shape.
@@ -73,27 +73,45 @@ class ParametrizedLM(nn.Module):
         self.residual_multiplier = rules.residual_multiplier
         self.output_multiplier = rules.output_multiplier
 
-    def readout(
-        self, h: torch.Tensor, targets: torch.Tensor | None, return_logits: bool
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Logits ``lm_head(h * output_multiplier)`` of the final-norm output, and the loss.
+    def trunk(self, idx: torch.Tensor, t: int) -> torch.Tensor:
+        """The family's embedding, blocks and final norm: ``[B, T]`` ids -> ``[B, T, d_model]``.
 
-        The output multiplier (muP's ``m_N^-1 = base_d_model / d_model``: Yang et al. 2022,
-        "Tensor Programs V", Table 8; ``scaling.parametrization``) scales the readout's input:
-        the same product as scaling the logits, and cheaper (``[B, T, d_model]`` rather than
-        ``[B, T, vocab_size]``). At 1.0 (SP) nothing is multiplied, so SP is bit-for-bit the
-        unmultiplied model.
+        ``t`` is ``T``, already checked against ``seq_len``. Each family implements it.
+        """
+        raise NotImplementedError
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Run the model, and the loss when ``targets`` are given.
+
+        The logits are ``lm_head(trunk(idx) * output_multiplier)``: the output multiplier
+        (muP's ``m_N^-1 = base_d_model / d_model``: Yang et al. 2022, "Tensor Programs V",
+        Table 8; ``scaling.parametrization``) scales the readout's input, the same product as
+        scaling the logits and cheaper (``[B, T, d_model]`` rather than ``[B, T, vocab_size]``).
+        At 1.0 (SP) nothing is multiplied, so SP is bit-for-bit the unmultiplied model.
 
         Args:
-            h: ``[B, T, d_model]`` final-norm activations.
-            targets: ``LongTensor[B, T]`` next-token ids (-100 ignored), or ``None``.
-            return_logits: with ``targets``, also return the logits.
+            idx: ``LongTensor[B, T]`` token ids, ``T <= seq_len``.
+            targets: ``LongTensor[B, T]`` next-token ids, or ``None``. Entries equal to -100 are
+                ignored in the loss (``F.cross_entropy``'s ``ignore_index``).
+            return_logits: with ``targets``, also return the logits (otherwise they are dropped
+                as soon as the loss is computed, so the caller holds no ``[B, T, V]`` tensor).
 
         Returns:
-            ``(logits, loss)`` as the families' ``forward``: ``[B, T, vocab_size]`` logits when
-            ``targets`` is ``None`` or ``return_logits`` (else ``None``), and the scalar mean
-            cross-entropy in nats per token when ``targets`` is given (else ``None``).
+            ``(logits, loss)``: ``logits`` is ``FloatTensor[B, T, vocab_size]`` when ``targets``
+            is ``None`` or ``return_logits``, else ``None``; ``loss`` is the scalar mean
+            cross-entropy in nats per token when ``targets`` is given, else ``None``.
+
+        Raises:
+            ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
+                different shape.
         """
+        h = self.trunk(idx, check_inputs(idx, targets, self.cfg.seq_len))
         m = self.output_multiplier
         logits = self.lm_head(h if m == 1.0 else h * m)
         if targets is None:

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaling.config import ModelConfig
-from scaling.models.common import ParametrizedLM, check_inputs
+from scaling.models.common import ParametrizedLM
 from scaling.parametrization import INIT_STD
 
 __all__ = ["GPT", "INIT_STD"]
@@ -183,33 +183,12 @@ class GPT(ParametrizedLM):
         self.register_buffer("pos", torch.arange(cfg.seq_len), persistent=False)
         self.reset_parameters()
 
-    def forward(
-        self,
-        idx: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        *,
-        return_logits: bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the model, and the loss when ``targets`` are given.
+    def trunk(self, idx: torch.Tensor, t: int) -> torch.Tensor:
+        """Embeddings, blocks and the final norm: ``[B, T]`` ids -> ``[B, T, d_model]``.
 
-        Args:
-            idx: ``LongTensor[B, T]`` token ids, ``T <= seq_len``.
-            targets: ``LongTensor[B, T]`` next-token ids, or ``None``. Entries equal to -100 are
-                ignored in the loss (``F.cross_entropy``'s ``ignore_index``).
-            return_logits: with ``targets``, also return the logits (otherwise they are dropped
-                as soon as the loss is computed, so the caller holds no ``[B, T, V]`` tensor).
-
-        Returns:
-            ``(logits, loss)``: ``logits`` is ``FloatTensor[B, T, vocab_size]`` when ``targets``
-            is ``None`` or ``return_logits``, else ``None``; ``loss`` is the scalar mean
-            cross-entropy in nats per token when ``targets`` is given, else ``None``.
-
-        Raises:
-            ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
-                different shape.
+        ``forward`` (``ParametrizedLM``) checks the inputs and adds the readout and the loss.
         """
-        t = check_inputs(idx, targets, self.cfg.seq_len)
         x = self.emb_dropout(self.tok_emb(idx) + self.pos_emb(self.pos[:t]))
         for block in self.blocks:
             x = block(x)
-        return self.readout(self.ln_f(x), targets, return_logits)
+        return self.ln_f(x)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaling.config import ModelConfig
-from scaling.models.common import ParametrizedLM, check_inputs
+from scaling.models.common import ParametrizedLM
 
 NORM_EPS = 1e-6
 
@@ -207,31 +207,13 @@ class Llama(ParametrizedLM):
         self.register_buffer("rope", rope, persistent=False)
         self.reset_parameters()
 
-    def forward(
-        self,
-        idx: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        *,
-        return_logits: bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the model, and the loss when ``targets`` are given (as ``scaling.models.gpt2.GPT``).
+    def trunk(self, idx: torch.Tensor, t: int) -> torch.Tensor:
+        """Embeddings, blocks and the final norm: ``[B, T]`` ids -> ``[B, T, d_model]``.
 
-        Args:
-            idx: ``LongTensor[B, T]`` token ids, ``T <= seq_len``.
-            targets: ``LongTensor[B, T]`` next-token ids, or ``None`` (-100 is ignored).
-            return_logits: with ``targets``, also return the logits.
-
-        Returns:
-            ``(logits, loss)``: ``FloatTensor[B, T, vocab_size]`` or ``None``, and the scalar
-            mean cross-entropy in nats per token or ``None``.
-
-        Raises:
-            ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
-                different shape.
+        ``forward`` (``ParametrizedLM``) checks the inputs and adds the readout and the loss.
         """
-        t = check_inputs(idx, targets, self.cfg.seq_len)
         rope = self.rope[:t]
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x, rope)
-        return self.readout(self.norm_f(x), targets, return_logits)
+        return self.norm_f(x)
