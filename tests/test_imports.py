@@ -188,9 +188,9 @@ def test_no_import_cycle(graph):
     internal, _ = graph
     cycles = find_cycles(internal)
     assert not cycles, "import cycles (module level or lazy):\n" + "\n".join(
-        " <-> ".join(c) + "\n    " + "; ".join(
-            f"{a} -> {b} (line {internal[a][b]})" for a in c for b in internal[a] if b in c
-        )
+        " <-> ".join(c)
+        + "\n    "
+        + "; ".join(f"{a} -> {b} (line {internal[a][b]})" for a in c for b in internal[a] if b in c)
         for c in cycles
     )
 

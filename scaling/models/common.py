@@ -146,5 +146,3 @@ class ParametrizedLM(nn.Module):
             ValueError: ``weight_decay`` is negative.
         """
         return parametrization.param_groups(self, self.cfg, weight_decay=weight_decay, eps=eps)
-
-
