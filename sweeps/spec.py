@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
-from scaling.counting import default_d_mlp, flops_per_token, param_counts, training_flops
+from scaling.counting import flops_per_token, param_counts, training_flops
+from scaling.families import default_d_mlp
 from scaling.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError

@@ -14,13 +14,13 @@ import torch
 from scaling import rundir
 from scaling.config import ConfigError, ModelConfig, RunConfig
 from scaling.counting import (
-    default_d_mlp,
     flop_breakdown,
     flops_per_token,
     kaplan_flops_per_token,
     param_counts,
 )
-from scaling.models import FamilyError, build_model, check_counts, load_family
+from scaling.families import FamilyError, default_d_mlp, load_family
+from scaling.models import build_model, check_counts
 from scaling.models.llama import Llama, apply_rope, rope_table
 from scaling.shapes import AspectRatioRule, ChinchillaGridRule, shape_rule_from_dict
 from scaling.train import train
