@@ -25,7 +25,7 @@ head *is* the token embedding (one tensor, initialised once).
 Parametrization hooks (``scaling.parametrization`` owns every rule; the model only applies
 numbers): ``attn_scale`` multiplies ``q.k`` (SP ``1/sqrt(d_head)``), ``residual_multiplier``
 multiplies each residual branch's output (SP 1) and ``output_multiplier`` the logits (SP 1;
-applied to the readout's input by ``ParametrizedLM.readout``, as for every family); the
+applied to the readout's input by ``ParametrizedLM.forward``, as for every family); the
 initialisation is ``parametrization.init_weights`` and the optimizer groups
 ``parametrization.param_groups``. Under SP all three multipliers are exactly 1.0 and the model
 computes what it computed before parametrizations existed, bit for bit.

@@ -14,7 +14,8 @@ Architecture (Touvron et al. 2023, Llama; as in OLMo 2, Marin and nanochat), for
   bias-free output Linear. MLP: SwiGLU (Shazeer 2020), ``proj(silu(gate(x)) * up(x))`` with
   ``gate, up: d_model -> d_mlp`` and ``proj: d_mlp -> d_model``. No Linear has a bias.
 - final RMSNorm and a bias-free LM head ``d_model -> vocab_size`` (tied to the token embedding
-  when ``cfg.tie_embeddings``), logits times ``output_multiplier`` (``ParametrizedLM.readout``).
+  when ``cfg.tie_embeddings``), logits times ``output_multiplier`` (applied to the readout's
+  input by ``ParametrizedLM.forward``, as for every family).
 
 Parametrization hooks, as in ``scaling.models.gpt2.GPT`` (``scaling.parametrization`` owns every
 rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqrt(d_head)``),
