@@ -5,7 +5,6 @@ One place that turns a runs directory or a table into fit inputs and runs any ap
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pandas as pd
 from analysis import fits
 from analysis.common import check_convention
 from analysis.load import RunsWarning, fit_columns, load_curves, load_runs, select_points
+from scaling.rundir import SWEEP, read_sweep
 
 APPROACHES = ("parametric", "isoflop", "envelope", "kaplan")
 
@@ -62,24 +62,17 @@ def find_sweep_json(runs_dir: str | Path) -> dict[str, Any] | None:
     it only adds the shape rule, and the runs are still fitted.
     """
     runs_dir = Path(runs_dir)
-    direct = runs_dir / "sweep.json"
-    found = [direct] if direct.exists() else sorted(runs_dir.rglob("sweep.json"))
+    direct = runs_dir / SWEEP
+    found = [direct] if direct.exists() else sorted(runs_dir.rglob(SWEEP))
     if len(found) != 1:
         return None
     try:
-        doc = json.loads(found[0].read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as e:
-        doc, why = None, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-    else:
-        why = "not a JSON object"
-    if not isinstance(doc, dict):
+        return read_sweep(found[0].parent)
+    except ValueError as e:
         warnings.warn(
-            f"{found[0]} is damaged ({why}); fitting without its shape rule (no architectures)",
-            RunsWarning,
-            stacklevel=2,
+            f"{e}; fitting without its shape rule (no architectures)", RunsWarning, stacklevel=2
         )
         return None
-    return doc
 
 
 def data_from_runs(

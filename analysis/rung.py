@@ -22,9 +22,7 @@ the fit's ``n_convention``, D in tokens, losses in nats per token (``val/loss``)
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from typing import Any
 from analysis.forecast import predict_loss
 from analysis.parametric import ParametricFit
 from analysis.query import Architecture, architectures_for, compute_optimal
+from scaling import rundir
 
 #: neighbour roles and their factor on the optimum's N (same budget C)
 NEIGHBOURS = {"half": 0.5, "double": 2.0}
@@ -202,7 +201,7 @@ def score_forecast(
 
 
 def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as JSON atomically (tmp + rename); NaN is written as null."""
+    """Write ``record`` as JSON atomically (``rundir.write_json``); NaN is written as null."""
 
     def clean(x: Any) -> Any:
         if isinstance(x, float) and not math.isfinite(x):
@@ -214,10 +213,7 @@ def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
         return x
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(clean(record), indent=1))
-    os.replace(tmp, path)
+    rundir.write_json(path, clean(record), indent=1, sort_keys=False)
     return path
 
 

@@ -46,7 +46,6 @@ from sweeps.plan import PlannedRun, plan
 from sweeps.spec import SweepSpec
 
 EXECUTORS = ("debug", "local", "slurm")
-SWEEP_JSON = "sweep.json"
 
 
 class LaunchError(ValueError):
@@ -105,33 +104,19 @@ def _versions() -> dict[str, Any]:
 
 
 def write_sweep_json(spec: SweepSpec, runs: list[PlannedRun], sweep_dir: Path) -> Path:
-    """Write ``sweep.json`` (definition, shape rule, plan, versions) atomically.
+    """Write ``sweep.json`` (definition, shape rule, plan, versions) through ``scaling.rundir``.
 
     The file is rewritten only when the definition or plan changed, keeping ``created_at``
-    of the first launch otherwise.
+    of the first launch otherwise (``rundir.write_sweep``).
     """
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    path = sweep_dir / SWEEP_JSON
-    body = {
-        "name": spec.name,
-        "spec": spec.to_dict(),
-        "shape_rule": spec.shape_rule.to_dict() if spec.shape_rule is not None else None,
-        "plan": [{"run_name": r.run_name, "config": r.config.to_dict()} for r in runs],
-    }
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        if all(old.get(k) == v for k, v in body.items()):
-            return path
-    body["versions"] = _versions()
-    body["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    # a tmp name unique to this process: two launches at once must not share one
-    tmp = path.with_name(f".{SWEEP_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return rundir.write_sweep(
+        sweep_dir,
+        name=spec.name,
+        spec=spec.to_dict(),
+        shape_rule=spec.shape_rule.to_dict() if spec.shape_rule is not None else None,
+        plan=[{"run_name": r.run_name, "config": r.config.to_dict()} for r in runs],
+        versions=_versions(),
+    )
 
 
 # Slurm job states in which a submitted job may still train its run
