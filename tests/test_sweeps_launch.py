@@ -239,7 +239,7 @@ def test_launch_argument_errors(tmp_path):
 def test_slurm_options_reach_the_sbatch_script(tmp_path):
     import submitit
 
-    from sweeps.launch import slurm_parameters
+    from sweeps.slurm import slurm_parameters
 
     params = slurm_parameters(
         partition="gpu",
