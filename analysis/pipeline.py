@@ -208,6 +208,47 @@ def fits_quietly(*args: Any, **kwargs: Any) -> tuple[Any, str | None]:
         return None, str(e)
 
 
+def fit_all(
+    data: FitData, workers: int | None = None, **kw: Any
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Fit approaches 3, 2, 1 and Kaplan (``run_fit``); what failed is reported, not raised.
+
+    Approach 2's retry policy lives here: asymmetric IsoFLOP profiles can put a parabola
+    through all points of a budget with its vertex off the grid; then it is refitted near the
+    minimum (``window=5`` points per budget) and a note says so.
+
+    Args:
+        data: the runs (``data_from_runs``).
+        workers: processes for the approach-3 bootstrap.
+        **kw: ``run_fit`` keywords shared by every approach (``n_convention``,
+            ``flop_formula``, ``n_bootstrap``, ``seed``).
+
+    Returns:
+        ``(fits by approach, error message by approach not fitted, notes for the report)``.
+    """
+    fitted: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    for appr in ("parametric", "isoflop", "envelope", "kaplan"):
+        fit, err = (
+            fits_quietly(appr, data, workers=workers, **kw)
+            if appr == "parametric"
+            else fits_quietly(appr, data, **kw)
+        )
+        if fit is None and appr == "isoflop":
+            fit, _ = fits_quietly(appr, data, window=5, **kw)
+            if fit is not None:
+                notes.append(
+                    f"isoflop: all-points parabolas failed ({err}); used 5 points per budget"
+                )
+            err = err if fit is None else None
+        if fit is None:
+            errors[appr] = err or "unknown error"
+            continue
+        fitted[appr] = fit
+    return fitted, errors, notes
+
+
 def nan_to_none(x: float) -> float | None:
     """NaN -> None for JSON."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

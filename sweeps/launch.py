@@ -280,6 +280,7 @@ def launch(
     wait: bool = True,
     poll_s: float = 1.0,
     local_start: str = "forkserver",
+    planned: list[PlannedRun] | None = None,
     **slurm_kwargs: Any,
 ) -> LaunchResult:
     """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
@@ -296,6 +297,8 @@ def launch(
         local_start: local only: how each run's process starts (``sweeps.workers``):
             ``"forkserver"`` (forked from one warm server that imported torch and wandb once)
             or ``"fresh"`` (a new ``python -m sweeps.execute`` per run).
+        planned: ``plan(spec)`` when the caller already planned it (the forecast rung), so
+            the sweep is planned once; default: planned here.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
             ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
@@ -323,7 +326,7 @@ def launch(
     if executor == "slurm":
         params.setdefault("name", f"sweep-{spec.name}")
 
-    runs = plan(spec)
+    runs = plan(spec) if planned is None else planned
     _check_data_parallel(runs, params.get("nodes", 1) * params.get("tasks_per_node", 1))
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
