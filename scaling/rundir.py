@@ -114,6 +114,28 @@ class RunDirWriteError(OSError):
 
 
 # -- readers ------------------------------------------------------------------------------------
+def _read_json_object(path: Path, fix: str, key: str | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (holding ``key`` if given), or ``None`` when it is missing.
+
+    Raises:
+        ValueError: ``"<path> is damaged (not valid JSON: ...)<fix>"`` or ``"... (not a JSON
+            object[ with a '<key>'])<fix>"``.
+    """
+    try:
+        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno})"
+            + fix
+        ) from None
+    if not isinstance(d, dict) or (key is not None and key not in d):
+        what = "a JSON object" + (f" with a '{key}'" if key is not None else "")
+        raise ValueError(f"{path} is damaged (not {what}){fix}")
+    return d
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``...).
 
@@ -149,22 +171,8 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     Raises:
         ValueError: the file is damaged (not a JSON object with a ``status``), naming it.
     """
-    path = Path(run_dir) / SUMMARY
-    try:
-        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}); "
-            "delete it and relaunch to rewrite it from the run's checkpoint"
-        ) from None
-    if not isinstance(d, dict) or "status" not in d:
-        raise ValueError(
-            f"{path} is damaged (not a JSON object with a 'status'); delete it and relaunch to "
-            "rewrite it from the run's checkpoint"
-        )
-    return d
+    fix = "; delete it and relaunch to rewrite it from the run's checkpoint"
+    return _read_json_object(Path(run_dir) / SUMMARY, fix, key="status")
 
 
 def read_metrics(run_dir: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
@@ -213,20 +221,10 @@ def read_sweep(sweep_dir: str | Path) -> dict[str, Any] | None:
     """``<sweep_dir>/sweep.json`` as a dict, or ``None`` when there is none.
 
     Raises:
-        ValueError: the file is damaged: ``"<path> is damaged (not valid JSON ...)"`` or
+        ValueError: the file is damaged: ``"<path> is damaged (not valid JSON: ...)"`` or
             ``"... (not a JSON object)"``; callers add what they do without it.
     """
-    path = Path(sweep_dir) / SWEEP
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as e:
-        why = f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-        raise ValueError(f"{path} is damaged ({why})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path} is damaged (not a JSON object)")
-    return doc
+    return _read_json_object(Path(sweep_dir) / SWEEP, "")
 
 
 def run_state(run_dir: str | Path) -> str:
