@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scaling import rundir
+
 
 class UsageError(ValueError):
     """A flag that does not apply to the chosen input, or a file of the wrong kind."""
@@ -294,10 +296,8 @@ def _fit(args: argparse.Namespace) -> int:
         **({"fixed": fixed} if fixed else {}),
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(fit.to_dict(), indent=1))
-    tmp.replace(out)  # atomic: an interrupted write never leaves half a fit file
+    # atomic: an interrupted write never leaves half a fit file
+    rundir.write_json(out, fit.to_dict(), indent=1, sort_keys=False)
     print(fit.report())
     print(f"wrote {out}")
     return 0

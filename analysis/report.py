@@ -7,18 +7,18 @@ This module composes; the numbers come from ``analysis.pipeline`` (fits), ``anal
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
 ``scoring.json`` (the held-out forecast table), ``sensitivity.json``, figures as PNG and SVG
 (``isoflop``, ``n_opt``, ``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``,
-``sensitivity``),
-``summary.md`` and a self-contained ``index.html`` (figures embedded as base64, no network).
-Both documents carry the same content in the same order: the headline answer, warnings, the
-exponents beside the published ones, the forecast table, the sensitivity table, the figures with
-captions, and every fit's full text (collapsible). An approach that cannot be fitted is reported
+``sensitivity``), the pages' content as ``report-sections.json``, and from it
+(``analysis.report_pages.render_pages``) ``summary.md`` and a self-contained ``index.html``
+(figures embedded as base64, no network). Both documents carry the same content in the same
+order: the headline answer, the forecast rung's check when ``out_dir`` holds its
+``forecast.json`` (``scaling sweep forecast``), warnings, the exponents beside the published
+ones, the forecast table, the sensitivity table, the figures with captions, and every fit's
+full text (collapsible). An approach that cannot be fitted is reported
 with its reason, not dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import warnings
@@ -30,8 +30,10 @@ import numpy as np
 
 from analysis.common import Estimate, to_jsonable
 from analysis.load import RunsWarning
-from analysis.pipeline import FitData, data_from_runs, fits_quietly
+from analysis.pipeline import FitData, data_from_runs, fit_all
 from analysis.query import ComputeOptimal, compute_optimal
+from analysis.report_pages import Section as _Section
+from analysis.report_pages import render_pages, write_sections
 
 LABELS = {
     "envelope": "approach 1 (envelope)",
@@ -47,7 +49,6 @@ PUBLISHED = (
     ("Chinchilla approach 3 (Hoffmann et al. 2022, Table 2)", 0.46, 0.54),
     ("Kaplan et al. 2020 (Sec. 6.1)", 0.73, 0.27),
 )
-WIDE_FIGURES = ("sensitivity",)  # full width in the HTML figure grid
 CAPTIONS = {
     "isoflop": "IsoFLOP profiles: final loss against N for each budget, the fitted parabola "
     "(approach 2) and its minimum.",
@@ -215,27 +216,8 @@ def make_report(
     kw = dict(
         n_convention=n_convention, flop_formula=flop_formula, n_bootstrap=n_bootstrap, seed=seed
     )
-    fitted: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for appr in ("parametric", "isoflop", "envelope", "kaplan"):
-        fit, err = (
-            fits_quietly(appr, data, workers=workers, **kw)
-            if appr == "parametric"
-            else fits_quietly(appr, data, **kw)
-        )
-        if fit is None and appr == "isoflop":
-            # asymmetric IsoFLOP profiles: a parabola through all points may put its vertex
-            # off the grid; retry near the minimum (5 points) and say so
-            fit, err2 = fits_quietly(appr, data, window=5, **kw)
-            if fit is not None:
-                msgs.append(
-                    f"isoflop: all-points parabolas failed ({err}); used 5 points per budget"
-                )
-            err = err if fit is None else None
-        if fit is None:
-            errors[appr] = err or "unknown error"
-            continue
-        fitted[appr] = fit
+    fitted, errors, notes = fit_all(data, workers=workers, **kw)
+    msgs += notes
     files: list[Path] = []
     for appr, fit in fitted.items():
         path = out / f"fit_{appr}.json"
@@ -292,10 +274,8 @@ def make_report(
     _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
     rep = Report(out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files)
     sections = _sections(rep, data)
-    (out / "summary.md").write_text(_markdown(sections))
-    files.append(out / "summary.md")
-    (out / "index.html").write_text(_html(sections, out))
-    files.append(out / "index.html")
+    files.append(write_sections(out, sections))
+    files += render_pages(out, sections)  # summary.md, index.html (with forecast.json's rung)
     return rep
 
 
@@ -355,16 +335,6 @@ def _figures(
 # ---------------------------------------------------------------------------------------------
 # Content: a list of sections, rendered to markdown and to HTML (same content in both)
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Section:
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    table: tuple[list[str], list[list[str]]] | None = None
-    figures: list[tuple[Path, str]] = field(default_factory=list)
-    details: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text)
-    css_class: str = ""
 
 
 def _g(x: Any, digits: int = 3) -> str:
@@ -589,116 +559,3 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
     fits.details.append(("Summary printed by `scaling report`", rep.text()))
     out.append(fits)
     return out
-
-
-def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown(sections: list[_Section]) -> str:
-    lines: list[str] = []
-    for i, sec in enumerate(sections):
-        lines += [f"{'#' if i == 0 else '##'} {sec.title}", ""]
-        for p in sec.paragraphs:
-            lines += [p, ""]
-        if sec.table:
-            head, rows = sec.table
-            lines.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
-            lines.append("|" + "---|" * len(head))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-            lines.append("")
-        for path, caption in sec.figures:
-            lines += [f"![{path.stem}]({path.name})", "", f"*{caption}*", ""]
-        for summary, text in sec.details:
-            lines += [
-                f"<details><summary>{summary}</summary>",
-                "",
-                "```",
-                text,
-                "```",
-                "",
-                "</details>",
-                "",
-            ]
-    return "\n".join(lines)
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:0 auto;
- padding:0 16px 40px;line-height:1.45;color:#222}
-h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
-.headline{background:#eef5ff;border:1px solid #bcd;border-radius:6px;padding:4px 16px 10px}
-.warn{background:#fff6e5;border:1px solid #eccb85;border-radius:6px;padding:4px 16px}
-.rung{background:#f1f8ee;border:1px solid #9c9;border-radius:6px;padding:4px 16px;
- overflow-x:auto}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0;table-layout:auto}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
- overflow-wrap:anywhere}
-th{background:#f4f4f4}
-pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
-.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:16px}
-figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figure.wide{grid-column:1/-1}
-figcaption{font-size:13px;color:#555}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
-code{overflow-wrap:anywhere}
-"""
-
-
-def _inline(s: str) -> str:
-    """Escape, then render the two markdown marks used in paragraphs (**bold**, `code`)."""
-    out = html.escape(s)
-    parts = out.split("**")
-    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-    parts = out.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _html(sections: list[_Section], out: Path) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>Scaling-law report</title><style>{_CSS}</style></head><body>",
-    ]
-    for i, sec in enumerate(sections):
-        tag = "h1" if i == 0 else "h2"
-        cls = f" class='{sec.css_class}'" if sec.css_class else ""
-        parts.append(f"<section{cls}><{tag}>{html.escape(sec.title)}</{tag}>")
-        bullets = [p for p in sec.paragraphs if p.startswith("- ")]
-        for p in sec.paragraphs:
-            if not p.startswith("- "):
-                parts.append(f"<p>{_inline(p)}</p>")
-        if bullets:
-            parts.append("<ul>" + "".join(f"<li>{_inline(b[2:])}</li>" for b in bullets) + "</ul>")
-        if sec.table:
-            head, rows = sec.table
-            parts.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                + "</tr></thead><tbody>"
-                + "".join(
-                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                    for row in rows
-                )
-                + "</tbody></table>"
-            )
-        if sec.figures:
-            parts.append("<div class='figs'>")
-        for path, caption in sec.figures:
-            b64 = base64.b64encode(path.read_bytes()).decode("ascii")
-            wide = " class='wide'" if path.stem in WIDE_FIGURES else ""
-            parts.append(
-                f"<figure{wide}><img alt='{html.escape(path.stem)}' "
-                f"src='data:image/png;base64,{b64}'>"
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-        if sec.figures:
-            parts.append("</div>")
-        for summary, text in sec.details:
-            parts.append(
-                f"<details><summary>{html.escape(summary)}</summary>"
-                f"<pre>{html.escape(text)}</pre></details>"
-            )
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

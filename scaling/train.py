@@ -358,7 +358,14 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 "to start it again from the new checkpoint"
             )
     if not has_config and is_main:
-        rundir.write_config(run_dir, cfg, run_name, data.info.to_dict(), parent=lineage)
+        rundir.write_config(
+            run_dir,
+            cfg,
+            run_name,
+            data.info.to_dict(),
+            parent=lineage,
+            parametrization=parametrization.describe(cfg),
+        )
     if is_main:
         rundir.clear_error(run_dir)
     device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel

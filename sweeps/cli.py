@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -284,92 +285,36 @@ def _launch_interrupted(args: argparse.Namespace, again: str) -> str:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    """The forecast rung (``analysis.rung`` chooses and scores, ``sweeps.rung`` trains).
+    """The forecast rung (``sweeps.rung.forecast_rung``: ``analysis.rung`` chooses and scores).
 
     The forecast is written to ``forecast.json`` before the rung trains, then completed with
-    the actual losses. Exit 0 when every rung run finished (whatever the forecast's error).
+    the actual losses; the report's pages in ``--out`` are re-rendered to show it. Exit 0 when
+    every rung run finished (whatever the forecast's error).
     """
-    from pathlib import Path
+    from analysis.rung import forecast_text
+    from sweeps.rung import forecast_rung
 
-    from analysis.fits import fit_from_dict
-    from analysis.rung import (
-        add_to_report,
-        forecast_text,
-        predict_member,
-        rung_members,
-        score_forecast,
-        write_forecast,
-    )
-    from scaling import rundir
-    from sweeps.launch import launch
-    from sweeps.plan import plan
-    from sweeps.rung import rung_sweep
-
-    spec = _load(args.sweep)
-    fit_path = Path(args.fit)
-    if not fit_path.is_file():
-        raise FileNotFoundError(
-            f"--fit {fit_path} does not exist; run `scaling report` (fit_parametric.json) first"
-        )
-    try:
-        fit = fit_from_dict(json.loads(fit_path.read_text()))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--fit {fit_path} is not valid JSON: {e}") from None
-    except (KeyError, TypeError) as e:
-        raise ValueError(
-            f"--fit {fit_path} is not a fit written by `scaling fit`/`scaling report` "
-            f"(missing {e}); pass fit_parametric.json"
-        ) from None
-    if args.flops is not None:
-        flops = args.flops
-    else:
-        max_c = (getattr(fit, "meta", None) or {}).get("max_flops")
-        if not max_c:
-            raise ValueError(f"--fit {fit_path} records no largest fitted budget; pass --flops")
-        flops = args.factor * max_c
-    if not flops > 0:
-        raise ValueError(f"the rung's budget must be > 0 FLOPs, got {flops}")
-
-    members = rung_members(fit, flops, neighbours=args.neighbours)
-    rspec = rung_sweep(spec, [m.shape for m in members], flops)
-    by_shape = {
-        (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads): r
-        for r in plan(rspec)  # PlanError (e.g. over max_epochs) before anything trains
-    }
-    n_key = f"n_params_{fit.n_convention}"
-    rows = []
-    for m in members:
-        run = by_shape[m.shape[:3]]
-        n_params = getattr(run, n_key)
-        rows.append(
-            {
-                "role": m.role,
-                "architecture": m.architecture.to_dict(),
-                "n_params": n_params,
-                "n_tokens": run.n_tokens,
-                "run_name": run.run_name,
-                "predicted_loss": predict_member(fit, n_params, run.n_tokens),
-                "actual_loss": None,
-            }
-        )
-    out = Path(args.out) / "forecast.json"
-    write_forecast(out, score_forecast(fit, flops, rows, str(fit_path)))  # before training
-    result = launch(
-        rspec,
+    done = forecast_rung(
+        _load(args.sweep),
+        args.fit,
         args.runs_dir,
+        args.out,
+        factor=args.factor,
+        flops=args.flops,
+        neighbours=args.neighbours,
         executor=args.executor,
         parallel=args.parallel,
         progress=not args.no_progress,
     )
-    for row in rows:
-        summary = rundir.read_summary(result.sweep_dir / row["run_name"]) or {}
-        if summary.get("status") == "complete":
-            row["actual_loss"] = summary.get("val/loss")
-    record = score_forecast(fit, flops, rows, str(fit_path))
-    write_forecast(out, record)
-    shown = add_to_report(args.out, record)  # the report's index.html / summary.md, if present
-    print(forecast_text(record))
-    print(f"wrote {', '.join(str(p) for p in [out, *shown])}; rung runs in {result.sweep_dir}")
+    result = done.launch
+    print(forecast_text(done.record))
+    wrote = ", ".join(str(p) for p in [done.forecast_path, *done.pages])
+    print(f"wrote {wrote}; rung runs in {result.sweep_dir}")
+    if not done.pages and (Path(args.out) / "index.html").exists():
+        print(
+            f"{args.out} holds a report without report-sections.json (written before the "
+            "report composed the rung): run `scaling report` again to show the check there"
+        )
     for o in result.outcomes:
         if o.status not in ("complete", "skipped"):
             print(f"  {o.status} {o.run_name}: {o.error}", file=sys.stderr)

@@ -170,7 +170,19 @@ def test_queries_are_consistent():
 
 def test_report_on_synthetic_runs(sweep, tmp_path):
     from analysis.report import make_report
+    from analysis.rung import write_forecast
 
+    # a forecast rung's record found in the report folder is composed into the pages
+    pred = {"value": 2.5, "ci": [2.4, 2.6], "pi": [2.3, 2.7], "level": 0.95}
+    rung = {"role": "optimum", "n_params": 1000, "predicted_loss": pred, "actual_loss": 2.55}
+    rung |= {"rel_error": 2.5 / 2.55 - 1, "inside_pi": True}
+    arch = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_mlp": 256}
+    write_forecast(
+        tmp_path / "rep" / "forecast.json",
+        rung
+        | {"flops": 3e15, "architecture": arch, "n_convention": "total", "n_tokens": 10**6}
+        | {"fit": {"extrapolation_factor": 3.0}},
+    )
     # the synthetic law is written in N_total (the default convention is non_embedding)
     rep = make_report(
         sweep,
@@ -197,10 +209,12 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert html.count("data:image/png;base64,") >= 7 and "src='isoflop" not in html
     assert "http://" not in html and "https://" not in html  # self-contained, no network
-    # same content, same order in both documents: answer first, then exponents vs published,
-    # forecasts, sensitivity, figures, fits
+    # same content, same order in both documents: answer first, the rung's check of it, then
+    # exponents vs published, forecasts, sensitivity, figures, fits
     order = [
         "Answer",
+        "Forecast rung: predicted vs actual",
+        "rel. error -1.96%; inside PI",
         "Exponents",
         "Chinchilla approach 2",
         "Kaplan et al. 2020",
