@@ -308,10 +308,11 @@ class ParametricFit:
         D = np.asarray(D, dtype=float)
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
 
-    def compute_optimal(self, C: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) at FLOPs ``C``.
+    def optimal_allocation(self, C: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) at FLOPs ``C``: two arrays of ``C``'s shape (parameters, tokens).
 
-        The closed form (C = 6 N D) unless ``meta["flop_ratio"]`` holds the counted/6ND ratio of
+        The bare allocation (no CIs, no architecture); ``analysis.query.compute_optimal`` turns
+        it into answers. The closed form (C = 6 N D) unless ``meta["flop_ratio"]`` holds the counted/6ND ratio of
         the runs (counted FLOPs), then a numerical optimum; see ``optimum``.
         """
         ratio = self.meta.get("flop_ratio")
