@@ -5,7 +5,7 @@ CSV/JSONL of runs, errors naming file/line/column), ``fits``
 (fit_kaplan, fit_envelope [approach 1], fit_isoflop [approach 2], fit_parametric [approach 3],
 fit_from_dict), ``parametric`` (the fast 4500-start fit, its bootstrap, pinned parameters and
 identifiability), ``query`` (compute_optimal, optimal_tokens, flops_for_loss), ``forecast``
-(predict_loss: loss at any (N, D) with CI and prediction interval), ``scoring`` (forecasts scored
+(predict_loss: loss at any (N, D) with CI and prediction interval), ``backtest`` (forecasts scored
 on held-out budgets), ``sensitivity`` (the answer under every analysis choice), ``plots``,
 ``report`` (make_report), ``pipeline`` (files -> fit inputs), ``report_dir`` (replace an old
 report, keep the user's files), ``synthetic`` (run directories and simulated sweeps from a known

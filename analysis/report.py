@@ -1,7 +1,7 @@
 """``make_report``: every fit on a runs directory, composed into ``summary.md`` and ``index.html``.
 
 This module composes; the numbers come from ``analysis.pipeline`` (fits), ``analysis.query``
-(the answer at the target budget), ``analysis.scoring`` (forecasts on held-out budgets) and
+(the answer at the target budget), ``analysis.backtest`` (forecasts on held-out budgets) and
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
@@ -76,7 +76,7 @@ class Report:
         target_flops: budget C for the recommendation (default 10x the largest swept C).
         optimal: approach -> ComputeOptimal at ``target_flops``.
         architecture: recommended shape (from approach 3 when available, else approach 2).
-        forecast: ``analysis.scoring.score_forecasts`` output (held-out budgets).
+        forecast: ``analysis.backtest.backtest_forecasts`` output (held-out budgets).
         sensitivity: ``analysis.sensitivity.sensitivity_table`` output (or None).
         warnings: RunsWarning messages and fit flags.
         files: written files.
@@ -199,7 +199,7 @@ def make_report(
     Raises:
         FileNotFoundError / ValueError: no runs, or no complete run with a finite loss.
     """
-    from analysis.scoring import score_forecasts
+    from analysis.backtest import backtest_forecasts
     from analysis.sensitivity import sensitivity_table
 
     if target_flops is not None and not (math.isfinite(target_flops) and target_flops > 0):
@@ -271,7 +271,7 @@ def make_report(
                 msgs.append(f"{appr}: {opt.note}")
             break
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
-    forecast = score_forecasts(
+    forecast = backtest_forecasts(
         data,
         n_convention=n_convention,
         flop_formula=flop_formula,

@@ -1,4 +1,4 @@
-"""Forecasts scored on held-out data: how well does each approach predict what it did not see?
+"""Backtests: forecasts scored on held-out data; how well does each approach predict the unseen?
 
 IsoFLOP data (runs labelled with their IsoFLOP budget, ``flops_budget``, and >= 3 usable
 budgets): leave-one-budget-out. For each usable budget in turn, every
@@ -45,7 +45,7 @@ def _inside(x: float, iv: tuple[float, float] | list[float]) -> bool | None:
     return bool(lo <= x <= hi)
 
 
-def score_forecasts(
+def backtest_forecasts(
     data: FitData,
     *,
     n_convention: str,
