@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.fit_inputs import FitData, fits_quietly
 from analysis.fits import budget_groups
 from analysis.parametric import IdentifiabilityWarning
-from analysis.pipeline import FitData, fits_quietly
 
 LEVEL = 0.95
 
@@ -58,7 +58,7 @@ def backtest_forecasts(
     """Score every approach's forecasts on held-out budgets (or the largest-N runs).
 
     Args:
-        data: fit inputs (``analysis.pipeline``); curves enable approach 1.
+        data: fit inputs (``analysis.fit_inputs``); curves enable approach 1.
         n_convention: N convention for every refit.
         flop_formula: C formula for every refit.
         n_bootstrap: resamples per refit (for the CI and PI; 0 = intervals from residuals only).

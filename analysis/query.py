@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate, percentile_ci, to_jsonable
+from analysis.estimates import Estimate, percentile_ci, to_jsonable
 from analysis.fits import FrontierFit, KaplanFit, ParametricFit
 from analysis.forecast import n_free_params, prediction_interval
 from analysis.parametric import optimum

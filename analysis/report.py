@@ -1,6 +1,6 @@
 """``make_report``: every fit on a runs directory, composed into ``summary.md`` and ``index.html``.
 
-This module composes; the numbers come from ``analysis.pipeline`` (fits), ``analysis.query``
+This module composes; the numbers come from ``analysis.fit_inputs`` (fits), ``analysis.query``
 (the answer at the target budget), ``analysis.backtest`` (forecasts on held-out budgets) and
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate, to_jsonable
+from analysis.estimates import Estimate, to_jsonable
+from analysis.fit_inputs import FitData, data_from_runs, fits_quietly
 from analysis.load import RunsWarning
-from analysis.pipeline import FitData, data_from_runs, fits_quietly
 from analysis.query import ComputeOptimal, compute_optimal
 
 LABELS = {

@@ -164,8 +164,8 @@ def test_loss_query_refuses_frontier_fits():
 
 
 def test_forecast_scoring_largest_n_held_out_on_grid_data():
-    from analysis.pipeline import FitData
     from analysis.backtest import backtest_forecasts
+    from analysis.fit_inputs import FitData
 
     N, D, L = _grid(0.01, seed=2)
     points = pd.DataFrame(

@@ -26,21 +26,23 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import (
+from analysis.estimates import (
     Estimate,
     add_cis,
     bootstrap_record,
-    check_convention,
-    check_distinct,
-    check_level,
     cis_from_json,
     estimate_of,
     percentile_ci,
-    positive_array,
-    same_length,
     sample_dicts,
     samples_from_json,
     to_jsonable,
+)
+from analysis.inputs import (
+    check_convention,
+    check_distinct,
+    check_level,
+    positive_array,
+    same_length,
 )
 
 BUDGET_BIN_DEX = 0.1  # without budget labels, IsoFLOP groups = log10 C rounded to 0.1 dex

@@ -20,19 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import (
-    add_cis,
+from analysis.estimates import add_cis, cis_from_json, percentile_ci, samples_from_json, to_jsonable
+from analysis.fits.frontier import linear_fit, positive_ndcl
+from analysis.inputs import (
     check_convention,
     check_distinct,
     check_level,
-    cis_from_json,
-    percentile_ci,
     positive_array,
     same_length,
-    samples_from_json,
-    to_jsonable,
 )
-from analysis.fits.frontier import linear_fit, positive_ndcl
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import (
+from analysis.estimates import (
     Estimate,
     add_cis,
     bootstrap_record,
@@ -312,8 +312,8 @@ class ParametricFit:
         """(N_opt, D_opt) at FLOPs ``C``: two arrays of ``C``'s shape (parameters, tokens).
 
         The bare allocation (no CIs, no architecture); ``analysis.query.compute_optimal`` turns
-        it into answers. The closed form (C = 6 N D) unless ``meta["flop_ratio"]`` holds the counted/6ND ratio of
-        the runs (counted FLOPs), then a numerical optimum; see ``optimum``.
+        it into answers. The closed form (C = 6 N D) unless ``meta["flop_ratio"]`` holds the
+        counted/6ND ratio of the runs (counted FLOPs), then a numerical optimum; see ``optimum``.
         """
         ratio = self.meta.get("flop_ratio")
         if not ratio:

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import (
+from analysis.estimates import percentile_ci
+from analysis.inputs import (
     check_convention,
     check_distinct,
     check_level,
-    percentile_ci,
     positive_array,
     same_length,
 )
