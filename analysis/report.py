@@ -367,23 +367,23 @@ class _Section:
     css_class: str = ""
 
 
-def _g(x: Any, digits: int = 3) -> str:
+def _fmt_number(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}g}"
 
 
-def _est(e: Estimate, digits: int = 3) -> str:
-    s = _g(e.value, digits)
+def _fmt_estimate(e: Estimate, digits: int = 3) -> str:
+    s = _fmt_number(e.value, digits)
     if math.isfinite(e.ci[0]):
-        s += f" [{_g(e.ci[0], digits)}, {_g(e.ci[1], digits)}]"
+        s += f" [{_fmt_number(e.ci[0], digits)}, {_fmt_number(e.ci[1], digits)}]"
     return s
 
 
-def _iv(iv: Any, digits: int = 4) -> str:
+def _fmt_interval(iv: Any, digits: int = 4) -> str:
     if iv is None or iv[0] is None or not math.isfinite(iv[0]):
         return "–"
-    return f"[{_g(iv[0], digits)}, {_g(iv[1], digits)}]"
+    return f"[{_fmt_number(iv[0], digits)}, {_fmt_number(iv[1], digits)}]"
 
 
 def _yes_no(x: bool | None) -> str:
@@ -400,12 +400,17 @@ def _headline(rep: Report) -> _Section:
         return sec
     conv = opt.n_convention.replace("_", "-")
     pi = opt.loss.pi
-    pi_s = f"; a single run lands in {_iv(pi)} (95% PI)" if pi and math.isfinite(pi[0]) else ""
+    pi_s = (
+        f"; a single run lands in {_fmt_interval(pi)} (95% PI)"
+        if pi and math.isfinite(pi[0])
+        else ""
+    )
     sec.paragraphs.append(
         f"At C = {rep.target_flops:.3g} FLOPs ({opt.flop_formula} FLOPs), train a model of "
-        f"**{_est(opt.n_params)}** {conv} parameters on **{_est(opt.n_tokens)}** tokens "
-        f"(**{_est(opt.tokens_per_param)}** tokens/param). Expected loss "
-        f"**{_est(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
+        f"**{_fmt_estimate(opt.n_params)}** {conv} parameters on "
+        f"**{_fmt_estimate(opt.n_tokens)}** tokens "
+        f"(**{_fmt_estimate(opt.tokens_per_param)}** tokens/param). Expected loss "
+        f"**{_fmt_estimate(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
         f"{LABELS[appr]}."
     )
     a = rep.architecture
@@ -422,11 +427,11 @@ def _headline(rep: Report) -> _Section:
     rows = [
         [
             LABELS[k],
-            _est(o.n_params),
-            _est(o.n_tokens),
-            _est(o.tokens_per_param),
-            _est(o.loss, 4),
-            _iv(o.loss.pi),
+            _fmt_estimate(o.n_params),
+            _fmt_estimate(o.n_tokens),
+            _fmt_estimate(o.tokens_per_param),
+            _fmt_estimate(o.loss, 4),
+            _fmt_interval(o.loss.pi),
         ]
         for k, o in rep.optimal.items()
     ]
@@ -443,7 +448,7 @@ def _exponents(rep: Report) -> _Section:
     for appr in ("envelope", "isoflop", "parametric"):
         if appr in rep.fits:
             a, b = rep.exponent(appr, "a"), rep.exponent(appr, "b")
-            rows.append([f"this sweep: {LABELS[appr]}", _est(a), _est(b)])
+            rows.append([f"this sweep: {LABELS[appr]}", _fmt_estimate(a), _fmt_estimate(b)])
         else:
             rows.append([f"this sweep: {LABELS[appr]}", "not fitted", rep.errors.get(appr, "")])
     rows += [[name, f"{a:.2f}", f"{b:.2f}"] for name, a, b in PUBLISHED]
@@ -470,7 +475,7 @@ def _forecast(rep: Report) -> _Section:
             continue
         n_cell = "–"
         if "N_err" in r:
-            n_cell = f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%})"
+            n_cell = f"{_fmt_number(r['N_pred'])} vs {_fmt_number(r['N_obs'])} ({r['N_err']:+.1%})"
         rows.append(
             [
                 r["held_out"],
@@ -478,7 +483,7 @@ def _forecast(rep: Report) -> _Section:
                 n_cell,
                 _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
                 f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
-                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
+                f"{_fmt_interval(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
             ]
         )
     sec.table = (
@@ -533,7 +538,7 @@ def _sensitivity(rep: Report) -> _Section:
     sec.paragraphs.append(
         f"The same runs refitted under each N convention x C formula x Huber delta x approach "
         f"(point estimates at C = {tab['target_flops']:.3g}). Tokens/param ranges "
-        f"{_g(lo)} to {_g(hi)}, a from {_g(alo)} to {_g(ahi)}."
+        f"{_fmt_number(lo)} to {_fmt_number(hi)}, a from {_fmt_number(alo)} to {_fmt_number(ahi)}."
     )
     rows = []
     for r in tab["rows"]:
@@ -551,8 +556,8 @@ def _sensitivity(rep: Report) -> _Section:
                 + [
                     f"{r['a']:.3f}",
                     f"{r['b']:.3f}",
-                    _g(r["n_opt"]),
-                    _g(r["tokens_per_param"]),
+                    _fmt_number(r["n_opt"]),
+                    _fmt_number(r["tokens_per_param"]),
                 ]
             )
     sec.table = (

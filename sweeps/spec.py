@@ -77,7 +77,7 @@ class Candidate:
 # -------------------------------------------------------------------------------------------
 # names
 # -------------------------------------------------------------------------------------------
-def sci(x: float, digits: int = 3) -> str:
+def sci_notation(x: float, digits: int = 3) -> str:
     """Compact scientific notation for names: ``1e12``, ``3e-3``, ``1.5e-2``, ``2.05e7``."""
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
@@ -102,15 +102,20 @@ def run_name(cfg: RunConfig) -> str:
     trailing hash covers the whole config, so two configs differing anywhere get different
     names, and the same config always gets the same name.
     """
-    amount = f"C{sci(cfg.flops_budget)}" if cfg.flops_budget else f"D{sci(cfg.n_tokens)}"
+    amount = (
+        f"C{sci_notation(cfg.flops_budget)}"
+        if cfg.flops_budget
+        else f"D{sci_notation(cfg.n_tokens)}"
+    )
     trunk = "trunk-" if cfg.keep_checkpoint_steps else ""  # a WSD trunk (sweeps.branching)
-    name = f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    lr = sci_notation(cfg.optim.lr)
+    name = f"{shape_tag(cfg.model)}-{amount}-lr{lr}-s{cfg.seed}-{config_hash(cfg)}"
     return trunk + name
 
 
 def point_key(model: ModelConfig, n_tokens: int, flops_budget: float | None) -> str:
     """Key shared by LR/seed variants of one point: shape plus budget (or exact token count)."""
-    amount = f"C{sci(flops_budget)}" if flops_budget else f"D{n_tokens}"
+    amount = f"C{sci_notation(flops_budget)}" if flops_budget else f"D{n_tokens}"
     return f"{shape_tag(model)}-{amount}"
 
 
@@ -320,7 +325,7 @@ class SweepSpec:
         for mult in self.lr_multipliers:
             lr = float(f"{lr0 * mult:.4g}")  # 4 significant digits: clean names, same runs
             for seed in self.seeds_at(flops_budget):
-                sub = f"{label} lr={sci(lr)} seed={seed}"
+                sub = f"{label} lr={sci_notation(lr)} seed={seed}"
                 try:
                     cfg = self.base.replace(
                         model=model,
@@ -567,11 +572,13 @@ class IsoFlopSweep(SweepSpec):
     def _size_axis(self) -> list[tuple[str, ModelConfig | str]]:
         out: list[tuple[str, ModelConfig | str]] = []
         for depth in self.depths:
-            out.append((f"depth={depth}", _try(lambda d=depth: self._depth_shape(d))))
+            out.append((f"depth={depth}", _value_or_error(lambda d=depth: self._depth_shape(d))))
         for shape in self.shapes:
-            out.append((f"shape={shape}", _try(lambda s=shape: self._model(*s))))
+            out.append((f"shape={shape}", _value_or_error(lambda s=shape: self._model(*s))))
         for n in self.n_params:
-            out.append((f"n_params={sci(n)}", _try(lambda n=n: self._rule_shape(n))))
+            out.append(
+                (f"n_params={sci_notation(n)}", _value_or_error(lambda n=n: self._rule_shape(n)))
+            )
         return out
 
     def points(self) -> list[tuple[str, Any]]:
@@ -580,7 +587,7 @@ class IsoFlopSweep(SweepSpec):
         batch = self.base.batch_size_tokens
         for budget in self.budgets:
             for size_label, model in self._size_axis():
-                label = f"C={sci(budget)} {size_label}"
+                label = f"C={sci_notation(budget)} {size_label}"
                 if isinstance(model, str):
                     out.append((label, model))
                     continue
@@ -590,8 +597,9 @@ class IsoFlopSweep(SweepSpec):
                     out.append(
                         (
                             label,
-                            f"budget C={sci(budget)} is too small for one batch of "
-                            f"{shape_tag(model)} (one step costs {sci(fpt * batch)} FLOPs); "
+                            f"budget C={sci_notation(budget)} is too small for one batch of "
+                            f"{shape_tag(model)} (one step costs "
+                            f"{sci_notation(fpt * batch)} FLOPs); "
                             "raise the budget, shrink the model or the batch",
                         )
                     )
@@ -602,7 +610,7 @@ class IsoFlopSweep(SweepSpec):
                     out.append(
                         (
                             label,
-                            f"rounding to whole batches misses budget C={sci(budget)} by "
+                            f"rounding to whole batches misses budget C={sci_notation(budget)} by "
                             f"{100 * miss:+.1f}% ({steps} steps of {batch} tokens); tolerance "
                             f"{100 * self.budget_tolerance:g}%: raise the budget or shrink "
                             "batch_size_tokens",
@@ -682,15 +690,17 @@ class GridSweep(SweepSpec):
                         )
                     )
                     continue
-                model = _try(lambda w=width, d=depth: self._model(d, w, w // self.d_head))
+                model = _value_or_error(
+                    lambda w=width, d=depth: self._model(d, w, w // self.d_head)
+                )
                 if isinstance(model, str):
                     out.append((label, model))
                     continue
-                amounts = [(f"D={sci(d)}", float(d)) for d in self.n_tokens]
+                amounts = [(f"D={sci_notation(d)}", float(d)) for d in self.n_tokens]
                 n = count_params(model, self.n_params_kind)
                 amounts += [(f"D/N={r:g}", r * n) for r in self.tokens_per_param]
                 for tag, tokens in amounts:
-                    n_tok = _try(lambda t=tokens: self._round_tokens(t))
+                    n_tok = _value_or_error(lambda t=tokens: self._round_tokens(t))
                     point = n_tok if isinstance(n_tok, str) else (model, n_tok, None)
                     out.append((f"{label} {tag}", point))
         return out
@@ -736,9 +746,12 @@ class LadderSweep(SweepSpec):
     def points(self) -> list[tuple[str, Any]]:
         """One point per (size, multiple)."""
         sizes = [
-            (f"n_params={sci(n)}", _try(lambda n=n: self._rule_shape(n))) for n in self.n_params
+            (f"n_params={sci_notation(n)}", _value_or_error(lambda n=n: self._rule_shape(n)))
+            for n in self.n_params
         ]
-        sizes += [(f"depth={d}", _try(lambda d=d: self._depth_shape(d))) for d in self.depths]
+        sizes += [
+            (f"depth={d}", _value_or_error(lambda d=d: self._depth_shape(d))) for d in self.depths
+        ]
         out: list[tuple[str, Any]] = []
         for size_label, model in sizes:
             if isinstance(model, str):
@@ -748,12 +761,12 @@ class LadderSweep(SweepSpec):
             for mult in self.multiples:
                 label = f"{size_label} x{mult:g}"
                 tokens = mult * self.base_tokens_per_param * n
-                n_tok = _try(lambda t=tokens: self._round_tokens(t))
+                n_tok = _value_or_error(lambda t=tokens: self._round_tokens(t))
                 out.append((label, n_tok if isinstance(n_tok, str) else (model, n_tok, None)))
         return out
 
 
-def _try(fn) -> Any:
+def _value_or_error(fn) -> Any:
     """Call ``fn``; return its value, or the message of a ValueError it raised."""
     try:
         return fn()
@@ -781,5 +794,5 @@ __all__ = [
     "corpus_train_tokens",
     "point_key",
     "run_name",
-    "sci",
+    "sci_notation",
 ]
