@@ -10,9 +10,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-NConvention = Literal["non_embedding", "total"]
+from scaling.counting import N_CONVENTIONS, NConvention
+
+__all__ = [  # NConvention and N_CONVENTIONS live in scaling.counting (sweeps use them too)
+    "FLOP_FORMULAS",
+    "N_CONVENTIONS",
+    "FlopFormula",
+    "NConvention",
+    "check_convention",
+    "check_distinct",
+    "check_level",
+    "positive_array",
+    "same_length",
+]
+
 FlopFormula = Literal["counted", "6nd"]
-N_CONVENTIONS: tuple[str, ...] = ("non_embedding", "total")
 FLOP_FORMULAS: tuple[str, ...] = ("counted", "6nd")
 
 

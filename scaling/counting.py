@@ -42,11 +42,14 @@ per token (non-embedding N, no LM head); ``kaplan_flops_per_token`` gives that c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # for annotations only: keeps this module importable without torch
     from scaling.config import ModelConfig
 
+# Which N (see the module docstring): the one name for the convention in sweeps and analysis
+NConvention = Literal["non_embedding", "total"]
+N_CONVENTIONS: tuple[str, ...] = ("non_embedding", "total")
 
 # SwiGLU width: the parameter-matched 2/3 of the GELU MLP's ``mlp_ratio * d_model`` (Shazeer
 # 2020; Llama's ``int(2 * 4 * dim / 3)``), rounded to the nearest multiple of this many units so

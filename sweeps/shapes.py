@@ -33,41 +33,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from scaling.config import ModelConfig
-from scaling.counting import default_d_mlp, param_counts
-
-NParamsKind = Literal["non_embedding", "total"]
-_KINDS: tuple[str, ...] = ("non_embedding", "total")
+from scaling.counting import N_CONVENTIONS, NConvention, default_d_mlp, param_counts
 
 
 class ShapeRuleError(ValueError):
     """A shape rule was given invalid arguments; the message names the argument and the fix."""
 
 
-def count_params(model: ModelConfig, n_params_kind: NParamsKind) -> int:
+def count_params(model: ModelConfig, n_convention: NConvention) -> int:
     """Exact parameter count of ``model`` in the named convention.
 
     Args:
         model: the shape.
-        n_params_kind: ``"non_embedding"`` (Kaplan et al. 2020) or ``"total"`` (Hoffmann et al.
+        n_convention: ``"non_embedding"`` (Kaplan et al. 2020) or ``"total"`` (Hoffmann et al.
             2022).
 
     Returns:
         Number of parameters (int).
 
     Raises:
-        ShapeRuleError: on an unknown ``n_params_kind``.
+        ShapeRuleError: on an unknown ``n_convention``.
     """
-    _check_kind(n_params_kind)
+    _check_convention(n_convention)
     counts = param_counts(model)
-    return counts.non_embedding if n_params_kind == "non_embedding" else counts.total
+    return counts.non_embedding if n_convention == "non_embedding" else counts.total
 
 
-def _check_kind(n_params_kind: str) -> None:
-    if n_params_kind not in _KINDS:
-        raise ShapeRuleError(f"n_params_kind must be one of {_KINDS}, got {n_params_kind!r}")
+def _check_convention(n_convention: str) -> None:
+    if n_convention not in N_CONVENTIONS:
+        raise ShapeRuleError(f"n_convention must be one of {N_CONVENTIONS}, got {n_convention!r}")
 
 
 def _check_target(n_params: float) -> None:
@@ -91,10 +88,10 @@ def _log_distance(count: int, target: float) -> float:
     return abs(math.log(count / target))
 
 
-def _check_candidates_args(n_params: float, n_params_kind: str, k: int) -> None:
+def _check_candidates_args(n_params: float, n_convention: str, k: int) -> None:
     """The argument checks shared by every rule's ``candidates``."""
     _check_target(n_params)
-    _check_kind(n_params_kind)
+    _check_convention(n_convention)
     if k < 1:
         raise ShapeRuleError(f"k must be >= 1, got {k}")
 
@@ -111,7 +108,7 @@ class _NearestShapeMixin:
     def shape_for(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         *,
@@ -119,7 +116,7 @@ class _NearestShapeMixin:
     ) -> ModelConfig:
         """The nearest shape of this rule to ``n_params`` (see ``candidates``)."""
         return self.candidates(
-            n_params, n_params_kind, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
+            n_params, n_convention, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
         )[0]
 
 
@@ -130,19 +127,19 @@ class ShapeRule(Protocol):
     def shape_for(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         *,
         tie_embeddings: bool = False,
     ) -> ModelConfig:
-        """The legal shape whose ``n_params_kind`` count is nearest (in log) to ``n_params``."""
+        """The legal shape whose ``n_convention`` count is nearest (in log) to ``n_params``."""
         ...
 
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -224,7 +221,7 @@ class AspectRatioRule(_NearestShapeMixin):
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -235,7 +232,7 @@ class AspectRatioRule(_NearestShapeMixin):
 
         Args:
             n_params: target parameter count.
-            n_params_kind: convention of ``n_params`` (``"non_embedding"`` or ``"total"``).
+            n_convention: convention of ``n_params`` (``"non_embedding"`` or ``"total"``).
             vocab_size: vocabulary size (enters the total count).
             seq_len: context length (enters the total count via position embeddings).
             k: number of shapes to return.
@@ -247,13 +244,13 @@ class AspectRatioRule(_NearestShapeMixin):
         Raises:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
-        _check_candidates_args(n_params, n_params_kind, k)
+        _check_candidates_args(n_params, n_convention, k)
         scored: list[tuple[float, int, ModelConfig]] = []
         for n_layers in range(1, self.max_layers + 1):
             model = self.shape_for_depth(
                 n_layers, vocab_size, seq_len, tie_embeddings=tie_embeddings
             )
-            count = count_params(model, n_params_kind)
+            count = count_params(model, n_convention)
             scored.append((_log_distance(count, n_params), n_layers, model))
             # counts grow monotonically with depth: stop well past the target
             if count > 8 * n_params and len(scored) >= k:
@@ -322,7 +319,7 @@ class AspectRatiosRule(_NearestShapeMixin):
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -336,15 +333,15 @@ class AspectRatiosRule(_NearestShapeMixin):
         Raises:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
-        _check_candidates_args(n_params, n_params_kind, k)
+        _check_candidates_args(n_params, n_convention, k)
         seen: dict[tuple[int, int], ModelConfig] = {}
         for rule in self._rules():
             for model in rule.candidates(
-                n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings=tie_embeddings
+                n_params, n_convention, vocab_size, seq_len, k, tie_embeddings=tie_embeddings
             ):
                 seen.setdefault((model.n_layers, model.d_model), model)
         scored = [
-            (_log_distance(count_params(m, n_params_kind), n_params), i, m)
+            (_log_distance(count_params(m, n_convention), n_params), i, m)
             for i, (_, m) in enumerate(sorted(seen.items()))
         ]
         return _k_nearest(scored, k)
@@ -470,7 +467,7 @@ class ChinchillaGridRule(_NearestShapeMixin):
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -482,9 +479,9 @@ class ChinchillaGridRule(_NearestShapeMixin):
         Raises:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
-        _check_candidates_args(n_params, n_params_kind, k)
+        _check_candidates_args(n_params, n_convention, k)
         scored = [
-            (_log_distance(count_params(m, n_params_kind), n_params), i, m)
+            (_log_distance(count_params(m, n_convention), n_params), i, m)
             for i, m in enumerate(self.shapes(vocab_size, seq_len, tie_embeddings=tie_embeddings))
         ]
         return _k_nearest(scored, k)

@@ -36,7 +36,7 @@ from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from scaling.counting import default_d_mlp, flops_per_token, param_counts, training_flops
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
-from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
+from sweeps.shapes import NConvention, ShapeRule, ShapeRuleError, count_params
 
 
 class SweepSpecError(ValueError):
@@ -181,7 +181,7 @@ class SweepSpec:
         lr_rule: peak LR per shape (``sweeps.lr``); ``None`` means ``FixedLR(base.optim.lr)``.
         lr_multipliers: LR sub-sweep: one run per multiplier of the rule's LR.
         shape_rule: maps parameter targets (or depths) to shapes (``sweeps.shapes``).
-        n_params_kind: convention of parameter targets and of tokens-per-parameter:
+        n_convention: convention of parameter targets and of tokens-per-parameter:
             ``"non_embedding"`` (Kaplan) or ``"total"`` (Chinchilla).
         allow_repetition: if False, a run needing more tokens than the training corpus holds
             (when its size is cheaply known) is invalid (the same as ``max_epochs=1``).
@@ -205,7 +205,7 @@ class SweepSpec:
     lr_rule: LRRule | None = None
     lr_multipliers: tuple[float, ...] = (1.0,)
     shape_rule: ShapeRule | None = None
-    n_params_kind: NParamsKind = "non_embedding"
+    n_convention: NConvention = "non_embedding"
     allow_repetition: bool = True
     max_epochs: float | None = None
     mlp_ratio: int = 4
@@ -249,10 +249,10 @@ class SweepSpec:
                 f"{type(self).__name__}.max_epochs must be a positive number or None, "
                 f"got {self.max_epochs!r}"
             )
-        if self.n_params_kind not in ("non_embedding", "total"):
+        if self.n_convention not in ("non_embedding", "total"):
             raise SweepSpecError(
-                f"{type(self).__name__}.n_params_kind must be 'non_embedding' or 'total', "
-                f"got {self.n_params_kind!r}"
+                f"{type(self).__name__}.n_convention must be 'non_embedding' or 'total', "
+                f"got {self.n_convention!r}"
             )
 
     # -- helpers used by the families ---------------------------------------------------------
@@ -287,14 +287,14 @@ class SweepSpec:
             )
         b = self.base.model
         model = self.shape_rule.shape_for(
-            n_params, self.n_params_kind, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
+            n_params, self.n_convention, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
         model = self._carry_base(model)
-        got = count_params(model, self.n_params_kind)
+        got = count_params(model, self.n_convention)
         if abs(math.log(got / n_params)) > math.log(2):
             raise ShapeRuleError(
                 f"the shape rule's nearest shape {shape_tag(model)} has {got:,} "
-                f"{self.n_params_kind} params, {max(got / n_params, n_params / got):.1f}x away "
+                f"{self.n_convention} params, {max(got / n_params, n_params / got):.1f}x away "
                 f"from the target {n_params:,.0f}; the rule cannot reach this size"
             )
         return model
@@ -480,7 +480,7 @@ class IsoFlopSweep(SweepSpec):
 
     Give exactly one size axis: ``depths`` (with a shape rule that has ``shape_for_depth``),
     ``shapes`` (explicit ``(n_layers, d_model, n_heads)``; ``d_mlp = mlp_ratio * d_model``) or
-    ``n_params`` (targets in ``n_params_kind``, with a shape rule).
+    ``n_params`` (targets in ``n_convention``, with a shape rule).
 
     ``n_tokens = round(C / flops_per_token(model) / batch) * batch`` where ``flops_per_token`` is
     Chinchilla App. F training FLOPs per token (no embedding matmul, LM head included). A run is
@@ -492,7 +492,7 @@ class IsoFlopSweep(SweepSpec):
         shapes: explicit shape axis.
         n_params: parameter-count axis.
         budget_tolerance: largest allowed ``|training_flops / C - 1|``.
-        tokens_per_param_range: optional ``(low, high)`` window on D/N (N in ``n_params_kind``):
+        tokens_per_param_range: optional ``(low, high)`` window on D/N (N in ``n_convention``):
             a (budget, size) point whose solved tokens/param falls outside is not planned. This
             is how IsoFLOP sweeps spend compute near each budget's optimum instead of on models
             that are hopeless at that budget (Hoffmann et al. 2022 chose a different size range
@@ -626,7 +626,7 @@ class IsoFlopSweep(SweepSpec):
         if self.tokens_per_param_range is None:
             return True
         low, high = self.tokens_per_param_range
-        return low <= n_tokens / count_params(model, self.n_params_kind) <= high
+        return low <= n_tokens / count_params(model, self.n_convention) <= high
 
     def outside_window(self) -> list[str]:
         """Labels of the (budget, size) points that ``tokens_per_param_range`` leaves out."""
@@ -646,7 +646,7 @@ class GridSweep(SweepSpec):
 
     ``n_heads = d_model // d_head``; a width not divisible by ``d_head`` is an invalid run.
     Token counts are rounded to whole batches. ``tokens_per_param`` multiplies the exact count in
-    ``n_params_kind``.
+    ``n_convention``.
 
     Attributes:
         widths: ``d_model`` values.
@@ -697,7 +697,7 @@ class GridSweep(SweepSpec):
                     out.append((label, model))
                     continue
                 amounts = [(f"D={sci_notation(d)}", float(d)) for d in self.n_tokens]
-                n = count_params(model, self.n_params_kind)
+                n = count_params(model, self.n_convention)
                 amounts += [(f"D/N={r:g}", r * n) for r in self.tokens_per_param]
                 for tag, tokens in amounts:
                     n_tok = _value_or_error(lambda t=tokens: self._round_tokens(t))
@@ -714,7 +714,7 @@ class LadderSweep(SweepSpec):
     """Model sizes x multiples of ``base_tokens_per_param`` (OLMo's ladder).
 
     ``n_tokens = multiple * base_tokens_per_param * N`` rounded to whole batches, where N is the
-    exact count in ``n_params_kind`` (default ``"total"``, Chinchilla's convention for its ~20
+    exact count in ``n_convention`` (default ``"total"``, Chinchilla's convention for its ~20
     tokens/param). Sizes: ``n_params`` targets or ``depths``, both through ``shape_rule``.
 
     Attributes:
@@ -726,7 +726,7 @@ class LadderSweep(SweepSpec):
 
     kind: ClassVar[str] = "ladder"
 
-    n_params_kind: NParamsKind = "total"
+    n_convention: NConvention = "total"
     n_params: tuple[float, ...] = ()
     depths: tuple[int, ...] = ()
     multiples: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -757,7 +757,7 @@ class LadderSweep(SweepSpec):
             if isinstance(model, str):
                 out.append((size_label, model))
                 continue
-            n = count_params(model, self.n_params_kind)
+            n = count_params(model, self.n_convention)
             for mult in self.multiples:
                 label = f"{size_label} x{mult:g}"
                 tokens = mult * self.base_tokens_per_param * n
