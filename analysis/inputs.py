@@ -21,6 +21,7 @@ __all__ = [  # NConvention and N_CONVENTIONS live in scaling.counting (sweeps us
     "check_distinct",
     "check_level",
     "positive_array",
+    "positive_ndcl",
     "same_length",
 ]
 
@@ -81,6 +82,18 @@ def positive_array(
         what = f"the {fit} fit" if fit else "this fit"
         raise ValueError(f"{what} needs at least {min_points} points, got {arr.size} for {name}")
     return arr
+
+
+def positive_ndcl(
+    N: Any, D: Any, C: Any, L: Any, min_points: int, fit: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N, D, C, L (each (n,)) checked by ``positive_array``, in that order, with one minimum."""
+    return (
+        positive_array("N", N, min_points, fit),
+        positive_array("D", D, min_points, fit),
+        positive_array("C", C, min_points, fit),
+        positive_array("L", L, min_points, fit),
+    )
 
 
 def check_distinct(min_points: int, fit: str, **columns: np.ndarray) -> None:

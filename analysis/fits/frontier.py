@@ -41,7 +41,7 @@ from analysis.inputs import (
     check_convention,
     check_distinct,
     check_level,
-    positive_array,
+    positive_ndcl,
     same_length,
 )
 
@@ -53,18 +53,6 @@ def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept of y on x (also Kaplan's log-log fits)."""
     slope, intercept = np.polyfit(x, y, 1)
     return float(slope), float(intercept)
-
-
-def positive_ndcl(
-    N: Any, D: Any, C: Any, L: Any, min_points: int, fit: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """N, D, C, L (each (n,)) checked by ``positive_array``, in that order, with one minimum."""
-    return (
-        positive_array("N", N, min_points, fit),
-        positive_array("D", D, min_points, fit),
-        positive_array("C", C, min_points, fit),
-        positive_array("L", L, min_points, fit),
-    )
 
 
 def budget_groups(

@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from analysis.estimates import add_cis, cis_from_json, percentile_ci, samples_from_json, to_jsonable
-from analysis.fits.frontier import linear_fit, positive_ndcl
+from analysis.fits.frontier import linear_fit
 from analysis.inputs import (
     check_convention,
     check_distinct,
     check_level,
     positive_array,
+    positive_ndcl,
     same_length,
 )
 
