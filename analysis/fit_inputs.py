@@ -7,7 +7,6 @@ into fit inputs (``data_from_runs``, ``data_from_table``) and runs any approach 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +213,3 @@ def fits_quietly(*args: Any, **kwargs: Any) -> tuple[Any, str | None]:
         return run_fit(*args, **kwargs), None
     except ValueError as e:
         return None, str(e)
-
-
-def nan_to_none(x: float) -> float | None:
-    """NaN -> None for JSON."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
