@@ -131,6 +131,21 @@ def bootstrap_record(fit: Any) -> dict[str, Any]:
     }
 
 
+def bootstrap_fields_from_json(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of ``bootstrap_record`` without ``samples``: the fields as constructor arguments.
+
+    ``seed``, ``n_bootstrap``, ``ci_level``, ``selection`` and ``meta``, each with its default
+    (0, 0, 0.95, "", {}) when absent.
+    """
+    return {
+        "seed": int(d.get("seed", 0)),
+        "n_bootstrap": int(d.get("n_bootstrap", 0)),
+        "ci_level": float(d.get("ci_level", 0.95)),
+        "selection": d.get("selection", ""),
+        "meta": d.get("meta", {}),
+    }
+
+
 def add_cis(d: dict[str, Any], ci: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """Write each interval of ``ci`` into ``d`` as ``<name>_ci: [lo, hi]``; returns ``d``."""
     for name, interval in ci.items():

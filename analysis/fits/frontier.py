@@ -29,6 +29,7 @@ import numpy as np
 from analysis.estimates import (
     Estimate,
     add_cis,
+    bootstrap_fields_from_json,
     bootstrap_record,
     cis_from_json,
     estimate_of,
@@ -218,13 +219,9 @@ class FrontierFit:
             d_opt_method=d["d_opt_method"],
             grouping=d["grouping"],
             flags=tuple(d.get("flags", [])),
-            seed=int(d.get("seed", 0)),
-            n_bootstrap=int(d.get("n_bootstrap", 0)),
-            ci_level=float(d.get("ci_level", 0.95)),
             ci=ci,
             samples=samples_from_json(d),
-            selection=d.get("selection", ""),
-            meta=d.get("meta", {}),
+            **bootstrap_fields_from_json(d),
         )
 
 

@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.estimates import add_cis, cis_from_json, percentile_ci, samples_from_json, to_jsonable
+from analysis.estimates import (
+    add_cis,
+    bootstrap_fields_from_json,
+    cis_from_json,
+    percentile_ci,
+    samples_from_json,
+    to_jsonable,
+)
 from analysis.fits.frontier import linear_fit
 from analysis.inputs import (
     check_convention,
@@ -245,11 +252,7 @@ class KaplanFit:
             flop_formula=d["flop_formula"],
             irreducible=bool(d["irreducible"]),
             reasons=d.get("reasons", {}),
-            seed=int(d.get("seed", 0)),
-            n_bootstrap=int(d.get("n_bootstrap", 0)),
-            ci_level=float(d.get("ci_level", 0.95)),
-            selection=d.get("selection", ""),
-            meta=d.get("meta", {}),
+            **bootstrap_fields_from_json(d),
         )
 
 
