@@ -248,7 +248,7 @@ def _check_fit_flags(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from analysis.pipeline import data_from_runs, data_from_table, run_fit
+    from analysis.fit_inputs import data_from_runs, data_from_table, run_fit
 
     if not args.sensitivity and (not args.approach or not args.out):
         raise UsageError("scaling fit needs --approach and --out (or --sensitivity)")
@@ -304,7 +304,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(data, args: argparse.Namespace) -> int:
-    from analysis.common import to_jsonable
+    from analysis.estimates import to_jsonable
     from analysis.sensitivity import format_table, sensitivity_table
 
     table = sensitivity_table(data, args.target_flops)
@@ -372,7 +372,7 @@ def _optimal(args: argparse.Namespace) -> int:
         raise UsageError("--tokens needs --params (the loss query is at N params, D tokens)")
     fit = read_fit_file(args.fit)
     if args.tokens is not None:
-        from analysis.common import to_jsonable
+        from analysis.estimates import to_jsonable
         from analysis.forecast import format_loss_query, loss_query
 
         ans = loss_query(fit, args.params, args.tokens)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.common import check_convention
-from analysis.table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
+from analysis.inputs import check_convention
+from analysis.runs_table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
 from scaling.rundir import CONFIG, read_metrics, read_summary, read_sweep, run_state
 
 

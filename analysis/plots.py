@@ -212,7 +212,7 @@ def plot_parametric_contours(fit: ParametricFit, N: Any, D: Any, ax: Axes | None
     ax.clabel(cs, fontsize=6, fmt="%.2f")
     ax.scatter(N, D, s=10, color="k", zorder=3, label="runs")
     C = np.geomspace(6 * N.min() * D.min(), 6 * N.max() * D.max() * 10, 100)
-    n_opt, d_opt = fit.compute_optimal(C)
+    n_opt, d_opt = fit.optimal_allocation(C)
     ax.plot(n_opt, d_opt, color="C3", lw=2, label=f"compute-optimal (a={fit.a:.3f})")
     ax.set_xlim(n_grid[0], n_grid[-1])
     ax.set_ylim(d_grid[0], d_grid[-1])

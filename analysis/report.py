@@ -1,7 +1,7 @@
 """``make_report``: every fit on a runs directory, composed into ``summary.md`` and ``index.html``.
 
-This module composes; the numbers come from ``analysis.pipeline`` (fits), ``analysis.query``
-(the answer at the target budget), ``analysis.scoring`` (forecasts on held-out budgets) and
+This module composes; the numbers come from ``analysis.fit_inputs`` (fits), ``analysis.query``
+(the answer at the target budget), ``analysis.backtest`` (forecasts on held-out budgets) and
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate, to_jsonable
+from analysis.estimates import Estimate, to_jsonable
+from analysis.fit_inputs import FitData, data_from_runs, fit_all
 from analysis.load import RunsWarning
-from analysis.pipeline import FitData, data_from_runs, fit_all
 from analysis.query import ComputeOptimal, compute_optimal
 from analysis.report_pages import Section as _Section
 from analysis.report_pages import render_pages, write_sections
@@ -77,7 +77,7 @@ class Report:
         target_flops: budget C for the recommendation (default 10x the largest swept C).
         optimal: approach -> ComputeOptimal at ``target_flops``.
         architecture: recommended shape (from approach 3 when available, else approach 2).
-        forecast: ``analysis.scoring.score_forecasts`` output (held-out budgets).
+        forecast: ``analysis.backtest.backtest_forecasts`` output (held-out budgets).
         sensitivity: ``analysis.sensitivity.sensitivity_table`` output (or None).
         warnings: RunsWarning messages and fit flags.
         files: written files.
@@ -200,7 +200,7 @@ def make_report(
     Raises:
         FileNotFoundError / ValueError: no runs, or no complete run with a finite loss.
     """
-    from analysis.scoring import score_forecasts
+    from analysis.backtest import backtest_forecasts
     from analysis.sensitivity import sensitivity_table
 
     if target_flops is not None and not (math.isfinite(target_flops) and target_flops > 0):
@@ -253,7 +253,7 @@ def make_report(
                 msgs.append(f"{appr}: {opt.note}")
             break
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
-    forecast = score_forecasts(
+    forecast = backtest_forecasts(
         data,
         n_convention=n_convention,
         flop_formula=flop_formula,
@@ -337,23 +337,23 @@ def _figures(
 # ---------------------------------------------------------------------------------------------
 
 
-def _g(x: Any, digits: int = 3) -> str:
+def _fmt_number(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}g}"
 
 
-def _est(e: Estimate, digits: int = 3) -> str:
-    s = _g(e.value, digits)
+def _fmt_estimate(e: Estimate, digits: int = 3) -> str:
+    s = _fmt_number(e.value, digits)
     if math.isfinite(e.ci[0]):
-        s += f" [{_g(e.ci[0], digits)}, {_g(e.ci[1], digits)}]"
+        s += f" [{_fmt_number(e.ci[0], digits)}, {_fmt_number(e.ci[1], digits)}]"
     return s
 
 
-def _iv(iv: Any, digits: int = 4) -> str:
+def _fmt_interval(iv: Any, digits: int = 4) -> str:
     if iv is None or iv[0] is None or not math.isfinite(iv[0]):
         return "–"
-    return f"[{_g(iv[0], digits)}, {_g(iv[1], digits)}]"
+    return f"[{_fmt_number(iv[0], digits)}, {_fmt_number(iv[1], digits)}]"
 
 
 def _yes_no(x: bool | None) -> str:
@@ -370,12 +370,17 @@ def _headline(rep: Report) -> _Section:
         return sec
     conv = opt.n_convention.replace("_", "-")
     pi = opt.loss.pi
-    pi_s = f"; a single run lands in {_iv(pi)} (95% PI)" if pi and math.isfinite(pi[0]) else ""
+    pi_s = (
+        f"; a single run lands in {_fmt_interval(pi)} (95% PI)"
+        if pi and math.isfinite(pi[0])
+        else ""
+    )
     sec.paragraphs.append(
         f"At C = {rep.target_flops:.3g} FLOPs ({opt.flop_formula} FLOPs), train a model of "
-        f"**{_est(opt.n_params)}** {conv} parameters on **{_est(opt.n_tokens)}** tokens "
-        f"(**{_est(opt.tokens_per_param)}** tokens/param). Expected loss "
-        f"**{_est(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
+        f"**{_fmt_estimate(opt.n_params)}** {conv} parameters on "
+        f"**{_fmt_estimate(opt.n_tokens)}** tokens "
+        f"(**{_fmt_estimate(opt.tokens_per_param)}** tokens/param). Expected loss "
+        f"**{_fmt_estimate(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
         f"{LABELS[appr]}."
     )
     a = rep.architecture
@@ -392,11 +397,11 @@ def _headline(rep: Report) -> _Section:
     rows = [
         [
             LABELS[k],
-            _est(o.n_params),
-            _est(o.n_tokens),
-            _est(o.tokens_per_param),
-            _est(o.loss, 4),
-            _iv(o.loss.pi),
+            _fmt_estimate(o.n_params),
+            _fmt_estimate(o.n_tokens),
+            _fmt_estimate(o.tokens_per_param),
+            _fmt_estimate(o.loss, 4),
+            _fmt_interval(o.loss.pi),
         ]
         for k, o in rep.optimal.items()
     ]
@@ -413,7 +418,7 @@ def _exponents(rep: Report) -> _Section:
     for appr in ("envelope", "isoflop", "parametric"):
         if appr in rep.fits:
             a, b = rep.exponent(appr, "a"), rep.exponent(appr, "b")
-            rows.append([f"this sweep: {LABELS[appr]}", _est(a), _est(b)])
+            rows.append([f"this sweep: {LABELS[appr]}", _fmt_estimate(a), _fmt_estimate(b)])
         else:
             rows.append([f"this sweep: {LABELS[appr]}", "not fitted", rep.errors.get(appr, "")])
     rows += [[name, f"{a:.2f}", f"{b:.2f}"] for name, a, b in PUBLISHED]
@@ -440,7 +445,7 @@ def _forecast(rep: Report) -> _Section:
             continue
         n_cell = "–"
         if "N_err" in r:
-            n_cell = f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%})"
+            n_cell = f"{_fmt_number(r['N_pred'])} vs {_fmt_number(r['N_obs'])} ({r['N_err']:+.1%})"
         rows.append(
             [
                 r["held_out"],
@@ -448,7 +453,7 @@ def _forecast(rep: Report) -> _Section:
                 n_cell,
                 _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
                 f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
-                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
+                f"{_fmt_interval(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
             ]
         )
     sec.table = (
@@ -503,7 +508,7 @@ def _sensitivity(rep: Report) -> _Section:
     sec.paragraphs.append(
         f"The same runs refitted under each N convention x C formula x Huber delta x approach "
         f"(point estimates at C = {tab['target_flops']:.3g}). Tokens/param ranges "
-        f"{_g(lo)} to {_g(hi)}, a from {_g(alo)} to {_g(ahi)}."
+        f"{_fmt_number(lo)} to {_fmt_number(hi)}, a from {_fmt_number(alo)} to {_fmt_number(ahi)}."
     )
     rows = []
     for r in tab["rows"]:
@@ -521,8 +526,8 @@ def _sensitivity(rep: Report) -> _Section:
                 + [
                     f"{r['a']:.3f}",
                     f"{r['b']:.3f}",
-                    _g(r["n_opt"]),
-                    _g(r["tokens_per_param"]),
+                    _fmt_number(r["n_opt"]),
+                    _fmt_number(r["tokens_per_param"]),
                 ]
             )
     sec.table = (

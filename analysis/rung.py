@@ -62,7 +62,7 @@ class RungMember:
         return (a.n_layers, a.d_model, a.n_heads, a.d_mlp)
 
 
-def _n_of(arch: Architecture, n_convention: str) -> int:
+def _n_params_in(arch: Architecture, n_convention: str) -> int:
     return arch.n_params_non_embedding if n_convention == "non_embedding" else arch.n_params_total
 
 
@@ -193,13 +193,15 @@ def rung_members(fit: ParametricFit, flops: float, neighbours: bool = False) -> 
     members = [RungMember("optimum", best, float(opt.n_params.value))]
     if not neighbours:
         return members
-    n_best = _n_of(best, fit.n_convention)
+    n_best = _n_params_in(best, fit.n_convention)
     for role, factor in NEIGHBOURS.items():
         target = factor * n_best
         pool = list(architectures_for(target, fit, k=5)[0]) + _same_depth_widths(best, fit)
         pool = [a for a in pool if (a.n_layers, a.d_model) != (best.n_layers, best.d_model)]
         if pool:
-            near = min(pool, key=lambda a: abs(math.log(_n_of(a, fit.n_convention) / target)))
+            near = min(
+                pool, key=lambda a: abs(math.log(_n_params_in(a, fit.n_convention) / target))
+            )
             members.append(RungMember(role, near, target))
     return members
 

@@ -42,7 +42,7 @@ per token (non-embedding N, no LM head); ``kaplan_flops_per_token`` gives that c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 # family identity lives in the torch-free leaf scaling.families; these names are re-exported
 # here for existing importers (``from scaling.counting import default_d_mlp`` keeps working)
@@ -58,6 +58,8 @@ if TYPE_CHECKING:  # for annotations only: keeps this module importable without 
     from scaling.config import ModelConfig
 
 __all__ = [
+    "N_CONVENTIONS",
+    "NConvention",
     "GATED_FAMILIES",
     "SWIGLU_MULTIPLE",
     "FlopBreakdown",
@@ -71,6 +73,11 @@ __all__ = [
     "param_counts",
     "training_flops",
 ]
+
+# Which N (see the module docstring): the one name for the convention in sweeps and analysis
+NConvention = Literal["non_embedding", "total"]
+N_CONVENTIONS: tuple[str, ...] = ("non_embedding", "total")
+
 
 
 @dataclass(frozen=True)

@@ -34,42 +34,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from scaling.config import ModelConfig
-from scaling.counting import param_counts
+from scaling.counting import N_CONVENTIONS, NConvention, param_counts
 from scaling.families import default_d_mlp
-
-NParamsKind = Literal["non_embedding", "total"]
-_KINDS: tuple[str, ...] = ("non_embedding", "total")
 
 
 class ShapeRuleError(ValueError):
     """A shape rule was given invalid arguments; the message names the argument and the fix."""
 
 
-def count_params(model: ModelConfig, n_params_kind: NParamsKind) -> int:
+def count_params(model: ModelConfig, n_convention: NConvention) -> int:
     """Exact parameter count of ``model`` in the named convention.
 
     Args:
         model: the shape.
-        n_params_kind: ``"non_embedding"`` (Kaplan et al. 2020) or ``"total"`` (Hoffmann et al.
+        n_convention: ``"non_embedding"`` (Kaplan et al. 2020) or ``"total"`` (Hoffmann et al.
             2022).
 
     Returns:
         Number of parameters (int).
 
     Raises:
-        ShapeRuleError: on an unknown ``n_params_kind``.
+        ShapeRuleError: on an unknown ``n_convention``.
     """
-    _check_kind(n_params_kind)
+    _check_convention(n_convention)
     counts = param_counts(model)
-    return counts.non_embedding if n_params_kind == "non_embedding" else counts.total
+    return counts.non_embedding if n_convention == "non_embedding" else counts.total
 
 
-def _check_kind(n_params_kind: str) -> None:
-    if n_params_kind not in _KINDS:
-        raise ShapeRuleError(f"n_params_kind must be one of {_KINDS}, got {n_params_kind!r}")
+def _check_convention(n_convention: str) -> None:
+    if n_convention not in N_CONVENTIONS:
+        raise ShapeRuleError(f"n_convention must be one of {N_CONVENTIONS}, got {n_convention!r}")
 
 
 def _check_target(n_params: float) -> None:
@@ -94,7 +91,7 @@ class _Query:
     """The arguments of one ``candidates`` call, as a rule's ``_pool`` receives them."""
 
     n_params: float
-    n_params_kind: NParamsKind
+    n_convention: NConvention
     vocab_size: int
     seq_len: int
     k: int
@@ -106,7 +103,7 @@ class _NearestShapeRule:
 
     A rule provides ``_pool(q)`` (``q`` a ``_Query`` of the ``candidates`` arguments): the
     shapes worth scoring for that target, in tie-break order (shallower first). The ``k``
-    of them whose count in ``n_params_kind`` is nearest to ``n_params`` in log distance
+    of them whose count in ``n_convention`` is nearest to ``n_params`` in log distance
     ``|log(count / n_params)|`` are the candidates; equally near shapes keep pool order.
     """
 
@@ -116,7 +113,7 @@ class _NearestShapeRule:
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -127,7 +124,7 @@ class _NearestShapeRule:
 
         Args:
             n_params: target parameter count.
-            n_params_kind: convention of ``n_params`` (``"non_embedding"`` or ``"total"``).
+            n_convention: convention of ``n_params`` (``"non_embedding"`` or ``"total"``).
             vocab_size: vocabulary size (enters the total count).
             seq_len: context length (enters the total count via position embeddings).
             k: number of shapes to return.
@@ -141,12 +138,12 @@ class _NearestShapeRule:
             ShapeRuleError: on a non-positive target, unknown kind or ``k < 1``.
         """
         _check_target(n_params)
-        _check_kind(n_params_kind)
+        _check_convention(n_convention)
         if k < 1:
             raise ShapeRuleError(f"k must be >= 1, got {k}")
-        pool = self._pool(_Query(n_params, n_params_kind, vocab_size, seq_len, k, tie_embeddings))
+        pool = self._pool(_Query(n_params, n_convention, vocab_size, seq_len, k, tie_embeddings))
         scored = [
-            (abs(math.log(count_params(m, n_params_kind) / n_params)), i, m)
+            (abs(math.log(count_params(m, n_convention) / n_params)), i, m)
             for i, m in enumerate(pool)
         ]
         scored.sort(key=lambda t: (t[0], t[1]))
@@ -155,7 +152,7 @@ class _NearestShapeRule:
     def shape_for(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         *,
@@ -163,7 +160,7 @@ class _NearestShapeRule:
     ) -> ModelConfig:
         """The nearest shape of this rule to ``n_params`` (see ``candidates``)."""
         return self.candidates(
-            n_params, n_params_kind, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
+            n_params, n_convention, vocab_size, seq_len, k=1, tie_embeddings=tie_embeddings
         )[0]
 
 
@@ -174,19 +171,19 @@ class ShapeRule(Protocol):
     def shape_for(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         *,
         tie_embeddings: bool = False,
     ) -> ModelConfig:
-        """The legal shape whose ``n_params_kind`` count is nearest (in log) to ``n_params``."""
+        """The legal shape whose ``n_convention`` count is nearest (in log) to ``n_params``."""
         ...
 
     def candidates(
         self,
         n_params: float,
-        n_params_kind: NParamsKind,
+        n_convention: NConvention,
         vocab_size: int,
         seq_len: int,
         k: int = 3,
@@ -274,7 +271,7 @@ class AspectRatioRule(_NearestShapeRule):
             )
             pool.append(model)
             # counts grow monotonically with depth: stop well past the target
-            if count_params(model, q.n_params_kind) > 8 * q.n_params and len(pool) >= q.k:
+            if count_params(model, q.n_convention) > 8 * q.n_params and len(pool) >= q.k:
                 break
         return pool
 
@@ -346,7 +343,7 @@ class AspectRatiosRule(_NearestShapeRule):
         for rule in self._rules():
             for model in rule.candidates(
                 q.n_params,
-                q.n_params_kind,
+                q.n_convention,
                 q.vocab_size,
                 q.seq_len,
                 q.k,

@@ -152,7 +152,7 @@ def _load(name: str) -> Any:
 
 def _plan(args: argparse.Namespace) -> int:
     from sweeps.plan import plan, plan_totals
-    from sweeps.spec import corpus_train_tokens, sci
+    from sweeps.spec import corpus_train_tokens, sci_notation
     from sweeps.throughput import estimate
 
     spec = _load(args.sweep)
@@ -185,10 +185,10 @@ def _plan(args: argparse.Namespace) -> int:
             "n_params_non_embedding": f"{r['n_params_non_embedding']:,}",
             "n_params_total": f"{r['n_params_total']:,}",
             "n_tokens": f"{r['n_tokens']:,}",
-            "flops": sci(r["flops"]),
+            "flops": sci_notation(r["flops"]),
             "tokens_per_param": f"{r['tokens_per_param']:.1f}",
             "epochs": "-" if r["epochs"] is None else f"{r['epochs']:.2f}",
-            "lr": sci(r["lr"]),
+            "lr": sci_notation(r["lr"]),
             "est_time": _fmt_s(r["est_wall_s"]) + ("" if r["source"] == "measured" else "*"),
         }
         for r in rows
@@ -197,12 +197,13 @@ def _plan(args: argparse.Namespace) -> int:
         for r, s in zip(rows, show, strict=True):
             s["role"] = r["role"]
             s["from"] = f"{r['parent_run']}@{r['parent_step']}" if r["parent_run"] else ""
-            s["flops_marginal"] = sci(r["flops_marginal"])
+            s["flops_marginal"] = sci_notation(r["flops_marginal"])
     cols = [(k, k) for k in show[0]] if show else []
     print(f"sweep {spec.name} ({spec.kind}): {len(rows)} runs")
     print(_table(show, cols))
     print(
-        f"total: {len(rows)} runs, {totals['n_tokens']:,} tokens, {sci(totals['flops'])} FLOPs, "
+        f"total: {len(rows)} runs, {totals['n_tokens']:,} tokens, "
+        f"{sci_notation(totals['flops'])} FLOPs, "
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
@@ -210,8 +211,9 @@ def _plan(args: argparse.Namespace) -> int:
         n_trunks = sum(r["role"] == "trunk" for r in rows)
         print(
             f"WSD: {n_trunks} trunks + {len(rows) - n_trunks} branches spend "
-            f"flops_total={sci(totals['flops_total'])} FLOPs; the same points from scratch: "
-            f"flops_from_scratch={sci(totals['flops_from_scratch'])} "
+            f"flops_total={sci_notation(totals['flops_total'])} FLOPs; "
+            "the same points from scratch: "
+            f"flops_from_scratch={sci_notation(totals['flops_from_scratch'])} "
             f"(ratio {totals['flops_total'] / totals['flops_from_scratch']:.2f})"
         )
     skipped = spec.outside_window() if hasattr(spec, "outside_window") else []

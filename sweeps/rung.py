@@ -63,7 +63,7 @@ def rung_sweep(
         seeds=spec.seeds[:1],
         lr_rule=spec.effective_lr_rule,
         shape_rule=spec.shape_rule,
-        n_params_kind=spec.n_params_kind,
+        n_convention=spec.n_convention,
         allow_repetition=spec.allow_repetition,
         max_epochs=spec.max_epochs,
         branching=spec.branching,

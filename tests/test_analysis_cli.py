@@ -257,7 +257,7 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
 def test_analysis_never_imports_torch(sweep, tmp_path):
     code = (
         "import sys, warnings\n"
-        "from analysis.pipeline import data_from_runs, run_fit\n"
+        "from analysis.fit_inputs import data_from_runs, run_fit\n"
         "from analysis import plots, report, query, cli\n"
         f"d = data_from_runs({str(sweep)!r})\n"
         "run_fit('isoflop', d, n_convention='total', flop_formula='counted', n_bootstrap=5)\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.fit_inputs import find_sweep_json
 from analysis.load import RunsWarning, load_curves, load_runs
-from analysis.pipeline import find_sweep_json
 from analysis.synthetic import write_synthetic_sweep
 from scaling import rundir
 from scaling.parametrization import describe

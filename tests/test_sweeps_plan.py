@@ -310,7 +310,7 @@ def test_chinchilla_grid_rule_in_a_sweep_flags_unreachable_sizes():
         base=base_config(model=ModelConfig(1, 64, 1, 256, vocab_size=32000, seq_len=64)),
         budgets=(1e19,),
         n_params=(1e5, 1e8),
-        n_params_kind="total",
+        n_convention="total",
         shape_rule=ChinchillaGridRule(),
     )
     configs, problems = spec.check()

@@ -100,7 +100,7 @@ def test_round_trip_and_protocol():
 def test_bad_input_errors():
     with pytest.raises(ShapeRuleError, match="d_head"):
         AspectRatioRule(32, 0)
-    with pytest.raises(ShapeRuleError, match="n_params_kind"):
+    with pytest.raises(ShapeRuleError, match="n_convention"):
         AspectRatioRule(32, 16).shape_for(1e5, "embedding", 256, 64)
     with pytest.raises(ShapeRuleError, match="n_params"):
         ChinchillaGridRule().shape_for(-1, "total", 256, 64)

@@ -157,7 +157,7 @@ def sweep() -> IsoFlopSweep:
         shapes=SHAPES,
         lr_rule=LR_TABLE,
         shape_rule=AspectRatiosRule(aspect_ratios=(16, 24, 32), d_head=16),
-        n_params_kind="non_embedding",
+        n_convention="non_embedding",
         tokens_per_param_range=(15.0, 2350.0),
         max_epochs=4.0,
         description=(

@@ -1,11 +1,11 @@
-"""Glue from files to fits, shared by ``scaling fit`` and ``analysis.report``.
+"""Fit inputs from files, and running any approach on them: ``FitData`` and ``run_fit``.
 
-One place that turns a runs directory or a table into fit inputs and runs any approach.
+Shared by ``scaling fit`` and ``analysis.report``: one place turns a runs directory or a table
+into fit inputs (``data_from_runs``, ``data_from_table``) and runs any approach (``run_fit``).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import fits
-from analysis.common import check_convention
+from analysis.inputs import check_convention
 from analysis.load import RunsWarning, fit_columns, load_curves, load_runs, select_points
 from scaling.rundir import SWEEP, read_sweep
 
@@ -105,7 +105,7 @@ def data_from_runs(
 
 def data_from_table(path: str | Path, **kwargs: Any) -> FitData:
     """Wrap ``load_table(path, **kwargs)`` (one row = one run; no curves)."""
-    from analysis.table import load_table
+    from analysis.runs_table import load_table
 
     points = load_table(path, **kwargs)
     return FitData(points, None, "val/loss", f"{len(points)} rows of {path}", {"source": str(path)})
@@ -248,7 +248,3 @@ def fit_all(
         fitted[appr] = fit
     return fitted, errors, notes
 
-
-def nan_to_none(x: float) -> float | None:
-    """NaN -> None for JSON."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
