@@ -275,3 +275,20 @@ def plot_sensitivity(table: dict[str, Any]) -> Figure:
     for ax in (ax_t, ax_a):
         ax.grid(alpha=0.3)
     return fig
+
+
+def plot_collapse(collapse: dict[str, Any], ax: Any = None) -> Any:
+    """Scaling collapse (Qiu et al. 2025): best-run curves, normalised to 1 at the end.
+
+    Compute and reducible loss of each budget's best run (``analysis.collapse``).
+    """
+    fig, ax = _axes(ax)
+    for budget, c in sorted(collapse["curves"].items()):
+        ax.plot(c["x"], c["y"], label=f"C = {budget:.2g}")
+    ax.set_xlabel("compute / final compute")
+    ax.set_ylabel(f"(L - L0) / (L_final - L0), L0 = {collapse['L0']:.3g}")
+    ax.set_xlim(0.0, 1.02)
+    ax.set_ylim(0.9, min(3.0, ax.get_ylim()[1]))
+    ax.set_title(f"Scaling collapse: spread {collapse['spread']:.3g}")
+    ax.legend(fontsize=7)
+    return fig

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from analysis import limits
+from analysis.collapse import scaling_collapse
 from analysis.estimates import Estimate, to_jsonable
 from analysis.fit_inputs import FitData, data_from_runs, fit_all
 from analysis.load import RunsWarning
@@ -63,6 +65,8 @@ CAPTIONS = {
     "resample these.",
     "sensitivity": "Tokens/param at the target budget and the exponent a under each analysis "
     "choice (blue: approach 2, orange: approach 3).",
+    "collapse": "Scaling collapse (Qiu et al. 2025): each budget's best run, compute and "
+    "reducible loss (L - L0, L0 = approach 3's E) normalised to 1 at the end of training.",
 }
 
 
@@ -81,6 +85,8 @@ class Report:
         sensitivity: ``analysis.sensitivity.sensitivity_table`` output (or None).
         warnings: RunsWarning messages and fit flags.
         files: written files.
+        limits: ``analysis.limits`` results: ``regime``, ``calibration``, ``collapse``,
+            ``dropped`` (the other fit when ``--drop-off-trend`` dropped budgets).
     """
 
     out_dir: Path
@@ -93,6 +99,7 @@ class Report:
     sensitivity: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def exponent(self, approach: str, name: str) -> Estimate | None:
         """``a`` or ``b`` (with CI) from an approach, or None."""
@@ -153,6 +160,7 @@ class Report:
                     else f"{_yes_no(r['L_in_pi'])} the 95% PI)"
                 )
             )
+        lines += _limits_lines(self)
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -177,6 +185,7 @@ def make_report(
     workers: int | None = None,
     forecast_bootstrap: int = 100,
     sensitivity: bool = True,
+    drop_off_trend: bool = False,
 ) -> Report:
     """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``; score forecasts; write the report.
 
@@ -193,12 +202,16 @@ def make_report(
         workers: processes for the approach-3 bootstrap.
         forecast_bootstrap: resamples per held-out refit (capped at ``n_bootstrap``).
         sensitivity: also refit under every analysis choice (``analysis.sensitivity``).
+        drop_off_trend: leave out the off-trend head of the budgets (``analysis.regime``'s
+            rule) for every fit; the fit on all budgets is shown beside it.
 
     Returns:
         Report (``Report.text()`` is the printable summary).
 
     Raises:
-        FileNotFoundError / ValueError: no runs, or no complete run with a finite loss.
+        FileNotFoundError / ValueError: no runs, or no complete run with a finite loss;
+            ``drop_off_trend`` with a rule that cannot apply or would keep < 3 budgets (raised
+            before any fit).
     """
     from analysis.backtest import backtest_forecasts
     from analysis.sensitivity import sensitivity_table
@@ -216,12 +229,24 @@ def make_report(
     kw = dict(
         n_convention=n_convention, flop_formula=flop_formula, n_bootstrap=n_bootstrap, seed=seed
     )
+    regime = limits.regime_for(data, n_convention, flop_formula, seed)
+    all_data, dropped = data, []
+    if drop_off_trend:  # refused here, before any fit, when the rule cannot apply
+        sub, dropped = limits.without_head(data, regime)
+        data = sub if sub is not None else data
     fitted, errors, notes = fit_all(data, workers=workers, **kw)
     msgs += notes
+    if regime.get("warning"):
+        msgs.append(f"regime: {regime['warning']}")
     files: list[Path] = []
     for appr, fit in fitted.items():
         path = out / f"fit_{appr}.json"
-        path.write_text(json.dumps(fit.to_dict(), indent=1))
+        path.write_text(
+            json.dumps(
+                {**fit.to_dict(), "regime": to_jsonable(regime), "dropped_budgets": dropped},
+                indent=1,
+            )
+        )
         files.append(path)
     for appr, fit in fitted.items():
         msgs += [f"{appr}: {f}" for f in getattr(fit, "flags", ())]
@@ -252,6 +277,17 @@ def make_report(
             if opt.architecture_capped:  # the shape rule ran out of shapes: say so
                 msgs.append(f"{appr}: {opt.note}")
             break
+    cal = limits.calibration_for(data, n_convention, flop_formula, optimal, target)
+    other = None
+    if dropped:  # the fit on all budgets, beside the one the rule chose
+        alt, alt_err, _ = fit_all(all_data, workers=workers, **kw)
+        other = limits.other_fit_text(alt, alt_err, target, dropped, optimal)
+    collapse = None
+    if data.curves is not None and len(data.curves):
+        par_fit = fitted.get("parametric")
+        collapse = scaling_collapse(
+            data.curves, data.points, data.loss_col, getattr(par_fit, "E", None)
+        )
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
     forecast = backtest_forecasts(
         data,
@@ -272,7 +308,16 @@ def make_report(
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
             files.append(out / f"{name}.json")
     _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
-    rep = Report(out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files)
+    lim = {"regime": regime, "calibration": cal, "collapse": collapse, "dropped": other}
+    (out / "limits.json").write_text(json.dumps(to_jsonable(limits.jsonable(lim)), indent=1))
+    files.append(out / "limits.json")
+    if collapse is not None and not collapse.get("error"):
+        from analysis import plots
+
+        _save(plots.plot_collapse(collapse), out, "collapse", files)
+    rep = Report(
+        out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files, lim
+    )
     sections = _sections(rep, data)
     files.append(write_sections(out, sections))
     files += render_pages(out, sections)  # summary.md, index.html (with forecast.json's rung)
@@ -375,6 +420,9 @@ def _headline(rep: Report) -> _Section:
         if pi and math.isfinite(pi[0])
         else ""
     )
+    head = limits.headline_for(rep.limits, appr)
+    if head is not None:
+        pi_s = f"; a single run lands in {_fmt_interval(head[0])} (95%, {head[1]})"
     sec.paragraphs.append(
         f"At C = {rep.target_flops:.3g} FLOPs ({opt.flop_formula} FLOPs), train a model of "
         f"**{_fmt_estimate(opt.n_params)}** {conv} parameters on "
@@ -548,6 +596,16 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
     out = [intro, _headline(rep)]
     if rep.warnings:
         out.append(_Section("Warnings", ["- " + w for w in rep.warnings], css_class="warn"))
+    if rep.limits:
+        lim = rep.limits
+        out.append(
+            _Section(
+                "Limits: regime, calibrated intervals, scaling collapse",
+                limits.limits_paragraphs(
+                    lim["regime"], lim["calibration"], lim["collapse"], lim["dropped"]
+                ),
+            )
+        )
     out += [_exponents(rep), _forecast(rep), _sensitivity(rep)]
     figs = _Section("Figures")
     for f in rep.files:
@@ -564,3 +622,26 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
     fits.details.append(("Summary printed by `scaling report`", rep.text()))
     out.append(fits)
     return out
+
+
+def _limits_lines(rep: Report) -> list[str]:
+    lim = rep.limits
+    if not lim:
+        return []
+    lines = []
+    reg = lim["regime"]
+    if not reg.get("judged"):
+        lines.append(f"  regime: {reg['reason']}")
+    else:
+        loc = ", ".join(f"{r['from']:.3g}->{r['to']:.3g} {r['exponent']:.3f}" for r in reg["local"])
+        lof = reg.get("constant_exponent")
+        test = f"; one exponent: p = {lof['p_value']:.3g}" if lof else ""
+        lines.append(f"  regime: local exponents {loc}{test}")
+    appr, _ = rep.headline()
+    head = limits.headline_for(lim, appr)
+    if head is not None:
+        lines.append(f"  headline interval ({appr}): {_fmt_interval(head[0])} ({head[1]})")
+    col = lim.get("collapse")
+    if col and not col.get("error"):
+        lines.append(f"  scaling collapse spread: {col['spread']:.4f}")
+    return lines

@@ -292,3 +292,28 @@ def pi_coverage(
         "level": level,
         "noise": noise,
     }
+
+
+def isoflop_arrays_with_break(
+    law: dict[str, float],
+    budgets: tuple[float, ...],
+    *,
+    break_flops: float,
+    head_shift: float,
+    n_models: int = 7,
+    noise: float = 0.01,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``isoflop_arrays`` with a known change of regime below ``break_flops``.
+
+    Runs of budgets C < ``break_flops`` have their loss multiplied by
+    ``(C / break_flops) ** head_shift``: with ``head_shift > 0`` the head of the range sits
+    below the law's trend (as 1-layer models at the smallest budgets do), so a law fitted across
+    the break extrapolates pessimistically. Budgets at or above the break follow the law.
+
+    Returns:
+        (N, D, C, L) as ``isoflop_arrays``.
+    """
+    N, D, C, L = isoflop_arrays(law, budgets, n_models=n_models, noise=noise, rng=rng)
+    factor = np.where(C < break_flops, (C / break_flops) ** head_shift, 1.0)
+    return N, D, C, L * factor

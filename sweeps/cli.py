@@ -216,6 +216,8 @@ def _plan(args: argparse.Namespace) -> int:
             f"flops_from_scratch={sci_notation(totals['flops_from_scratch'])} "
             f"(ratio {totals['flops_total'] / totals['flops_from_scratch']:.2f})"
         )
+    for w in _shape_warnings(runs):
+        print(f"warning: {w}")
     skipped = spec.outside_window() if hasattr(spec, "outside_window") else []
     if skipped:
         print(
@@ -223,6 +225,25 @@ def _plan(args: argparse.Namespace) -> int:
             + "; ".join(skipped)
         )
     return 0
+
+
+def _point_shapes(runs: list[Any]) -> list[Any]:
+    """The fitted points of a plan (trunks excluded: only their branches are points)."""
+    from scaling.shape_check import PointShape
+
+    return [
+        PointShape(
+            r.run_name, r.config.flops_budget, r.config.model.n_layers, r.config.model.d_model
+        )
+        for r in runs
+        if r.role != "trunk" and r.config.flops_budget is not None
+    ]
+
+
+def _shape_warnings(runs: list[Any]) -> list[str]:
+    from scaling.shape_check import shape_warnings
+
+    return shape_warnings(_point_shapes(runs))
 
 
 def _launch(args: argparse.Namespace) -> int:

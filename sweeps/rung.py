@@ -23,6 +23,7 @@ sweep: a finished rung is not trained again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,9 @@ def forecast_rung(
     fit = arung.read_fit(fit_path)
     c = arung.rung_budget(fit, fit_path, factor, flops)
     members = arung.rung_members(fit, c, neighbours=neighbours)
+    shape_notes = _rung_shape_warnings(spec, members[0])
+    for w in shape_notes:
+        print(f"warning: {w}", file=sys.stderr)
     rspec = rung_sweep(spec, [m.shape for m in members], c)
     runs = plan(rspec)  # the one plan: PlanError before anything trains
     by_shape = {
@@ -139,7 +143,8 @@ def forecast_rung(
     }
     rows = arung.forecast_rows(fit, members, by_shape)
     path = Path(out) / "forecast.json"
-    arung.write_forecast(path, arung.score_forecast(fit, c, rows, str(fit_path)))  # before training
+    first = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
+    arung.write_forecast(path, first)  # before training
     result = launch(
         rspec, runs_dir, executor=executor, parallel=parallel, progress=progress, planned=runs
     )
@@ -147,6 +152,26 @@ def forecast_rung(
         summary = rundir.read_summary(result.sweep_dir / row["run_name"]) or {}
         if summary.get("status") == "complete":
             row["actual_loss"] = summary.get("val/loss")
-    record = arung.score_forecast(fit, c, rows, str(fit_path))
+    record = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
     arung.write_forecast(path, record)
     return RungResult(record, path, render_pages(out), result)
+
+
+def _rung_shape_warnings(spec: SweepSpec, optimum: Any) -> list[str]:
+    """The rung's depth or aspect outside the study's fitted shapes (``scaling.shape_check``)."""
+    from scaling.shape_check import PointShape, outside_fitted_range
+    from sweeps.plan import plan
+
+    a = optimum.architecture
+    rung = PointShape(f"L{a.n_layers} d{a.d_model}", 0.0, a.n_layers, a.d_model)
+    fitted = [
+        PointShape(
+            r.run_name,
+            r.config.flops_budget or 0.0,
+            r.config.model.n_layers,
+            r.config.model.d_model,
+        )
+        for r in plan(spec)
+        if r.role != "trunk"
+    ]
+    return outside_fitted_range(rung, fitted)
