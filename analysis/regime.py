@@ -24,9 +24,12 @@ loss among budget k's runs (nats/token), y_k = log L_k, x_k = log C_k.
   and 15.2). p < ``alpha_test`` (0.05) rejects a constant exponent.
 - **Off-trend budgets**: each budget's deleted residual, y_k minus the WLS line fitted to the
   other budgets, divided by its standard error (sqrt(var_k + var of the line's prediction)), is
-  compared with the Bonferroni normal quantile z_{1 - alpha_test / (2K)}; budgets beyond it are
-  named (Cook & Weisberg 1982, "Residuals and Influence in Regression", Sec. 2.2: the externally
-  studentised residual as an outlier test).
+  compared with the Bonferroni normal quantile z_{1 - alpha_test / (2K)} (Cook & Weisberg 1982,
+  "Residuals and Influence in Regression", Sec. 2.2: the externally studentised residual as an
+  outlier test). Budgets are named one at a time, the most extreme first, each removed before
+  the next is judged among the rest (the sequential procedure of Rosner 1983, Technometrics
+  25(2)), so one far-off head does not also get its neighbour named (swamping); at least three
+  budgets always remain.
 
 The **head-drop rule** (opt-in, ``drop_off_trend_head``): drop the smallest budget while the
 lack-of-fit test on the remaining budgets rejects AND that smallest budget is itself named off
@@ -107,6 +110,22 @@ def _deleted_z(x: np.ndarray, y: np.ndarray, var: np.ndarray) -> np.ndarray:
         xk = np.array([x[k], 1.0])
         z[k] = (y[k] - xk @ beta) / math.sqrt(var[k] + xk @ cov @ xk)
     return z
+
+
+def _sequential_off_trend(
+    x: np.ndarray, y: np.ndarray, var: np.ndarray, alpha: float
+) -> set[int]:
+    """Indices named off trend, the most extreme first, each removed before the next test."""
+    left = list(range(len(x)))
+    named: set[int] = set()
+    while len(left) > MIN_BUDGETS:
+        idx = np.array(left)
+        z = _deleted_z(x[idx], y[idx], var[idx])
+        k = int(np.argmax(np.abs(z)))
+        if abs(z[k]) <= stats.norm.ppf(1 - alpha / (2 * len(idx))):
+            break
+        named.add(left.pop(k))
+    return named
 
 
 def regime_check(
@@ -228,10 +247,11 @@ def regime_check(
     lof["rejected"] = bool(lof["p_value"] < alpha_test)
     z = _deleted_z(x, y, var)
     crit = float(stats.norm.ppf(1 - alpha_test / (2 * len(x))))
+    named = _sequential_off_trend(x, y, var, alpha_test)
     for k, r in enumerate(rows):
         r["z_off_trend"] = float(z[k])
-        r["off_trend"] = bool(abs(z[k]) > crit)
-    off = [float(labels[k]) for k in range(len(x)) if abs(z[k]) > crit]
+        r["off_trend"] = k in named
+    off = [float(labels[k]) for k in sorted(named)]
     result.update(constant_exponent=lof, off_trend=off, z_critical=crit)
     warning = None
     if lof["rejected"] or off:
