@@ -9,8 +9,10 @@ opt-in head-drop refit (``--drop-off-trend``), and the scaling collapse
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -218,3 +220,35 @@ def jsonable(lim: dict[str, Any]) -> dict[str, Any]:
             },
         }
     return out
+
+
+def rung_intervals(limits_path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The forecast rung's calibrated and headline intervals, from the report's ``limits.json``.
+
+    Uses approach 3's calibration (the rung forecasts with approach 3) at the rung's own
+    extrapolation factor. Returns ``{}`` when there is no ``limits.json`` in the report folder;
+    otherwise ``{"calibrated_interval", "headline_interval", "headline_source",
+    "inside_headline"}`` (``inside_headline`` None until the rung is trained).
+    """
+    path = Path(limits_path)
+    if not path.exists():
+        return {}
+    lim = json.loads(path.read_text(encoding="utf-8"))
+    cal = ((lim.get("calibration") or {}).get("by_approach") or {}).get("parametric") or {}
+    pred = record["predicted_loss"]
+    x = (record.get("fit") or {}).get("extrapolation_factor")
+    if not cal or "error" in cal or not x:
+        why = cal.get("error") or "no approach-3 calibration in the report"
+        iv, src = headline_interval(pred.get("pi"), None)
+        src = f"model PI only: {why}"
+    else:
+        cal = {**cal, "dof": int(cal["dof"])}
+        civ = calibrated_interval(cal, pred["value"], float(x))
+        iv, src = headline_interval(pred.get("pi"), civ)
+    actual = record.get("actual_loss")
+    return {
+        "calibrated_interval": None if "error" in cal or not cal or not x else list(civ),
+        "headline_interval": list(iv) if iv else None,
+        "headline_source": src,
+        "inside_headline": None if actual is None or iv is None else bool(iv[0] <= actual <= iv[1]),
+    }

@@ -316,6 +316,14 @@ def forecast_text(record: dict[str, Any]) -> str:
         lines.append("  " + _member_line(m))
     if record.get("best"):
         lines.append(f"  best of the three by actual loss: {record['best']}")
+    if record.get("headline_interval"):
+        lo, hi = record["headline_interval"]
+        inside = {True: "inside", False: "OUTSIDE", None: "not yet trained"}
+        lines.append(
+            f"  headline 95% interval [{lo:.4f}, {hi:.4f}] ({record['headline_source']}): "
+            f"actual {inside[record.get('inside_headline')]}"
+        )
+    lines += [f"  warning: {w}" for w in record.get("shape_warnings") or []]
     return "\n".join(lines)
 
 

@@ -125,6 +125,7 @@ def forecast_rung(
             e.g. over ``max_epochs``), all before anything trains.
     """
     from analysis import rung as arung
+    from analysis.limits import rung_intervals
     from analysis.report_pages import render_pages
     from scaling import rundir
     from sweeps.launch import launch
@@ -144,6 +145,7 @@ def forecast_rung(
     rows = arung.forecast_rows(fit, members, by_shape)
     path = Path(out) / "forecast.json"
     first = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
+    first.update(rung_intervals(Path(out) / "limits.json", first))
     arung.write_forecast(path, first)  # before training
     result = launch(
         rspec, runs_dir, executor=executor, parallel=parallel, progress=progress, planned=runs
@@ -153,6 +155,7 @@ def forecast_rung(
         if summary.get("status") == "complete":
             row["actual_loss"] = summary.get("val/loss")
     record = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
+    record.update(rung_intervals(Path(out) / "limits.json", record))
     arung.write_forecast(path, record)
     return RungResult(record, path, render_pages(out), result)
 

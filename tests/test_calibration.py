@@ -80,3 +80,34 @@ def test_headline_takes_the_wider_interval():
         == ((1.5, 2.5), headline_interval((1.5, 2.5), (1.8, 2.3))[1])
         and "model PI" in headline_interval((1.5, 2.5), (1.8, 2.3))[1]
     )
+
+
+def test_rung_reads_the_reports_calibration(tmp_path):
+    import json
+
+    from analysis.limits import rung_intervals
+
+    record = {
+        "predicted_loss": {"value": 1.59, "pi": [1.48, 1.78]},
+        "fit": {"extrapolation_factor": 3.0},
+        "actual_loss": 1.504,
+    }
+    assert rung_intervals(tmp_path / "limits.json", record) == {}  # no report there
+    cal = {"n": 3, "scale": 0.05, "dof": 3}
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps({"calibration": {"by_approach": {"parametric": cal}}}))
+    out = rung_intervals(path, record)
+    half = stats.t.ppf(0.975, 3) * 0.05 * math.log(4)
+    assert out["calibrated_interval"] == pytest.approx(
+        [1.59 * math.exp(-half), 1.59 * math.exp(half)]
+    )
+    assert out["headline_interval"] == out["calibrated_interval"]  # the wider one
+    assert out["inside_headline"] is True
+    path.write_text(
+        json.dumps({"calibration": {"by_approach": {"parametric": {"error": "too few"}}}})
+    )
+    out = rung_intervals(path, record)
+    assert (
+        out["headline_interval"] == [1.48, 1.78]
+        and "model PI only: too few" in out["headline_source"]
+    )
