@@ -230,6 +230,17 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     assert html.count("<details>") == md.count("<details>") >= 5
     text = rep.text()
     assert "a = " in text and "backtest" in text and "train: n_layers=" in text
+    # issue 25: the regime check in every fit file, calibration, the collapse figure
+    assert {"limits.json", "collapse.png"} <= names and "scaling collapse spread" in text
+    for doc in (html, md):
+        assert doc.find("Limits: regime") > doc.find("Answer") and "local exponent 1e+14" in doc
+    fit_file = json.loads((tmp_path / "rep" / "fit_parametric.json").read_text())
+    assert len(fit_file["regime"]["local"]) == 3 and fit_file["dropped_budgets"] == []
+    cal = rep.limits["calibration"]["by_approach"]["parametric"]
+    assert cal["n"] == 3 and [round(x) for x, _ in cal["errors"]] == [3, 10, 3]
+    lo, hi = cal["headline"]
+    pi = rep.optimal["parametric"].loss.pi
+    assert hi - lo >= pi[1] - pi[0] and lo < rep.optimal["parametric"].loss.value < hi
     # synthetic truth: a = 0.28 / 0.62 = 0.452 (Chinchilla Eq. 10 law)
     a = rep.exponent("isoflop", "a")
     assert abs(a.value - 0.452) < 0.05
