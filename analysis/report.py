@@ -308,7 +308,17 @@ def make_report(
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
             files.append(out / f"{name}.json")
     _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
-    lim = {"regime": regime, "calibration": cal, "collapse": collapse, "dropped": other}
+    from analysis.load import load_runs
+    from analysis.optimality import lr_optimality
+
+    lr_check = lr_optimality(load_runs(runs_dir, warn=False), loss_col)
+    lim = {
+        "regime": regime,
+        "calibration": cal,
+        "collapse": collapse,
+        "dropped": other,
+        "lr_check": lr_check,
+    }
     (out / "limits.json").write_text(json.dumps(to_jsonable(limits.jsonable(lim)), indent=1))
     files.append(out / "limits.json")
     if collapse is not None and not collapse.get("error"):
@@ -603,7 +613,8 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
                 "Limits: regime, calibrated intervals, scaling collapse",
                 limits.limits_paragraphs(
                     lim["regime"], lim["calibration"], lim["collapse"], lim["dropped"]
-                ),
+                )
+                + [lim["lr_check"]["text"]],
             )
         )
     out += [_exponents(rep), _forecast(rep), _sensitivity(rep)]

@@ -111,3 +111,23 @@ def test_rung_reads_the_reports_calibration(tmp_path):
         out["headline_interval"] == [1.48, 1.78]
         and "model PI only: too few" in out["headline_source"]
     )
+
+
+def test_lr_check_says_whether_a_variant_beat_the_point_beyond_seed_noise():
+    import pandas as pd
+
+    from analysis.optimality import lr_optimality
+
+    rows = [  # point A: 3 LRs, the 2x variant better by 0.05; point B: two seeds (spread 0.02)
+        ("A", 1e-3, 0, 2.50), ("A", 5e-4, 0, 2.60), ("A", 2e-3, 0, 2.45),
+        ("B", 1e-3, 0, 2.00), ("B", 1e-3, 1, 2.02),
+    ]  # fmt: skip
+    runs = pd.DataFrame(rows, columns=["point_key", "lr", "seed", "val/loss"])
+    runs["status"], runs["flops_budget"] = "complete", 1e12
+    out = lr_optimality(runs)
+    (p,) = out["points"]
+    assert out["seed_spread"] == pytest.approx(0.02)
+    assert p["lr"] == 1e-3 and p["best_variant_lr"] == 2e-3 and p["gain"] == pytest.approx(0.05)
+    assert p["beaten"] is True and "a variant beat A" in out["text"]
+    runs.loc[runs["lr"] == 2e-3, "val/loss"] = 2.49  # 0.01 better: within the seed spread
+    assert lr_optimality(runs)["points"][0]["beaten"] is False
