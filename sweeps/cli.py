@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="estimate time from a documented FLOP/s constant instead of timing real steps",
     )
+    pp.add_argument(
+        "--lr-check",
+        metavar="RUNS_DIR",
+        help="after the study ran in RUNS_DIR: also list LR variants (0.5x, 2x) of the best "
+        "point of the smallest and largest budgets (sweeps.lr_check)",
+    )
     pp.set_defaults(func=_plan)
 
     pl = sub.add_parser("launch", help="run the sweep (skips finished runs, resumes the rest)")
@@ -56,6 +62,12 @@ def register(subparsers: Any) -> None:
     )
     pl.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
     pl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pl.add_argument(
+        "--lr-check",
+        action="store_true",
+        help="also train LR variants (0.5x, 2x) of the best point of the smallest and largest "
+        "budgets, found among the finished runs in --runs-dir (sweeps.lr_check)",
+    )
     g = pl.add_argument_group("slurm")
     g.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
     g.add_argument("--gpus-per-node", type=int, help="GPUs per node for each run (count)")
@@ -157,6 +169,10 @@ def _plan(args: argparse.Namespace) -> int:
 
     spec = _load(args.sweep)
     runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    if args.lr_check:
+        from sweeps.lr_check import lr_check_runs
+
+        runs = runs + lr_check_runs(spec, args.lr_check)
     corpus = corpus_train_tokens(spec.base.data)  # None when not cheaply known
     rows = []
     for r in runs:
@@ -273,6 +289,12 @@ def _launch(args: argparse.Namespace) -> int:
         }
         slurm = {k: v for k, v in slurm.items() if v is not None}
     spec = _load(args.sweep)
+    planned = None
+    if args.lr_check:  # the study's runs (finished ones are skipped) and the LR variants
+        from sweeps.lr_check import lr_check_runs
+        from sweeps.plan import plan
+
+        planned = plan(spec) + lr_check_runs(spec, args.runs_dir)
     result = launch(
         spec,
         args.runs_dir,
@@ -280,6 +302,7 @@ def _launch(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         progress=not args.no_progress,
         wait=not args.no_wait,
+        planned=planned,
         **slurm,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
