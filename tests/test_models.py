@@ -317,9 +317,9 @@ def test_readme_user_family_example_counts_its_module(tmp_path, monkeypatch):
 
     from scaling.models import check_family
 
-    readme = (TESTS.parent / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "my_family" in b]
-    assert len(blocks) == 1, "README lost its user-family example"
+    guide = (TESTS.parent / "docs" / "guide.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "my_family" in b]
+    assert len(blocks) == 1, "docs/guide.md lost its user-family example"
     (tmp_path / "my_pkg").mkdir()
     (tmp_path / "my_pkg" / "__init__.py").write_text("")
     (tmp_path / "my_pkg" / "my_family.py").write_text(blocks[0])
