@@ -74,6 +74,11 @@ def _check_target(n_params: float) -> None:
         raise ShapeRuleError(f"n_params must be a positive finite number, got {n_params!r}")
 
 
+def _min_layers_dict(min_layers: int) -> dict[str, int]:
+    # left out at its default, so rules saved before the field existed read back unchanged
+    return {} if min_layers == 1 else {"min_layers": min_layers}
+
+
 def _check_family(family: str) -> None:
     try:
         ModelConfig(n_layers=1, d_model=64, n_heads=1, family=family)
@@ -213,9 +218,12 @@ class AspectRatioRule(_NearestShapeRule):
             gated family the parameter-matched SwiGLU width (``default_d_mlp``).
         max_layers: deepest shape considered by ``shape_for``/``candidates``.
         family: ``ModelConfig.family`` of the shapes.
+        min_layers: shallowest shape considered by ``shape_for``/``candidates`` (1: every
+            depth; 2 keeps a rule inside a sweep whose fitted shapes all have >= 2 layers,
+            Kaplan et al. 2020, Fig. 6).
 
     Raises:
-        ShapeRuleError: on non-positive fields.
+        ShapeRuleError: on non-positive fields or ``min_layers > max_layers``.
     """
 
     aspect_ratio: float
@@ -223,6 +231,7 @@ class AspectRatioRule(_NearestShapeRule):
     mlp_ratio: int = 4
     max_layers: int = 256
     family: str = "gpt2"
+    min_layers: int = 1
 
     def __post_init__(self) -> None:
         _check_family(self.family)
@@ -230,12 +239,17 @@ class AspectRatioRule(_NearestShapeRule):
             raise ShapeRuleError(
                 f"AspectRatioRule.aspect_ratio must be > 0, got {self.aspect_ratio!r}"
             )
-        for name in ("d_head", "mlp_ratio", "max_layers"):
+        for name in ("d_head", "mlp_ratio", "max_layers", "min_layers"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
                 raise ShapeRuleError(
                     f"AspectRatioRule.{name} must be a positive integer, got {value!r}"
                 )
+        if self.min_layers > self.max_layers:
+            raise ShapeRuleError(
+                f"AspectRatioRule.min_layers ({self.min_layers}) must be <= max_layers "
+                f"({self.max_layers}); lower min_layers or raise max_layers"
+            )
 
     def shape_for_depth(
         self, n_layers: int, vocab_size: int, seq_len: int, *, tie_embeddings: bool = False
@@ -263,9 +277,9 @@ class AspectRatioRule(_NearestShapeRule):
         )
 
     def _pool(self, q: _Query) -> list[ModelConfig]:
-        """Shapes of depth 1, 2, ... until well past the target (at most ``max_layers``)."""
+        """Shapes of depth ``min_layers``, ... until well past the target (<= ``max_layers``)."""
         pool: list[ModelConfig] = []
-        for n_layers in range(1, self.max_layers + 1):
+        for n_layers in range(self.min_layers, self.max_layers + 1):
             model = self.shape_for_depth(
                 n_layers, q.vocab_size, q.seq_len, tie_embeddings=q.tie_embeddings
             )
@@ -284,6 +298,7 @@ class AspectRatioRule(_NearestShapeRule):
             "mlp_ratio": self.mlp_ratio,
             "max_layers": self.max_layers,
             **_family_dict(self.family),
+            **_min_layers_dict(self.min_layers),
         }
 
 
@@ -307,6 +322,7 @@ class AspectRatiosRule(_NearestShapeRule):
         mlp_ratio: ``d_mlp = mlp_ratio * d_model`` (the family's GELU-equivalent width).
         max_layers: deepest shape considered.
         family: ``ModelConfig.family`` of the shapes.
+        min_layers: shallowest shape considered (as in ``AspectRatioRule``).
 
     Raises:
         ShapeRuleError: on an empty ``aspect_ratios`` or any field ``AspectRatioRule`` refuses.
@@ -317,6 +333,7 @@ class AspectRatiosRule(_NearestShapeRule):
     mlp_ratio: int = 4
     max_layers: int = 256
     family: str = "gpt2"
+    min_layers: int = 1
 
     def __post_init__(self) -> None:
         ratios = tuple(self.aspect_ratios) if isinstance(self.aspect_ratios, (list, tuple)) else ()
@@ -330,7 +347,9 @@ class AspectRatiosRule(_NearestShapeRule):
 
     def _rules(self) -> list[AspectRatioRule]:
         return [
-            AspectRatioRule(a, self.d_head, self.mlp_ratio, self.max_layers, self.family)
+            AspectRatioRule(
+                a, self.d_head, self.mlp_ratio, self.max_layers, self.family, self.min_layers
+            )
             for a in self.aspect_ratios
         ]
 
@@ -361,6 +380,7 @@ class AspectRatiosRule(_NearestShapeRule):
             "mlp_ratio": self.mlp_ratio,
             "max_layers": self.max_layers,
             **_family_dict(self.family),
+            **_min_layers_dict(self.min_layers),
         }
 
 
