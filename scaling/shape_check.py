@@ -55,8 +55,9 @@ def shape_warnings(points: Iterable[PointShape]) -> list[str]:
     """One-line warnings about the planned (fitted) points' shapes; empty when all is well.
 
     Warns when points have fewer than ``MIN_LAYERS`` layers, an aspect ratio outside
-    ``ASPECT_RANGE``, or when the budgets differ in kind (the depths at the smallest budget do
-    not overlap those at the largest, e.g. all 1-layer at one end and deeper at the other).
+    ``ASPECT_RANGE``, or when the budgets differ in kind: 1-layer points at one end of the
+    budgets and not at the other (e.g. all 1-layer at the smallest, deeper at the largest).
+    Depths 2 and 3 are one kind (Kaplan et al. 2020 Fig. 6 finds them on one trend).
     """
     pts = list(points)
     out: list[str] = []
@@ -74,13 +75,15 @@ def shape_warnings(points: Iterable[PointShape]) -> list[str]:
             f"({_names(odd)}): Kaplan et al. 2020 Fig. 5 measured the shape trend only inside it"
         )
     budgets = sorted({p.flops_budget for p in pts})
-    if len(budgets) >= 2:
-        first = {p.n_layers for p in pts if p.flops_budget == budgets[0]}
-        last = {p.n_layers for p in pts if p.flops_budget == budgets[-1]}
-        if first != last:
+    if len(budgets) >= 2:  # kind: 1-layer (no induction heads) or deeper (Olsson et al. 2022)
+        ends = [[p for p in pts if p.flops_budget == b] for b in (budgets[0], budgets[-1])]
+        kinds = [{p.n_layers >= MIN_LAYERS for p in end} for end in ends]
+        if kinds[0] != kinds[1]:
+            depths = [sorted({p.n_layers for p in end}) for end in ends]
             out.append(
-                f"the budgets differ in kind: depths {sorted(first)} at C = {budgets[0]:.3g}, "
-                f"{sorted(last)} at C = {budgets[-1]:.3g}; a law over N and D mixes the two"
+                f"the budgets differ in kind: depths {depths[0]} at C = {budgets[0]:.3g}, "
+                f"{depths[1]} at C = {budgets[-1]:.3g} (1-layer points at one end only); a law "
+                "over N and D mixes the two"
             )
     return out
 

@@ -20,6 +20,9 @@ def test_shallow_thin_and_mixed_depths_are_named():
     assert "d_model/n_layers outside [10, 800]" in w[1] and "L1-d8-C6e+10" in w[1]
     assert "L1-d16" not in w[1]
     assert "depths [1] at C = 6e+10, [1, 2] at C = 2e+12" in w[2]
+    # 2 and 3 layers are one kind: no warning for a 2-layer head and a 2-3-layer tail
+    deep = _pts([(1e11, 2, 32), (3e12, 2, 48), (3e12, 3, 64)])
+    assert shape_warnings(deep) == []
 
 
 def test_a_clean_design_has_no_warning():
