@@ -69,7 +69,7 @@ PRELOAD = (
     "scaling.train",
     "scaling.batched",
     "torch.func",
-    "scaling.model",
+    "scaling.models.gpt2",
     "scaling.data",
     "scaling.optim",
     "scaling.loggers",
