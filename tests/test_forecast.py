@@ -55,14 +55,30 @@ def test_predict_loss_contract_and_intervals(grid_fit):
         predict_loss(grid_fit, 1e9, -5)
 
 
-def test_prediction_interval_is_the_residual_quantile_without_bootstrap():
-    # one centre, residuals +-r: the PI is exp(centre + quantiles of the inflated residuals)
-    r = np.linspace(-0.02, 0.02, 41)
-    lo, hi = prediction_interval([0.0], r, n_free=1, level=0.9)
-    infl = math.sqrt(41 / 40)
-    assert math.log(hi) == pytest.approx(np.percentile(r * infl, 95))
-    assert math.log(lo) == pytest.approx(np.percentile(r * infl, 5))
-    assert all(math.isnan(x) for x in prediction_interval([0.0], r[:3], n_free=5))
+def test_prediction_interval_is_davison_hinkley_algorithm_6_4():
+    # no bootstrap: the point plus quantiles of the CENTRED modified residuals (h = p/n); the
+    # residuals here are off-centre by 0.01, which an uncentred construction would keep
+    r = np.linspace(-0.02, 0.02, 41) + 0.01
+    lo, hi = prediction_interval([], r, n_free=1, level=0.9, log_point=0.5)
+    mod = (r - r.mean()) * math.sqrt(41 / 40)
+    assert math.log(hi) == pytest.approx(0.5 + np.percentile(mod, 95))
+    assert math.log(lo) == pytest.approx(0.5 + np.percentile(mod, 5))
+    # a skewed bootstrap (every refit predicts ABOVE the point, as with E at its bound): the
+    # reflected limits yhat - d*_(1-a), yhat - d*_(a) lie mostly BELOW the point, where the
+    # percentile form (yhat* + r) would put the whole interval above it
+    draws = np.array([0.5, 0.52, 0.56, 0.62, 0.7])
+    lo, hi = prediction_interval(draws, r, n_free=1, level=0.9, log_point=0.5)
+    d = (draws[:, None] - 0.5 - mod[None, :]).ravel()
+    assert math.log(lo) == pytest.approx(0.5 - np.percentile(d, 95))
+    assert math.log(hi) == pytest.approx(0.5 - np.percentile(d, 5))
+    assert math.log(lo) < 0.5 - 0.1 and math.log(hi) < 0.5 + 0.05
+    # seed means: a 4-seed row's residual stands for one run's noise at twice its size
+    lo1, hi1 = prediction_interval([], r, n_free=1, level=0.9, log_point=0.0)
+    lo4, hi4 = prediction_interval([], r, 1, 0.9, log_point=0.0, n_seeds=np.full(41, 4))
+    assert math.log(hi4) == pytest.approx(2 * math.log(hi1))
+    assert all(math.isnan(x) for x in prediction_interval([0.0], r[:3], 5, log_point=0.0))
+    with pytest.raises(ValueError, match="n_seeds"):
+        prediction_interval([], r, 1, log_point=0.0, n_seeds=[1, 2])
 
 
 def test_pi_covers_fresh_draws_on_simulated_sweeps():
@@ -139,7 +155,7 @@ def test_loss_query_cli(grid_fit, tmp_path, capsys):
     assert ans["query"] == {"n_params": 3e10, "n_tokens": 6e10}
     assert set(ans["loss"]) == {"value", "ci", "pi", "level"}
     assert ans["loss"]["pi"] == pytest.approx(predict_loss(grid_fit, 3e10, 6e10)["pi"])
-    assert "resampled" in ans["note"] and "N is 3x above the largest fitted N" in ans["note"]
+    assert "Alg. 6.4" in ans["note"] and "N is 3x above the largest fitted N" in ans["note"]
     assert main(["optimal", "--fit", str(path), "--params", "1e8", "--tokens", "1e9"]) == 0
     assert "prediction interval" in capsys.readouterr().out
     # --flops answers gain loss.pi
