@@ -173,6 +173,8 @@ def _est(value: float, samples: list[float], level: float) -> Estimate:
 def _param_optimum(
     p: dict[str, float], C: float, ratio: dict[str, float] | None = None
 ) -> tuple[float, float, float]:
+    if not (p["A"] > 0 and p["B"] > 0):  # a wild bootstrap refit (e^b underflowed to 0)
+        return math.nan, math.nan, math.nan
     N, D = optimum(C, p["E"], p["A"], p["B"], p["alpha"], p["beta"], ratio)
     return N, D, p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
 

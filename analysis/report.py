@@ -142,15 +142,14 @@ class Report:
         if self.forecast.get("error"):
             lines.append(f"  backtest: not possible ({self.forecast['error']})")
         for appr, r in self.largest_budget_rows().items():
+            runs = r.get("runs_in_pi")
             lines.append(
-                f"  backtest ({appr}, largest budget C={r['C']:.3g} held out): N_opt pred "
-                f"{r['N_pred']:.4g} vs obs {r['N_obs']:.4g} ({r['N_err']:+.1%}); loss pred "
-                f"{r['L_pred']:.4f} vs obs {r['L_obs']:.4f} ({r['L_err']:+.4f} nats; "
-                + (
-                    "no PI: too few points left for residuals)"
-                    if r["L_in_pi"] is None
-                    else f"{_yes_no(r['L_in_pi'])} the 95% PI)"
-                )
+                f"  backtest ({appr}, largest usable budget C={r['C']:.3g} held out): N_opt pred "
+                f"{r['N_pred']:.4g} vs vertex {r['N_obs']:.4g} ({r['N_err']:+.1%}, "
+                f"{_yes_no(r['N_in_iv'])} the CI + vertex se); loss pred {r['L_pred']:.4f} vs "
+                f"vertex {r['L_obs']:.4f} ({r['L_err']:+.4f} nats, {_yes_no(r['L_in_iv'])} the "
+                "CI + vertex se)"
+                + (f"; held-out runs in their one-run 95% PI: {runs[0]}/{runs[1]}" if runs else "")
             )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -468,27 +467,34 @@ def _forecast(rep: Report) -> _Section:
         if "error" in r:
             rows.append([r["held_out"], LABELS[r["approach"]], "refit failed", r["error"], "", ""])
             continue
-        n_cell = "–"
-        if "N_err" in r:
-            n_cell = f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%})"
-        rows.append(
-            [
-                r["held_out"],
-                LABELS[r["approach"]],
-                n_cell,
-                _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
-                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
-                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
-            ]
+        shared = r.get("shared")
+        held = r["held_out"] + (
+            f"; {shared[0]}/{shared[1]} share a trunk" if shared and shared[0] else ""
         )
+        runs = r.get("runs_in_pi")
+        runs_s = f"{runs[0]}/{runs[1]}" if runs else "–"
+        if "N_err" in r:
+            n_cell = (
+                f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%}) {_yes_no(r['N_in_iv'])}"
+            )
+            l_cell = (
+                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f}) {_yes_no(r['L_in_iv'])}"
+            )
+        else:  # one held-out run against its one-run PI
+            n_cell = "–"
+            l_cell = (
+                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f}); PI "
+                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}"
+            )
+        rows.append([held, LABELS[r["approach"]], r.get("kind", ""), n_cell, l_cell, runs_s])
     sec.table = (
         [
             "held out",
             "approach",
-            "N_opt pred vs obs (err)",
-            "obs in CI",
-            "loss pred vs obs (err, nats)",
-            "95% PI, obs",
+            "kind",
+            "N_opt pred vs vertex (err), in CI + vertex se",
+            "loss pred vs obs (err, nats), in interval",
+            "held-out runs in one-run 95% PI",
         ],
         rows,
     )
@@ -506,15 +512,18 @@ def _forecast(rep: Report) -> _Section:
         parts = [f"{LABELS[appr]}: {s['n']} refit(s)"]
         if "mean_abs_N_err" in s:
             parts.append(
-                f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, N_obs in CI {s['N_in_ci']}/{s['n']}"
+                f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, vertex N_opt in CI + vertex se "
+                f"{s['N_in_iv']}/{s['n']}, vertex loss in CI + vertex se {s['L_in_iv']}/{s['n']}"
+                + (f" ({s['iv_na']} without an interval)" if s.get("iv_na") else "")
             )
         if "mean_abs_L_err" in s:
-            na = (
-                f" (no PI for {s['L_pi_na']}: too few points for residuals)" if s["L_pi_na"] else ""
-            )
+            parts.append(f"mean |loss error| {s['mean_abs_L_err']:.4f} nats")
+        if "runs_in_pi" in s:
+            k, m = s["runs_in_pi"]
+            lo, hi = s["runs_in_pi_ci"]
             parts.append(
-                f"mean |loss error| {s['mean_abs_L_err']:.4f} nats, in PI {s['L_in_pi']}/{s['n']}"
-                + na
+                f"held-out runs in their one-run 95% PI {k}/{m}"
+                + (f" (Wilson 95% [{lo:.0%}, {hi:.0%}])" if m else "")
             )
         sec.paragraphs.append("; ".join(parts) + ".")
     return sec

@@ -234,7 +234,7 @@ def kaplan_loss(N: Any, D: Any, law: dict[str, float] | None = None) -> np.ndarr
 
 
 def _numeric_optimum(loss, C: float) -> tuple[float, float]:
-    """argmin over N of loss(N, C / (6 N)) (bounded scalar search in log N)."""
+    """The N minimising loss(N, C / (6 N)) (bounded scalar search in log N)."""
     from scipy.optimize import minimize_scalar
 
     res = minimize_scalar(
