@@ -310,6 +310,24 @@ def _design(case: str, cc: dict[str, Any], budgets, n_models, spread, noise, rng
     return N, D, cc["loss"](N, D) * np.exp(np.array(eps)), np.array(cl)
 
 
+def _percentile_form_pi(fit: Any, n: float, d: float, level: float) -> tuple[float, float]:
+    """The PI used before issue 22 (a diagnostic, not what ``predict_loss`` reports).
+
+    exp of the percentile interval of log L_b(N, D) + e_i sqrt(n / (n - p)) over all pairs,
+    with the raw (uncentred) residuals e_i and no reflection.
+    """
+    from analysis.common import percentile_ci
+    from analysis.forecast import _law, n_free_params
+
+    with np.errstate(all="ignore"):
+        c = np.log([_law(p, n, d) for p in fit.sample_params()])
+    c = c[np.isfinite(c)]
+    r = np.asarray(fit.residuals, dtype=float)
+    r = r * math.sqrt(r.size / (r.size - n_free_params(fit)))
+    lo, hi = percentile_ci((c[:, None] + r[None, :]).ravel(), level)
+    return math.exp(lo), math.exp(hi)
+
+
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion k/n (Wilson 1927; Agresti & Coull 1998).
 
@@ -354,7 +372,8 @@ def pi_coverage(
         ``{"case", "n_sweeps", "hits_target", "coverage_target", "coverage_target_ci"
         (Wilson, at ``level``), "hits_interior", "coverage_interior", "mean_pi_width_target"
         (relative to the true loss), "mean_pi_width_interior", "mean_bias_target" (mean
-        log(L_hat / L_true) at the target), "level", "noise"}``.
+        log(L_hat / L_true) at the target), "hits_target_percentile_form" (diagnostic: the
+        same fresh runs inside the pre-issue-22 percentile PI), "level", "noise"}``.
 
     Raises:
         ValueError: an unknown ``case``.
@@ -371,6 +390,7 @@ def pi_coverage(
     hits = {k: 0 for k in queries}
     widths: dict[str, list[float]] = {k: [] for k in queries}
     bias = []
+    hits_pct = 0
     for _ in range(n_sweeps):
         N, D, L, clusters = _design(case, cc, budgets, n_models, spread, noise, rng)
         fit = fit_parametric(
@@ -393,6 +413,8 @@ def pi_coverage(
             widths[k].append((ans["pi"][1] - ans["pi"][0]) / true_l)
             if k == "target":
                 bias.append(math.log(ans["value"] / true_l))
+                lo, hi = _percentile_form_pi(fit, float(nq), float(dq), level)
+                hits_pct += bool(lo <= fresh <= hi)
     return {
         "case": case,
         "n_sweeps": n_sweeps,
@@ -404,6 +426,7 @@ def pi_coverage(
         "mean_pi_width_target": float(np.mean(widths["target"])),
         "mean_pi_width_interior": float(np.mean(widths["interior"])),
         "mean_bias_target": float(np.mean(bias)),
+        "hits_target_percentile_form": hits_pct,
         "level": level,
         "noise": noise,
     }

@@ -59,7 +59,8 @@ def main() -> int:
             f"{'PASS' if ok else 'MISS'}; interior {r['coverage_interior']:.1%}; mean PI width "
             f"target {r['mean_pi_width_target']:.2%}, interior {r['mean_pi_width_interior']:.2%} "
             f"of the true loss; mean log(L_hat/L_true) at target {r['mean_bias_target']:+.4f}; "
-            f"{dt:.0f} s"
+            f"diagnostic: the pre-issue-22 percentile PI covers "
+            f"{r['hits_target_percentile_form']}/{r['n_sweeps']}; {dt:.0f} s"
         )
         summary.append(f"{case}={r['coverage_target']:.1%}[{lo:.1%},{hi:.1%}]")
     print("pi_coverage: " + " ".join(summary))
