@@ -332,10 +332,16 @@ def _forecast(args: argparse.Namespace) -> int:
 
     members = rung_members(fit, flops, neighbours=args.neighbours)
     rspec = rung_sweep(spec, [m.shape for m in members], flops)
-    by_shape = {
-        (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads): r
-        for r in plan(rspec)  # PlanError (e.g. over max_epochs) before anything trains
-    }
+    # each shape's POINT run (a branch on a branched sweep, else the run itself): a WSD trunk
+    # has the same shape but never decays its LR, so its loss is not the forecast's
+    by_shape: dict[tuple[int, int, int], Any] = {}
+    for r in plan(rspec):  # PlanError (e.g. over max_epochs) before anything trains
+        if r.role == "trunk":
+            continue
+        key = (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads)
+        if key in by_shape:
+            raise ValueError(f"the rung plans two point runs of shape {key}; expected one")
+        by_shape[key] = r
     n_key = f"n_params_{fit.n_convention}"
     rows = []
     for m in members:
