@@ -199,7 +199,7 @@ def test_branched_sweep_then_rung_end_to_end(tmp_path, fit_file, capsys):
     rung = tmp_path / "smoke_wsd-rung"
     cfg = rundir.read_config(rung / record["run_name"])["config"]
     summary = rundir.read_summary(rung / record["run_name"])
-    assert cfg["branch_from"] is not None and summary["role"] == "branch"
+    assert cfg.get("branch_from") is not None and summary["role"] == "branch"
     trunk = rundir.read_summary(rung / cfg["branch_from"]["run_name"])
     assert trunk["role"] == "trunk" and trunk["val/loss"] != summary["val/loss"]
     assert record["actual_loss"] == summary["val/loss"]
