@@ -285,8 +285,17 @@ def coverage_case(case: str) -> dict[str, Any]:
     }
 
 
-def _design(case: str, cc: dict[str, Any], budgets, n_models, spread, noise, rng):
-    """(N, D, L, clusters or None) of one simulated sweep of ``case``."""
+def simulated_sweep(case: str, cc: dict[str, Any], budgets, n_models, spread, noise, rng):
+    """One simulated sweep of ``case`` (``coverage_case``'s truth ``cc``), drawn with ``rng``.
+
+    Per budget C (FLOPs, C = 6 N D), ``n_models`` N log-spaced over the truth's N_opt(C) / spread
+    .. N_opt(C) * spread (the clustered case: shared trunk shapes, see ``coverage_case``), and
+    L = truth(N, D) * exp(noise draw).
+
+    Returns:
+        (N, D, L, clusters): arrays of one shape (n,); clusters is None except for
+        ``"clustered"`` (the trunk label of each branch).
+    """
     if case != "clustered":
         rows = []
         for C in budgets:
@@ -392,7 +401,7 @@ def pi_coverage(
     bias = []
     hits_pct = 0
     for _ in range(n_sweeps):
-        N, D, L, clusters = _design(case, cc, budgets, n_models, spread, noise, rng)
+        N, D, L, clusters = simulated_sweep(case, cc, budgets, n_models, spread, noise, rng)
         fit = fit_parametric(
             N,
             D,

@@ -21,10 +21,10 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
 
 - Budgets: 1.5 decades is the issue's floor, and the top budget sets the cost twice (its points
   and the forecast rung at 3x it, a single-thread run of ~6e12 FLOPs). Starting at 6e10 rather
-  than 1e11 keeps the rung at 6e12 and the whole job near 6 minutes here (5 min 54 s from a
-  fresh clone, set-up and rung included; the first edition ran ~1.6-2x slower on the issue's
-  slower machine, so ~10-12 min there, not measured). Below 6e10 the optimum would fall under
-  d_model 12 and seed noise would swamp neighbouring sizes.
+  than 1e11 keeps the rung at 6e12 and the whole job near 6 minutes here (5 min 58 s from a
+  fresh clone, set-up and rung included: README, docs/LOG.md; the first edition ran ~1.6-2x
+  slower on the issue's slower machine; this edition was not timed there). Below 6e10 the
+  optimum would fall under d_model 12 and seed noise would swamp neighbouring sizes.
 - Warmup: ``WARMUP_STEPS`` = 100 optimizer steps for every trunk, branch and the rung
   (``WsdBranches(warmup_steps=...)``; Hägele et al. 2024 also keep one warmup length for all
   run lengths). A pilot on this corpus (WSD runs of the sweep's own points, before the rerun):
@@ -44,8 +44,9 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
   differ only in their token count, so they are cooldown branches of one warmup-stable-decay
   trunk run to the longest of them (Hägele et al. 2024); 1.16e13 FLOPs instead of 1.41e13
   from scratch (0.82). A branch is a WSD run of its own length, so the rung is one too
-  (``sweeps.rung`` passes the branching on). Issue 9 measured WSD ending ~0.085 nats below
-  cosine at the same peak LR at these horizons: the fits see WSD losses throughout.
+  (``sweeps.rung`` passes the branching on). Issue 9 measured WSD ending 0.083 nats below
+  cosine on average (signed; mean |dloss| 0.085) at the same peak LR at these horizons: the
+  fits see WSD losses throughout.
 - LR: a measured per-width table, not muP. muP transfers the optimum LR across widths (spread
   2.15 over widths 32-256 against SP's >= 12, issue 10) but its best loss at 200 steps was
   ~0.3 nats worse than SP's at width 256 and its cause is not found, so one muP base LR would
@@ -162,6 +163,6 @@ def sweep() -> IsoFlopSweep:
         max_epochs=4.0,
         description=(
             "CPU IsoFLOP sweep for the main job: 4 budgets x 4-6 sizes (2 seeds at the 2 "
-            "smallest) as WSD branches, ~4 min of runs on 2 cores"
+            "smallest) as WSD branches, 3 min 14 s of runs on 2 cores (README)"
         ),
     )
