@@ -171,9 +171,9 @@ def main() -> int:
             )
         print(f"  ({time.perf_counter() - t0:.0f} s)")
         last.append(
-            f"{case}[flagged {int(flag.sum())}/{len(flag)}]: N err A2 {_med(r['n2'], flag).strip()}"
-            f" vs A3 {_med(r['n3'], flag).strip()}, L err 3@2 {_med(r['l32'], flag).strip()}"
-            f" vs 3@3 {_med(r['l33'], flag).strip()} vs 2@2 {_med(r['l22'], flag).strip()}"
+            f"{case} (A3 flagged {int(flag.sum())}/{len(flag)}): N err A2 "
+            f"{_med(r['n2']).strip()} vs A3 {_med(r['n3']).strip()}, L err 3@2 "
+            f"{_med(r['l32']).strip()} vs 2@2 {_med(r['l22']).strip()}"
         )
     if (EPOCH / "svg_extracted_data.csv").exists():
         e = epoch_drop_one(args.bootstrap)

@@ -24,16 +24,24 @@ def _grid(law, budgets, shift=1.0, spread=4.0, n=7):
     return (np.array(v) for v in zip(*rows, strict=True))
 
 
-def test_headline_rule_switches_the_allocation_only_when_a_parameter_is_unidentified():
+def test_headline_rule_takes_the_allocation_from_approach_2_and_the_loss_from_approach_3():
     ok = SimpleNamespace(flags=())
     bad = SimpleNamespace(flags=("E: 100% of 200 bootstrap refits sit at ...",))
-    two = SimpleNamespace()
-    assert headline_choice({"parametric": ok, "isoflop": two})["allocation"] == "parametric"
-    got = headline_choice({"parametric": bad, "isoflop": two})
-    assert (got["allocation"], got["loss"]) == ("isoflop", "parametric") and "E" in got["why"]
-    alone = headline_choice({"parametric": bad})
+    two, two_thin = SimpleNamespace(n_optima_used=4), SimpleNamespace(n_optima_used=2)
+    for p3, state in ((ok, "identifies every parameter"), (bad, "leaves E unidentified")):
+        got = headline_choice({"parametric": p3, "isoflop": two})
+        assert (got["allocation"], got["loss"]) == ("isoflop", "parametric"), got
+        assert state in got["why"] and "4 usable budgets" in got["why"]
+    # approach 2 on fewer than 3 usable budgets (untested territory): approach 3 alone
+    thin = headline_choice({"parametric": bad, "isoflop": two_thin})
+    assert thin["allocation"] == "parametric" and "only 2 usable" in thin["why"]
+    alone = headline_choice({"parametric": ok})
     assert alone["allocation"] == "parametric" and "could not be fitted" in alone["why"]
-    assert headline_choice({"isoflop": two})["allocation"] == "isoflop"
+    assert headline_choice({"isoflop": two}) == {
+        "allocation": "isoflop",
+        "loss": "isoflop",
+        "why": "approach 3 could not be fitted; approach 2 has 4 usable budgets",
+    }
     assert headline_choice({})["allocation"] is None
 
 
