@@ -160,7 +160,7 @@ def _widened(value: float, ci: Any, se: float, log: bool) -> list[float]:
     z = 1.959963984540054  # N(0, 1) 97.5% quantile: a 95% interval
     f = math.log if log else float
     lo, hi = (float(c) if c is not None else math.nan for c in ci)
-    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(se)) or value <= 0 < log:
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(se)) or (log and value <= 0):
         return [math.nan, math.nan]
     v = f(value)
     dlo = math.hypot(v - f(lo), z * se)
