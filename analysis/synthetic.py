@@ -338,20 +338,17 @@ def _percentile_form_pi(fit: Any, n: float, d: float, level: float) -> tuple[flo
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n (Wilson 1927; Agresti & Coull 1998).
+    """Wilson score interval of a binomial proportion k/n (Wilson 1927), via scipy.
 
     Raises:
         ValueError: n < 1 or k outside [0, n].
     """
-    from scipy.stats import norm
+    from scipy.stats import binomtest
 
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"wilson_interval needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    z = float(norm.ppf(0.5 + level / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(k, n).proportion_ci(level, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def pi_coverage(
