@@ -1,4 +1,4 @@
-"""Held-out scoring (``analysis.scoring``): refits that never see the held-out data, the same
+"""Held-out scoring (``analysis.backtest``): refits that never see the held-out data, the same
 estimator as the reported fit, the largest USABLE budget, and like-for-like comparisons."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.pipeline import FitData, run_fit
-from analysis.scoring import _subset, score_forecasts
+from analysis.backtest import _subset, backtest_forecasts
+from analysis.fit_inputs import FitData, run_fit
 from analysis.synthetic import CHINCHILLA_LAW, isoflop_arrays
 
 KW = dict(n_convention="total", flop_formula="6nd")
@@ -32,8 +32,8 @@ def _top_rows(sc):
 def test_held_out_budget_never_reaches_its_refit():
     # the held-out budget's losses scaled by 1.3: the observed vertex moves, the forecast of a
     # refit that never saw those runs cannot (a refit leaking them would follow them)
-    a = score_forecasts(_data(), n_bootstrap=0, **KW)
-    b = score_forecasts(_data(L_scale_top=1.3), n_bootstrap=0, **KW)
+    a = backtest_forecasts(_data(), n_bootstrap=0, **KW)
+    b = backtest_forecasts(_data(L_scale_top=1.3), n_bootstrap=0, **KW)
     ta, tb = _top_rows(a), _top_rows(b)
     assert set(ta) == {"isoflop", "parametric"}
     for appr in ta:
@@ -68,7 +68,7 @@ def test_largest_row_is_the_largest_usable_budget_and_extrapolates():
     )
     points["val/loss"] = L
     data = FitData(points, None, "val/loss", "synthetic", {})
-    sc = score_forecasts(data, n_bootstrap=0, **KW)
+    sc = backtest_forecasts(data, n_bootstrap=0, **KW)
     tops = _top_rows(sc)
     assert tops and all(r["C"] == pytest.approx(1e20) for r in tops.values())
     for r in tops.values():
@@ -125,7 +125,7 @@ def test_refit_keeps_wsd_trunk_curves_as_the_reported_fit_does():
 
 
 def test_seed_means_get_the_interval_of_a_seed_mean():
-    from analysis.scoring import _run_pi
+    from analysis.backtest import _run_pi
 
     data = _data(seed=3)
     fit = run_fit("parametric", data, n_bootstrap=8, workers=1, **KW)
