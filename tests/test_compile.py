@@ -206,3 +206,29 @@ def test_bf16_on_a_cpu_without_bf16_is_refused_before_training(make_cfg, tmp_pat
     assert not (tmp_path / "r").exists()  # refused before anything was written
     fp32 = train(make_cfg(device="cpu", precision="auto"), tmp_path / "auto", progress=False)
     assert fp32.status == "complete"  # auto never asks for bf16 on a CPU
+
+
+@pytest.mark.compile
+def test_two_process_gloo_ddp_compiled_equals_one_process(make_cfg, tmp_path, monkeypatch):
+    from test_distributed import _torchrun
+
+    cfg = make_cfg(device="cpu", n_tokens=512 * 20, log_interval_steps=2)
+    assert cfg.grad_accum_steps == 2  # one micro-batch per process and step
+    train(cfg, tmp_path / "one", progress=False)
+    (tmp_path / "cfg.json").write_text(cfg.replace(compile=True).to_json())
+    monkeypatch.setenv("TORCH_LOGS", "dynamo")  # dynamo logs each graph it compiles
+    proc = _torchrun(tmp_path / "cfg.json", tmp_path / "two", stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert "torch.compile is unavailable" not in err
+    # under DDP, dynamo hands the model's graph to DDPOptimizer's compile_fn (then inductor)
+    compiled = [line for line in err.splitlines() if "done compiler function" in line]
+    assert len(compiled) == 2, compiled  # one graph per rank, none recompiled
+    summary = rundir.read_summary(tmp_path / "two")
+    assert summary["status"] == "complete" and summary["world_size"] == 2
+    rows, ref_rows = _rows(tmp_path / "two"), _rows(tmp_path / "one")
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
+    for row, ref in zip(rows, ref_rows, strict=True):
+        for key in ("train/loss", "val/loss", "grad_norm"):
+            if key in ref:
+                assert row[key] == pytest.approx(ref[key], rel=COMPILE_RTOL), (row["step"], key)
