@@ -16,9 +16,11 @@ timed:
 - ``cold s``: CPU time (this process plus its finished children, i.e. inductor's g++ calls) of
   the first compiled step, compilation included, with an empty inductor cache (this script
   points ``TORCHINDUCTOR_CACHE_DIR`` at a fresh folder); ``cold wl`` the same in wall time;
-- ``warm s``: the same after ``torch._dynamo.reset()``, i.e. what a later run of the same shape
-  pays in a new process when the on-disk inductor cache has the kernels (each run of a sweep is
-  its own process); ``warm wl`` in wall time;
+- ``warm s``: what a later run of the same shape pays for compiling when the on-disk inductor
+  cache has its kernels: a fresh child interpreter (each run of a sweep is its own process)
+  times an eager step, then compiles (importing dynamo and inductor) and runs a compiled step;
+  the CPU time beyond the eager step. ``warm ip``: the same in this process after
+  ``torch._dynamo.reset()`` (imports already paid), for comparison;
 - ``steps``: the optimizer steps the sweep really trains at this shape (trunks and the branches'
   own steps; ``runs``: how many runs); rung shapes use the rung's and neighbours' steps
   (``docs/LOG.md``: 2,264, 3,647 and 1,127 steps; 4 layers: 2,000 as a stand-in);
@@ -87,7 +89,7 @@ def make_step(model_cfg: ModelConfig, compiled: bool):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -104,6 +106,45 @@ def first_step(model_cfg: ModelConfig) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), cpu_seconds()
     step()
     return time.perf_counter() - t0, cpu_seconds() - c0
+
+
+_FRESH = """
+import resource, sys, time
+import torch
+from compile_speed import ModelConfig, make_step
+torch.set_num_threads(1)
+cfg = ModelConfig(**{kwargs})
+def cpu():
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + c.ru_utime + c.ru_stime
+c0 = cpu()
+make_step(cfg, compiled=False)()
+c1 = cpu()
+make_step(cfg, compiled=True)()
+c2 = cpu()
+print((c2 - c1) - (c1 - c0))
+"""
+
+
+def fresh_process_overhead(model_cfg: ModelConfig) -> float:
+    """CPU seconds a new process pays to compile (warm on-disk cache) beyond an eager step.
+
+    A child interpreter (as every run of a sweep is) times one eager step, then imports dynamo
+    and inductor, compiles and runs one step; the difference is what compiling adds to a run
+    when the inductor cache already holds its kernels.
+    """
+    import subprocess
+
+    kwargs = ", ".join(
+        f"{k}={getattr(model_cfg, k)!r}"
+        for k in ("n_layers", "d_model", "n_heads", "d_mlp", "vocab_size", "seq_len")
+    )
+    code = _FRESH.replace("{kwargs}", f"dict({kwargs})")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), *sys.path]))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def step_times(steps: dict, rounds: int, per_round: int) -> dict[str, float]:
@@ -137,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'shape':>8s} {'runs':>4s} {'steps':>6s} {'eager ms':>8s} {'comp ms':>8s} "
         f"{'speedup':>7s} {'cold s':>6s} {'warm s':>6s} {'eager s':>8s} {'comp s':>8s} {'x':>5s} "
-        f"{'cold wl':>7s} {'warm wl':>7s}"
+        f"{'cold wl':>7s} {'warm ip':>7s}"
     )
     print(header)
     print("-" * len(header))
@@ -155,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         torch._dynamo.reset()
         cold_wall, cold = first_step(cfg)
         torch._dynamo.reset()
-        warm_wall, warm = first_step(cfg)
+        warm_wall, warm_in_process = first_step(cfg)
+        warm = fresh_process_overhead(cfg)
         steps = {"eager": make_step(cfg, False), "compiled": make_step(cfg, True)}
         for step in steps.values():
             step()  # warm-up (the compiled one hits the cache)
@@ -169,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{tag:>8s} {len(run_steps):4d} {total:6d} {per_step['eager'] * 1e3:8.2f} "
             f"{per_step['compiled'] * 1e3:8.2f} {per_step['eager'] / per_step['compiled']:7.2f} "
             f"{cold:6.1f} {warm:6.1f} {eager_s:8.1f} {comp_s:8.1f} {ratios[tag]:5.2f} "
-            f"{cold_wall:7.1f} {warm_wall:7.1f}",
+            f"{cold_wall:7.1f} {warm_in_process:7.1f}",
             flush=True,
         )
     print(f"total {time.perf_counter() - t_start:.0f} s, load average {os.getloadavg()[0]:.1f}")

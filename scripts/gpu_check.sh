@@ -27,7 +27,6 @@ OUT=${1:-gpu-check/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$OUT/inductor-cache}
 PY=${PYTHON:-python}
 DRY=${DRY_RUN:-0}
 STATUS=0
@@ -76,7 +75,7 @@ command -v nvidia-smi > /dev/null && nvidia-smi >> "$OUT/env.txt" 2>&1
 NANO_ARGS=()
 [ -n "${NANOGPT:-}" ] && NANO_ARGS=(--nanogpt "$NANOGPT")
 if [ "$DRY" = 1 ]; then
-    stage throughput 300 "$PY" benchmarks/train_throughput.py --dry-run "${NANO_ARGS[@]}"
+    stage throughput 1200 "$PY" benchmarks/train_throughput.py --dry-run "${NANO_ARGS[@]}"
 else
     stage throughput 240 "$PY" benchmarks/train_throughput.py --device cuda --rounds 3 \
         "${NANO_ARGS[@]}"
@@ -133,7 +132,7 @@ EOF
 }
 export -f smoke_both
 export OUT PY
-stage smoke $([ "$DRY" = 1 ] && echo 400 || echo 120) bash -c smoke_both
+stage smoke $([ "$DRY" = 1 ] && echo 1200 || echo 120) bash -c smoke_both
 
 # -- the gpu-marked tests -----------------------------------------------------------------------
 mapfile -t GPU_TESTS < <(grep -l "pytest.mark.gpu" tests/test_*.py)
