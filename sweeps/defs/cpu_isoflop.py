@@ -68,6 +68,10 @@ Why each choice (measured on this machine kind, 2 cores, fp32, torch 2.13 CPU; p
   model, large enough that per-step overhead does not dominate the tiny models.
 - AdamW (0.9, 0.95), weight decay 0.1; linear warmup for 100 steps, constant LR, then a 1-sqrt
   decay over each point's last 20% to 10% of the peak.
+- Eager, not ``torch.compile``: compiled steps are only 1.02-1.19x faster at these shapes, and
+  the compilation (8-34 CPU-seconds per shape cold, ~2 s per run even from a warm inductor
+  cache) costs more than that saves over runs this short (``benchmarks/compile_speed.py``;
+  docs/LOG.md, issue 24).
 
 Shape rule: ``AspectRatiosRule((16, 24, 32), d_head=16)`` names the architecture for a budget
 beyond the sweep (``scaling optimal``, the forecast rung). One aspect ratio (32) has shapes ~8x
