@@ -2,14 +2,14 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/compile_speed.py           # the 9 cpu_isoflop shapes + rung shapes
-    .venv/bin/python benchmarks/compile_speed.py --quick   # 4 shapes, fewer timed steps
+    .venv/bin/python benchmarks/compile_speed.py           # every cpu_isoflop shape + rung shapes
+    .venv/bin/python benchmarks/compile_speed.py --quick   # 3 shapes, fewer timed steps
 
-For each shape of ``sweeps/defs/cpu_isoflop.py`` (1-2 layers, d_model 8-64) and the forecast
-rung's (3 layers, d_model 48, 64, 96) and a 4-layer d_model 96, at the sweep's batch (16 x 128
-byte tokens, vocab 256), fp32, one thread, ``tune_allocator()`` applied, the training step that
-``train()`` runs (forward, backward, fused AdamW with the parametrization's groups, zero_grad) is
-timed:
+For each shape of ``sweeps/defs/cpu_isoflop.py``'s current plan, plus the issue-15 forecast
+rung's shapes (3 layers, d_model 48, 64, 96) and a 4-layer d_model 96, at the sweep's batch
+(16 x 128 byte tokens, vocab 256), fp32, one thread, ``tune_allocator()`` applied, the
+training step that ``train()`` runs (forward, backward, fused AdamW with the parametrization's
+groups, zero_grad) is timed:
 
 - ``eager ms``, ``comp ms``: median CPU time per step (``time.process_time``; one thread, so
   other processes' time-slicing is removed), eager and compiled, interleaved round by round;
@@ -22,7 +22,7 @@ timed:
   the CPU time beyond the eager step. ``warm ip``: the same in this process after
   ``torch._dynamo.reset()`` (imports already paid), for comparison;
 - ``steps``: the optimizer steps the sweep really trains at this shape (trunks and the branches'
-  own steps; ``runs``: how many runs); rung shapes use the rung's and neighbours' steps
+  own steps; ``runs``: how many runs); rung shapes add the issue-15 rung's and neighbours' steps
   (``docs/LOG.md``: 2,264, 3,647 and 1,127 steps; 4 layers: 2,000 as a stand-in);
 - ``end-to-end``: eager ``steps * eager`` against compiled ``cold + (runs - 1) * warm +
   steps * comp`` seconds; ``x`` is eager over compiled (> 1: compiling pays).
@@ -161,14 +161,16 @@ def step_times(steps: dict, rounds: int, per_round: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 shapes, fewer timed steps")
+    parser.add_argument("--quick", action="store_true", help="3 shapes, fewer timed steps")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     tune_allocator()
-    shapes = {**sweep_steps(), **RUNG_SHAPES}
+    shapes = sweep_steps()
+    for shape, steps in RUNG_SHAPES.items():  # a rung-sized run of a sweep shape adds to it
+        shapes.setdefault(shape, []).extend(steps)
     if args.quick:
-        keep = [(1, 8, 2), (1, 32, 2), (2, 64, 4), (3, 96, 6)]
-        shapes = {k: shapes[k] for k in keep}
+        keys = list(shapes)
+        shapes = {k: shapes[k] for k in (keys[0], keys[len(keys) // 2], keys[-1])}
     rounds, per_round = (3, 5) if args.quick else (5, 10)
     print(
         f"torch {torch.__version__}, 1 thread, fp32, batch {BATCH}x{SEQ_LEN}, vocab {VOCAB}, "

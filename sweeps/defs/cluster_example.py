@@ -9,7 +9,7 @@ not read it; edit the path before launching).
 
 Sizes: depths 3-24 at aspect ratio 64 (d_model = 64 * n_layers, 64-wide heads; 21M to 523M
 parameters in all), kept per budget only inside a window of 5 to 80 training tokens per
-parameter (``n_params_kind="total"``, Chinchilla's convention, so the window is a factor 4
+parameter (``n_convention="total"``, Chinchilla's convention, so the window is a factor 4
 either side of the ~20 tokens per parameter that Hoffmann et al. 2022 find compute-optimal,
 their Table 3). That gives 5, 5, 7, 8 and 9 sizes at the five budgets (34 runs), every
 budget's sizes on both sides of 20. (The first edition used seven fixed sizes 1e7-6e8 at every
@@ -39,8 +39,8 @@ Launch on a cluster, e.g.::
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.shapes import AspectRatioRule
 from sweeps.lr import MupLR
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
 
 #: Candidate depths (d_model = 64 * n_layers); the window below keeps 5-9 of them per budget.
@@ -83,7 +83,7 @@ def sweep() -> IsoFlopSweep:
         base=base,
         budgets=(1e17, 3e17, 1e18, 3e18, 1e19),
         depths=DEPTHS,
-        n_params_kind="total",
+        n_convention="total",
         tokens_per_param_range=TOKENS_PER_PARAM_RANGE,
         shape_rule=AspectRatioRule(aspect_ratio=64, d_head=64),
         lr_rule=MupLR(base_lr=6e-4),
