@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         help="LR exponents (base 2) of the LR-vs-loss curves",
     )
     parser.add_argument("--skip-coord", action="store_true")
+    parser.add_argument("--coord-only", action="store_true", help="no loss runs")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/mup_reference"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -315,12 +316,18 @@ def main(argv: list[str] | None = None) -> None:
     # -- coordinate check ---------------------------------------------------------------------
     coord_ratio = math.nan
     if not args.skip_coord:
-        ratios = []
+        ratios, seed_ratios = [], []
         for s in shapes:
             cfg = our_cfg(s[0], s[1], param)
             mean = {}
             for impl in impls:
                 runs = [coord_check(impl, ref, cfg, seed, data) for seed in args.seeds]
+                seed_ratios += [
+                    max(r[k][t] for r in runs) / min(r[k][t] for r in runs)
+                    for k in runs[0]
+                    if not k.startswith("d")
+                    for t in range(1, COORD_STEPS + 1)
+                ]
                 mean[impl] = {
                     k: [statistics.fmean(r[k][t] for r in runs) for t in range(COORD_STEPS + 1)]
                     for k in runs[0]
@@ -339,10 +346,15 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         coord_ratio = max(ratios)
+        doc["coord_seed_ratio"] = max(seed_ratios)
+        print(
+            f"coordinate check: ours/ref largest ratio {coord_ratio:.3g}; largest ratio between "
+            f"seeds of one implementation {max(seed_ratios):.3g} (same layer, width, step)"
+        )
 
     # -- loss after a fixed number of steps, at --lr, and LR-vs-loss curves ------------------
-    points = [(s, args.lr) for s in shapes]
-    points += [(s, 2.0**e) for s in lr_shapes for e in args.lrs if 2.0**e != args.lr]
+    points = [] if args.coord_only else [(s, args.lr) for s in shapes]
+    points += [(s, 2.0**e) for s in lr_shapes for e in args.lrs if points and 2.0**e != args.lr]
     losses: dict[tuple, dict[str, list[float]]] = {}
     for s, lr in points:
         cfg = our_cfg(s[0], s[1], param)
@@ -363,10 +375,13 @@ def main(argv: list[str] | None = None) -> None:
             - statistics.fmean(losses[(key(s), args.lr)]["ref"])
         )
         for s in shapes
-    ]
+        if (key(s), args.lr) in losses
+    ] or [math.nan]
     print(f"{label} at lr {args.lr:.4g}, {args.steps} steps, seeds {args.seeds}:")
     print(f"{label[:-1]:>8s} {'ref':>8s} {'sprd':>6s} {'ours':>8s} {'sprd':>6s} {'ours-ref':>9s}")
     for s in shapes:
+        if (key(s), args.lr) not in losses:
+            continue
         r, o = losses[(key(s), args.lr)]["ref"], losses[(key(s), args.lr)]["ours"]
         print(
             f"{key(s):8d} {statistics.fmean(r):8.4f} {_spread(r):6.3f} {statistics.fmean(o):8.4f}"
