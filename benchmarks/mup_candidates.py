@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python benchmarks/mup_candidates.py                 # width 128, 5 arms, 2 seeds
-    .venv/bin/python benchmarks/mup_candidates.py --width 256 --arms sp mup
+    .venv/bin/python benchmarks/mup_candidates.py --widths 32 64 128 256 --arms mup \\
+        --lr 5.6e-3 --seeds 0 1 2 --steps 400                  # wider-is-better (E2)
 
 Our GPT only, trained by ``benchmarks/mup_reference.py``'s loop (the project's corpus, batches,
 schedule, AdamW and clipping); untied readout (the project's default). Arms (the design and its
@@ -18,7 +19,7 @@ reading were written in docs/LOG.md before the run):
 
 These what-ifs edit the built model's parameter groups (or the init scale) here, in the
 experiment, and leave ``scaling/parametrization.py`` alone. Last line:
-``mup_candidates: width=W best=arm:loss,...``: each arm's best seed-mean loss over its LRs.
+``mup_candidates: steps=S best=arm@width:loss,...``: each arm's best seed-mean loss over its LRs.
 """
 
 from __future__ import annotations
@@ -100,31 +101,34 @@ def final_loss(arm: str, width: int, seed: int, lr: float, n_steps: int, data) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--widths", type=int, nargs="+", default=[128])
     parser.add_argument("--arms", nargs="+", default=list(LR_EXPONENTS), choices=LR_EXPONENTS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, help="one LR for every arm (else LR_EXPONENTS)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = load_data(DataConfig(val_tokens=VAL_TOKENS))
     t0 = time.perf_counter()
     best = {}
-    for arm in args.arms:
-        rows = []
-        for e in LR_EXPONENTS[arm]:
-            losses = [final_loss(arm, args.width, s, 2.0**e, args.steps, data) for s in args.seeds]
-            rows.append((statistics.fmean(losses), e, losses))
-            print(
-                f"[{time.perf_counter() - t0:5.0f}s] {arm:10s} width {args.width} lr 2^{e}: "
-                f"mean {rows[-1][0]:.4f} seeds "
-                + " ".join(f"{v:.4f}" for v in losses)
-                + f" spread {max(losses) - min(losses):.4f}",
-                flush=True,
-            )
-        finite = [r for r in rows if math.isfinite(r[0])]
-        best[arm] = min(finite)[0] if finite else math.nan
+    for width in args.widths:
+        for arm in args.arms:
+            lrs = [args.lr] if args.lr else [2.0**e for e in LR_EXPONENTS[arm]]
+            rows = []
+            for lr in lrs:
+                losses = [final_loss(arm, width, s, lr, args.steps, data) for s in args.seeds]
+                rows.append((statistics.fmean(losses), lr, losses))
+                print(
+                    f"[{time.perf_counter() - t0:5.0f}s] {arm:10s} width {width} lr {lr:.4g} "
+                    f"(2^{math.log2(lr):.2f}): mean {rows[-1][0]:.4f} seeds "
+                    + " ".join(f"{v:.4f}" for v in losses)
+                    + f" spread {max(losses) - min(losses):.4f}",
+                    flush=True,
+                )
+            finite = [r for r in rows if math.isfinite(r[0])]
+            best[f"{arm}@{width}"] = min(finite)[0] if finite else math.nan
     print(
-        f"mup_candidates: width={args.width} best="
+        f"mup_candidates: steps={args.steps} best="
         + ",".join(f"{a}:{v:.4f}" for a, v in best.items())
     )
 
