@@ -3,9 +3,10 @@
 After a few Adam steps at one LR, every block's output RMS must stay within ``MUP_FACTOR``
 across widths 32-256 under muP, and grow beyond ``SP_GROWTH`` under SP (Adam under SP moves a
 hidden weight by ~lr per entry whatever the fan-in, so ``dW x`` grows like the width). Measured
-when written (2026-12-03, seed 0): muP's widest/narrowest ratios 0.6-2.0, SP's 17-108 on the
-block outputs, and a muP without the hidden-LR rule (``eta / m``) 36-125: the bounds sit a
-factor ~1.5 and ~1.7 from the measured values, and the mutant fails the muP bound by ~12x.
+when written (2026-12-03, seed 0, these settings): muP's max/min over the widths 1.43-1.74 per
+block output, SP's growth from width 32 to 256 19-46x, and a muP without the hidden-LR rule
+(hidden matrices at ``eta`` instead of ``eta / m``) 22-52x: the first test fails on that mutant
+(52 > 3), and the second asserts that it does (> 12).
 """
 
 from __future__ import annotations
