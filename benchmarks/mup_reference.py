@@ -66,7 +66,7 @@ import torch
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
 from scaling.data import get_batch, load_data, val_batches
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 
 SEQ_LEN, BATCH, N_HEADS, VAL_TOKENS = 64, 16, 4, 16_384

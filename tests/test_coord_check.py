@@ -16,7 +16,7 @@ import torch
 
 from scaling import parametrization
 from scaling.config import ModelConfig, OptimConfig
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import build_optimizer
 
 WIDTHS = (32, 64, 128, 256)
