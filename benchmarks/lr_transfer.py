@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/lr_transfer.py --quick   # 88 runs per seed, 3 seeds (~20 min)
+    .venv/bin/python benchmarks/lr_transfer.py --quick   # 88 runs per seed x 3 seeds (~21 min of
+                                                         # CPU on 2 quiet cores, estimated)
     .venv/bin/python benchmarks/lr_transfer.py --quick --seeds 0   # issue 10's one-seed grid
     .venv/bin/python benchmarks/lr_transfer.py           # the full grid (hours on 2 cores)
 
