@@ -158,6 +158,11 @@ def run_fit(
             from analysis.parametric import fit_flop_ratio
 
             common["meta"]["flop_ratio"] = fit_flop_ratio(arr["N"], arr["D"], arr["C"])
+        if "n_seeds" in data.points:
+            # seed-mean rows: the one-run PI scales their residuals by sqrt(n_seeds)
+            seeds = data.points["n_seeds"].fillna(1).to_numpy(float)
+            if np.any(seeds > 1):
+                common["meta"]["n_seeds"] = [int(k) for k in seeds]
         return fits.fit_parametric(
             arr["N"],
             arr["D"],

@@ -4,18 +4,34 @@ Two intervals answer two questions:
 
 - ``ci``: where the MEAN loss L(N, D) of the fitted law lies: the percentile interval of
   L(N, D) evaluated at every bootstrap parameter set of the fit (bootstrap over runs).
-- ``pi``: where ONE new run's loss will land. Method (bootstrap + residual resampling, the
-  construction of Davison & Hinkley 1997, Sec. 6.3.3, the same idea as OLMo-core's model ladder
-  which adds the fit's residual spread to its prediction): every bootstrap prediction
-  log L_b(N, D) is combined with every residual r_i = log L_i - log L_hat(N_i, D_i) of the
-  full-data fit, inflated by sqrt(n / (n - p)) (n rows, p free parameters: fitted residuals
-  are smaller than the noise they estimate), and the interval is the percentile interval of
-  exp(log L_b + r_i) over all (b, i) pairs. Residuals live in log space because approach 3
-  fits log L (Besiroglu et al. 2024), i.e. the noise is treated as multiplicative.
+- ``pi``: where ONE new run's loss will land. Method: Davison & Hinkley 1997, Sec. 6.3.3,
+  Algorithm 6.4 ("prediction in linear regression"), applied to log L (approach 3 fits log L,
+  Besiroglu et al. 2024, so the noise is treated as multiplicative). With yhat = log L_hat(N, D)
+  of the full-data fit and yhat*_b its value under bootstrap parameter set b, the prediction
+  errors are
+
+      d*_bi = yhat*_b - (yhat + r_i - rbar)
+
+  over every pair (b, i), where r_i are the fit's MODIFIED residuals and rbar their mean (the
+  algorithm resamples centred modified residuals), and the (1 - 2 alpha) limits are the
+  REFLECTED quantiles
+
+      [yhat - d*_(1 - alpha), yhat - d*_(alpha)],   i.e. quantiles of 2 yhat - yhat*_b + r_i - rbar.
+
+  Percentiles of (yhat*_b + r_i) instead (the construction used before issue 22) agree only
+  when the bootstrap distribution of yhat* is symmetric about yhat; with E at its bound it is
+  strongly skewed. Two deviations from the book, both stated: (1) the yhat*_b come from the
+  fit's own bootstrap, which resamples cases (or WSD trunk clusters), not residuals as in the
+  algorithm's step 1; (2) the modified residual r_i = e_i / sqrt(1 - h_i) (D&H Eq. 6.9) uses the
+  average leverage h_i = p / n (p fitted parameters), since a nonlinear fit's leverages are
+  not stored. A row that is the mean of k_i seeds (``meta["n_seeds"]``) has residual variance
+  sigma^2 / k_i, so its residual is scaled by sqrt(k_i) to stand for ONE run's noise (the PI is
+  for one run).
 
 Without a bootstrap the CI is empty (NaN) and the PI holds the residual spread alone around the
-point prediction. ``benchmarks/pi_coverage.py`` measures the PI's coverage of a fresh draw on
-simulated sweeps with a known truth.
+point prediction. ``benchmarks/pi_coverage.py`` measures the PI's coverage of a fresh run at 10x
+the largest budget on simulated sweeps in four cases (well specified, misspecified form, E near
+0, WSD-clustered); docs/LOG.md (issue 22) has the numbers, misses included.
 """
 
 from __future__ import annotations
@@ -31,39 +47,68 @@ from analysis.inputs import check_level
 from analysis.parametric import ParametricFit
 
 PI_METHOD = (
-    "PI: bootstrap predictions x resampled log-residuals of the fit (inflated by "
-    "sqrt(n/(n-p))), percentile interval; CI: bootstrap of the mean prediction"
+    "PI: Davison & Hinkley 1997 Alg. 6.4 (reflected bootstrap prediction errors with centred "
+    "modified log-residuals, one-run scale); CI: bootstrap of the mean prediction"
 )
 
 
 def prediction_interval(
-    log_centres: Sequence[float] | np.ndarray,
+    log_draws: Sequence[float] | np.ndarray,
     residuals: Sequence[float] | np.ndarray,
     n_free: int,
     level: float = 0.95,
+    *,
+    log_point: float,
+    n_seeds: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """Prediction interval: percentiles of exp(log_centre_b + r_i * sqrt(n/(n-p))), all pairs.
+    """One-run prediction interval of Davison & Hinkley 1997, Algorithm 6.4 (module docstring).
 
     Args:
-        log_centres: log predictions, one per bootstrap parameter set (or the point
-            prediction alone), shape (B,); non-finite entries are dropped.
-        residuals: log-space residuals of the fit, shape (n,).
-        n_free: fitted parameters p (the inflation uses n - p; needs n > p).
-        level: coverage, e.g. 0.95.
+        log_draws: log predictions yhat*_b at the query, one per bootstrap parameter set,
+            shape (B,); non-finite entries are dropped. Empty (or only ``log_point``): no
+            estimation error, the PI is the residual spread around ``log_point``.
+        residuals: log-space residuals e_i of the full-data fit, shape (n,).
+        n_free: fitted parameters p (average leverage p/n; needs n > p).
+        level: coverage 1 - 2 alpha, e.g. 0.95.
+        log_point: yhat, the full-data fit's log prediction at the query.
+        n_seeds: seeds averaged into each residual's row, shape (n,), or None (one run each).
 
     Returns:
-        (lo, hi) in loss units; (nan, nan) without finite centres or with n <= p residuals.
+        (lo, hi) in loss units: exp of the reflected quantiles of
+        2 yhat - yhat*_b + r_i - rbar over all (b, i); (nan, nan) with a non-finite
+        ``log_point`` or with n <= p residuals.
+
+    Raises:
+        ValueError: ``n_seeds`` of another length than ``residuals``.
     """
-    c = np.asarray(log_centres, dtype=float)
-    c = c[np.isfinite(c)]
     r = np.asarray(residuals, dtype=float)
-    r = r[np.isfinite(r)]
+    k = np.ones_like(r) if n_seeds is None else np.asarray(n_seeds, dtype=float)
+    if k.shape != r.shape:
+        raise ValueError(f"n_seeds needs one entry per residual ({r.size}), got {k.size}")
+    ok = np.isfinite(r) & np.isfinite(k) & (k >= 1)
+    r, k = r[ok], k[ok]
     n = r.size
-    if c.size == 0 or n <= n_free:
+    if not math.isfinite(log_point) or n <= n_free:
         return (math.nan, math.nan)
-    r = r * math.sqrt(n / (n - n_free))
-    lo, hi = percentile_ci((c[:, None] + r[None, :]).ravel(), level)
-    return (math.exp(lo), math.exp(hi))
+    # D&H Eq. 6.9 with h_i = p/n, and one run's noise for a k-seed mean (variance sigma^2/k)
+    r = r * np.sqrt(k / (1.0 - n_free / n))
+    r = r - r.mean()  # Algorithm 6.4 resamples CENTRED modified residuals
+    c = np.asarray(log_draws, dtype=float)
+    c = c[np.isfinite(c)]
+    if c.size == 0:
+        c = np.array([log_point])
+    # prediction errors d* = yhat*_b - (yhat + r_i); limits yhat - d*_(1-alpha), yhat - d*_(alpha)
+    d = (c[:, None] - log_point - r[None, :]).ravel()
+    d_lo, d_hi = percentile_ci(d, level)
+    return (math.exp(log_point - d_hi), math.exp(log_point - d_lo))
+
+
+def fit_n_seeds(fit: Any) -> list[float] | None:
+    """Seeds averaged into each fitted row (``meta["n_seeds"]``), or None when not recorded."""
+    seeds = (getattr(fit, "meta", None) or {}).get("n_seeds")
+    if seeds is None or len(seeds) != len(getattr(fit, "residuals", ())):
+        return None
+    return [float(x) for x in seeds]
 
 
 def n_free_params(fit: ParametricFit) -> int:
@@ -118,8 +163,15 @@ def predict_loss(
         draws = np.array([_law(p, N, D) for p in fit.sample_params()], dtype=float)
     ci = percentile_ci(draws, level) if draws.size else (math.nan, math.nan)
     with np.errstate(all="ignore"):
-        centres = np.log(draws[draws > 0]) if draws.size else np.array([math.log(value)])
-    pi = prediction_interval(centres, fit.residuals, n_free_params(fit), level)
+        centres = np.log(draws[draws > 0])
+    pi = prediction_interval(
+        centres,
+        fit.residuals,
+        n_free_params(fit),
+        level,
+        log_point=math.log(value) if value > 0 else math.nan,
+        n_seeds=fit_n_seeds(fit),
+    )
     return {"value": float(value), "ci": list(ci), "pi": list(pi), "level": level}
 
 

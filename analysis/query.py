@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis.estimates import Estimate, percentile_ci, to_jsonable
 from analysis.fits import FrontierFit, KaplanFit, ParametricFit
-from analysis.forecast import n_free_params, prediction_interval
+from analysis.forecast import fit_n_seeds, n_free_params, prediction_interval
 from analysis.parametric import optimum
 
 Fit = ParametricFit | FrontierFit
@@ -173,6 +173,8 @@ def _estimate_from_samples(value: float, samples: list[float], level: float) -> 
 def _param_optimum(
     p: dict[str, float], C: float, ratio: dict[str, float] | None = None
 ) -> tuple[float, float, float]:
+    if not (p["A"] > 0 and p["B"] > 0):  # a wild bootstrap refit (e^b underflowed to 0)
+        return math.nan, math.nan, math.nan
     N, D = optimum(C, p["E"], p["A"], p["B"], p["alpha"], p["beta"], ratio)
     return N, D, p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
 
@@ -291,22 +293,24 @@ def compute_optimal(
         source = "parametric L(N, D) at the optimum"
         if ratio:
             source += " (counted C = 6 N D r(N), r fitted on the runs)"
-        resid, n_free = fit.residuals, n_free_params(fit)
+        resid, n_free, seeds = fit.residuals, n_free_params(fit), fit_n_seeds(fit)
     else:
         N, D, L = _frontier_point(_frontier_params(fit), C)
         draws = [_frontier_point(p, C) for p in fit.sample_params()]
         source = "power law of per-budget minimum losses L_opt(C)"
-        resid, n_free = frontier_loss_residuals(fit), 2
+        resid, n_free, seeds = frontier_loss_residuals(fit), 2, None
         if loss_fit is not None:
             L = float(loss_fit.predict_loss(N, D))
             draws = [(n, d, float(loss_fit.predict_loss(n, d))) for n, d, _ in draws]
             source = "parametric fit's L(N, D) at this fit's (N_opt, D_opt)"
             resid, n_free = loss_fit.residuals, n_free_params(loss_fit)
+            seeds = fit_n_seeds(loss_fit)
     lvl = fit.ci_level
     arr = np.asarray(draws) if draws else np.empty((0, 3))
     with np.errstate(all="ignore"):
         centres = np.log(arr[:, 2]) if len(arr) else np.array([math.log(L)])
-    loss_pi = prediction_interval(centres, resid, n_free, lvl)
+    log_point = math.log(L) if L > 0 else math.nan
+    loss_pi = prediction_interval(centres, resid, n_free, lvl, log_point=log_point, n_seeds=seeds)
     archs, note = architectures_for(N, fit, n_architectures)
     extra = _extrapolation_note(fit, C)
     n_degenerate = int(np.sum(~np.isfinite(arr[:, 0]))) if len(arr) else 0

@@ -87,6 +87,10 @@ class Report:
         files: written files.
         limits: ``analysis.limits`` results: ``regime``, ``calibration``, ``collapse``,
             ``dropped`` (the other fit when ``--drop-off-trend`` dropped budgets).
+        headline_rule: ``analysis.headline.headline_choice`` of the fits (which approach the
+            headline's allocation and loss come from, and why).
+        parabola_bias: ``analysis.headline.parabola_bias`` on this sweep's grid at the
+            approach-3 law, or None.
     """
 
     out_dir: Path
@@ -100,6 +104,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     limits: dict[str, Any] = field(default_factory=dict)
+    headline_rule: dict[str, Any] = field(default_factory=dict)
+    parabola_bias: dict[str, Any] | None = None
 
     def exponent(self, approach: str, name: str) -> Estimate | None:
         """``a`` or ``b`` (with CI) from an approach, or None."""
@@ -117,7 +123,14 @@ class Report:
         }
 
     def headline(self) -> tuple[str | None, ComputeOptimal | None]:
-        """(approach, answer) the headline uses: approach 3, else 2, else 1."""
+        """(approach, answer) the headline uses: ``headline_rule``'s allocation approach.
+
+        Its answer's loss is approach 3's L(N, D) at that approach's (N_opt, D_opt) whenever
+        approach 3 is fitted (``compute_optimal(..., loss_fit=...)``).
+        """
+        appr = (self.headline_rule or {}).get("allocation")
+        if appr in self.optimal:
+            return appr, self.optimal[appr]
         for appr in ("parametric", "isoflop", "envelope"):
             if appr in self.optimal:
                 return appr, self.optimal[appr]
@@ -133,6 +146,12 @@ class Report:
             else:
                 lines.append(f"  {LABELS[appr]}: a = {a}, b = {b}")
         lines.append(f"  target C = {self.target_flops:.3e} FLOPs")
+        rule = self.headline_rule or {}
+        if rule.get("allocation"):
+            lines.append(
+                f"  headline: N_opt/D_opt from {rule['allocation']}, loss from {rule['loss']} "
+                f"({rule['why']}; analysis.headline.HEADLINE_RULE)"
+            )
         for appr, opt in self.optimal.items():
             lines.append(
                 f"    {appr}: N_opt = {opt.n_params}, D_opt = {opt.n_tokens}, tokens/param = "
@@ -150,15 +169,14 @@ class Report:
         if self.forecast.get("error"):
             lines.append(f"  backtest: not possible ({self.forecast['error']})")
         for appr, r in self.largest_budget_rows().items():
+            runs = r.get("runs_in_pi")
             lines.append(
-                f"  backtest ({appr}, largest budget C={r['C']:.3g} held out): N_opt pred "
-                f"{r['N_pred']:.4g} vs obs {r['N_obs']:.4g} ({r['N_err']:+.1%}); loss pred "
-                f"{r['L_pred']:.4f} vs obs {r['L_obs']:.4f} ({r['L_err']:+.4f} nats; "
-                + (
-                    "no PI: too few points left for residuals)"
-                    if r["L_in_pi"] is None
-                    else f"{_yes_no(r['L_in_pi'])} the 95% PI)"
-                )
+                f"  backtest ({appr}, largest usable budget C={r['C']:.3g} held out): N_opt pred "
+                f"{r['N_pred']:.4g} vs vertex {r['N_obs']:.4g} ({r['N_err']:+.1%}, "
+                f"{_yes_no(r['N_in_iv'])} the CI + vertex se); loss pred {r['L_pred']:.4f} vs "
+                f"vertex {r['L_obs']:.4f} ({r['L_err']:+.4f} nats, {_yes_no(r['L_in_iv'])} the "
+                "CI + vertex se)"
+                + (f"; held-out runs in their one-run 95% PI: {runs[0]}/{runs[1]}" if runs else "")
             )
         lines += _limits_lines(self)
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -264,8 +282,12 @@ def make_report(
             optimal[appr] = compute_optimal(
                 target, fitted[appr], loss_fit=par if appr != "parametric" else None
             )
+    from analysis.headline import headline_choice, parabola_bias
+
+    rule = headline_choice(fitted)
     architecture = None
-    for appr in ("parametric", "isoflop", "envelope"):
+    first = [rule["allocation"]] if rule["allocation"] else []
+    for appr in dict.fromkeys([*first, "parametric", "isoflop", "envelope"]):
         opt = optimal.get(appr)
         if opt and opt.architectures:
             architecture = {
@@ -328,6 +350,23 @@ def make_report(
     rep = Report(
         out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files, lim
     )
+    bias = None
+    if par is not None and "isoflop" in fitted:
+        arr = data.arrays(n_convention, flop_formula)
+        try:
+            bias = parabola_bias(
+                par,
+                arr["N"],
+                arr["D"],
+                arr["C"],
+                arr["budget"],
+                n_convention=n_convention,
+                flop_formula=flop_formula,
+                window=window,
+            )
+        except ValueError as e:
+            msgs.append(f"parabola bias (Czech et al. 2026) not simulated: {e}")
+    rep.headline_rule, rep.parabola_bias = rule, bias
     sections = _sections(rep, data)
     files.append(write_sections(out, sections))
     files += render_pages(out, sections)  # summary.md, index.html (with forecast.json's rung)
@@ -464,6 +503,25 @@ def _headline(rep: Report) -> _Section:
         for k, o in rep.optimal.items()
     ]
     sec.table = (head, rows)
+    rule = rep.headline_rule or {}
+    if rule.get("allocation"):
+        from analysis.headline import HEADLINE_RULE
+
+        sec.paragraphs.append(
+            f"{HEADLINE_RULE} Here: {rule['why']}, so N_opt and D_opt come from "
+            f"{LABELS[rule['allocation']]} and the loss from {LABELS[rule['loss']]}."
+        )
+    bias = rep.parabola_bias
+    if bias and bias["rows"]:
+        worst = max(bias["rows"], key=lambda r: abs(r["N_bias"]))
+        sec.paragraphs.append(
+            "Approach 2's parabola bias on this grid (Czech et al. 2026, arXiv:2603.22339; "
+            "simulated without noise at the approach-3 law, each vertex against the law's "
+            f"minimum on its budget): N_opt off by {worst['N_bias']:+.1%} at worst (C = "
+            f"{worst['C']:.3g}), loss by {max(abs(r['L_bias']) for r in bias['rows']):.4f} nats "
+            f"at worst; exponent a {bias['a_vertex']:.3f} from the vertices against "
+            f"{bias['a_true']:.3f} from the law's minima ({bias['a_bias']:+.3f})."
+        )
     notes = [o.note for o in rep.optimal.values() if o.note]
     if notes:
         sec.paragraphs.append("Note: " + notes[0])
@@ -501,27 +559,35 @@ def _forecast(rep: Report) -> _Section:
         if "error" in r:
             rows.append([r["held_out"], LABELS[r["approach"]], "refit failed", r["error"], "", ""])
             continue
-        n_cell = "–"
-        if "N_err" in r:
-            n_cell = f"{_fmt_number(r['N_pred'])} vs {_fmt_number(r['N_obs'])} ({r['N_err']:+.1%})"
-        rows.append(
-            [
-                r["held_out"],
-                LABELS[r["approach"]],
-                n_cell,
-                _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
-                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
-                f"{_fmt_interval(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
-            ]
+        shared = r.get("shared")
+        held = r["held_out"] + (
+            f"; {shared[0]}/{shared[1]} share a trunk" if shared and shared[0] else ""
         )
+        runs = r.get("runs_in_pi")
+        runs_s = f"{runs[0]}/{runs[1]}" if runs else "–"
+        if "N_err" in r:
+            n_cell = (
+                f"{_fmt_number(r['N_pred'])} vs {_fmt_number(r['N_obs'])} "
+                f"({r['N_err']:+.1%}) {_yes_no(r['N_in_iv'])}"
+            )
+            l_cell = (
+                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f}) {_yes_no(r['L_in_iv'])}"
+            )
+        else:  # one held-out run against its one-run PI
+            n_cell = "–"
+            l_cell = (
+                f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f}); PI "
+                f"{_fmt_interval(r['L_pi'])} {_yes_no(r['L_in_pi'])}"
+            )
+        rows.append([held, LABELS[r["approach"]], r.get("kind", ""), n_cell, l_cell, runs_s])
     sec.table = (
         [
             "held out",
             "approach",
-            "N_opt pred vs obs (err)",
-            "obs in CI",
-            "loss pred vs obs (err, nats)",
-            "95% PI, obs",
+            "kind",
+            "N_opt pred vs vertex (err), in CI + vertex se",
+            "loss pred vs obs (err, nats), in interval",
+            "held-out runs in one-run 95% PI",
         ],
         rows,
     )
@@ -539,15 +605,18 @@ def _forecast(rep: Report) -> _Section:
         parts = [f"{LABELS[appr]}: {s['n']} refit(s)"]
         if "mean_abs_N_err" in s:
             parts.append(
-                f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, N_obs in CI {s['N_in_ci']}/{s['n']}"
+                f"mean |N_opt error| {s['mean_abs_N_err']:.1%}, vertex N_opt in CI + vertex se "
+                f"{s['N_in_iv']}/{s['n']}, vertex loss in CI + vertex se {s['L_in_iv']}/{s['n']}"
+                + (f" ({s['iv_na']} without an interval)" if s.get("iv_na") else "")
             )
         if "mean_abs_L_err" in s:
-            na = (
-                f" (no PI for {s['L_pi_na']}: too few points for residuals)" if s["L_pi_na"] else ""
-            )
+            parts.append(f"mean |loss error| {s['mean_abs_L_err']:.4f} nats")
+        if "runs_in_pi" in s:
+            k, m = s["runs_in_pi"]
+            lo, hi = s["runs_in_pi_ci"]
             parts.append(
-                f"mean |loss error| {s['mean_abs_L_err']:.4f} nats, in PI {s['L_in_pi']}/{s['n']}"
-                + na
+                f"held-out runs in their one-run 95% PI {k}/{m}"
+                + (f" (Wilson 95% [{lo:.0%}, {hi:.0%}])" if m else "")
             )
         sec.paragraphs.append("; ".join(parts) + ".")
     return sec

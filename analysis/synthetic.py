@@ -211,59 +211,187 @@ def isoflop_arrays(
     return N, D, C, L
 
 
+# Kaplan et al. 2020 (arXiv:2001.08361) Eq. 1.5 with their fitted constants (Sec. 1.2 / Eq. 4.1):
+# L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D; not of the approach-3 form.
+KAPLAN_LAW = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+COVERAGE_CASES = ("well", "misspecified", "e_near_zero", "clustered")
+E_NEAR_ZERO = 0.05  # below the start grid's smallest E (e^-1 = 0.37): refits pile up at a bound
+
+
+def kaplan_loss(N: Any, D: Any, law: dict[str, float] | None = None) -> np.ndarray:
+    """Kaplan et al. 2020 Eq. 1.5, L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D."""
+    k = law or KAPLAN_LAW
+    N = np.asarray(N, dtype=float)
+    D = np.asarray(D, dtype=float)
+    return ((k["N_c"] / N) ** (k["alpha_N"] / k["alpha_D"]) + k["D_c"] / D) ** k["alpha_D"]
+
+
+def _numeric_optimum(loss, C: float) -> tuple[float, float]:
+    """The N minimising loss(N, C / (6 N)) (bounded scalar search in log N)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(
+        lambda x: float(loss(math.exp(x), C / (6 * math.exp(x)))),
+        bounds=(math.log(1e3), math.log(C / 6 / 1e3)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    n = math.exp(res.x)
+    return n, C / (6 * n)
+
+
+def coverage_case(case: str) -> dict[str, Any]:
+    """The truth and design of one ``pi_coverage`` case (chosen before any coverage was seen).
+
+    - ``well``: the Chinchilla law (Hoffmann et al. 2022 Eq. 10), IsoFLOP design.
+    - ``misspecified``: Kaplan et al. 2020 Eq. 1.5 (``KAPLAN_LAW``), which has no E and couples
+      N and D inside one power: the fitted form is wrong. The grid is centred on the truth's
+      own compute-optimal N per budget (a well-placed sweep).
+    - ``e_near_zero``: the Chinchilla law with E = 0.05, below the start grid (the bootstrap
+      piles up at E's bound and is skewed).
+    - ``clustered``: the Chinchilla law on a WSD design: one trunk per shape (N on a factor-2
+      grid), a branch at every budget whose 7-point window holds that N; a branch's log loss
+      adds the trunk's shared effect u ~ N(0, noise/sqrt 2) and its own e ~ N(0, noise/sqrt 2)
+      (one run's total noise stays ``noise``); the fit's bootstrap resamples trunks.
+
+    Returns:
+        ``{"loss": callable(N, D), "optimum": callable(C) -> (N, D), "law": dict or None}``.
+
+    Raises:
+        ValueError: an unknown case.
+    """
+    if case not in COVERAGE_CASES:
+        raise ValueError(f"case must be one of {COVERAGE_CASES}, got {case!r}")
+    if case == "misspecified":
+        return {
+            "loss": kaplan_loss,
+            "optimum": lambda C: _numeric_optimum(kaplan_loss, C),
+            "law": None,
+        }
+    law = dict(CHINCHILLA_LAW, **({"E": E_NEAR_ZERO} if case == "e_near_zero" else {}))
+    from analysis.parametric import closed_form_optimum
+
+    return {
+        "loss": lambda N, D: law_loss(N, D, law),
+        "optimum": lambda C: tuple(float(x) for x in closed_form_optimum(C, **law)),
+        "law": law,
+    }
+
+
+def simulated_sweep(case: str, cc: dict[str, Any], budgets, n_models, spread, noise, rng):
+    """One simulated sweep of ``case`` (``coverage_case``'s truth ``cc``), drawn with ``rng``.
+
+    Per budget C (FLOPs, C = 6 N D), ``n_models`` N log-spaced over the truth's N_opt(C) / spread
+    .. N_opt(C) * spread (the clustered case: shared trunk shapes, see ``coverage_case``), and
+    L = truth(N, D) * exp(noise draw).
+
+    Returns:
+        (N, D, L, clusters): arrays of one shape (n,); clusters is None except for
+        ``"clustered"`` (the trunk label of each branch).
+    """
+    if case != "clustered":
+        rows = []
+        for C in budgets:
+            n_opt = cc["optimum"](C)[0]
+            rows += [(n, C / (6 * n)) for n in n_opt * np.geomspace(1 / spread, spread, n_models)]
+        N, D = (np.array(x) for x in zip(*rows, strict=True))
+        return N, D, cc["loss"](N, D) * np.exp(rng.normal(0.0, noise, N.size)), None
+    step = spread ** (2 / (n_models - 1))  # the 7-point grid's factor between shapes
+    lo, hi = cc["optimum"](budgets[0])[0] / spread, cc["optimum"](budgets[-1])[0] * spread
+    shapes = lo * step ** np.arange(int(math.log(hi / lo) / math.log(step) + 1.5))
+    u = rng.normal(0.0, noise / math.sqrt(2), shapes.size)  # one effect per trunk
+    N, D, eps, cl = [], [], [], []
+    for C in budgets:
+        n_opt = cc["optimum"](C)[0]
+        for j in np.flatnonzero(np.abs(np.log(shapes / n_opt)) <= math.log(spread) + 1e-6):
+            N.append(shapes[j])
+            D.append(C / (6 * shapes[j]))
+            eps.append(u[j] + rng.normal(0.0, noise / math.sqrt(2)))
+            cl.append(f"trunk{j}")
+    N, D = np.array(N), np.array(D)
+    return N, D, cc["loss"](N, D) * np.exp(np.array(eps)), np.array(cl)
+
+
+def _percentile_form_pi(fit: Any, n: float, d: float, level: float) -> tuple[float, float]:
+    """The PI used before issue 22 (a diagnostic, not what ``predict_loss`` reports).
+
+    exp of the percentile interval of log L_b(N, D) + e_i sqrt(n / (n - p)) over all pairs,
+    with the raw (uncentred) residuals e_i and no reflection.
+    """
+    from analysis.estimates import percentile_ci
+    from analysis.forecast import _law, n_free_params
+
+    with np.errstate(all="ignore"):
+        c = np.log([_law(p, n, d) for p in fit.sample_params()])
+    c = c[np.isfinite(c)]
+    r = np.asarray(fit.residuals, dtype=float)
+    r = r * math.sqrt(r.size / (r.size - n_free_params(fit)))
+    lo, hi = percentile_ci((c[:, None] + r[None, :]).ravel(), level)
+    return math.exp(lo), math.exp(hi)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n (Wilson 1927), via scipy.
+
+    Raises:
+        ValueError: n < 1 or k outside [0, n].
+    """
+    from scipy.stats import binomtest
+
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"wilson_interval needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    ci = binomtest(k, n).proportion_ci(level, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
 def pi_coverage(
     n_sweeps: int,
     *,
-    law: dict[str, float] | None = None,
+    case: str = "well",
     noise: float = 0.01,
     n_bootstrap: int = 100,
     target_factor: float = 10.0,
     seed: int = 0,
-    fast: bool = False,
     level: float = 0.95,
+    budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21),
+    n_models: int = 7,
+    spread: float = 8.0,
 ) -> dict[str, Any]:
-    """Coverage of ``analysis.forecast.predict_loss``'s PI on simulated sweeps with a known law.
+    """Coverage of ``analysis.forecast.predict_loss``'s PI on simulated sweeps of one case.
 
-    Each sweep: ``isoflop_arrays`` (4 budgets x 7 models, log-normal ``noise``), an approach-3 fit
-    with ``n_bootstrap`` resamples, then the PI at two queries, each compared with ONE fresh
-    noisy draw of the true law there: the compute-optimal (N, D) of the true law at
-    ``target_factor`` x the largest budget (extrapolation, what the report answers), and an
-    interior point (the middle budget's optimum). ``fast`` starts the fit from the truth and
-    four perturbations of it instead of the 4500-point grid and refines with the bootstrap's
-    Gauss-Newton iterations only (``method="gauss_newton"``; same objective, same bootstrap).
+    Each sweep draws the case's design (``coverage_case``: 4 budgets x 7 models, log-normal
+    ``noise`` per run), fits approach 3 exactly as ``scaling fit`` does (the screened 4500-start
+    grid, ``n_bootstrap`` resamples; WSD trunks resampled as clusters), then asks for the PI at
+    two queries, each compared with ONE fresh run drawn from the truth there: the truth's
+    compute-optimal (N, D) at ``target_factor`` x the largest budget (extrapolation, what the
+    report answers; in the clustered case the fresh run has a fresh trunk), and an interior
+    point (the truth's optimum at 3x the second budget).
 
     Returns:
-        ``{"n_sweeps", "coverage_target", "coverage_interior", "mean_pi_width_target" (relative
-        to the true loss), "level", "noise"}``.
+        ``{"case", "n_sweeps", "hits_target", "coverage_target", "coverage_target_ci"
+        (Wilson, at ``level``), "hits_interior", "coverage_interior", "mean_pi_width_target"
+        (relative to the true loss), "mean_pi_width_interior", "mean_bias_target" (mean
+        log(L_hat / L_true) at the target), "hits_target_percentile_form" (diagnostic: the
+        same fresh runs inside the pre-issue-22 percentile PI), "level", "noise"}``.
+
+    Raises:
+        ValueError: an unknown ``case``.
     """
     from analysis.forecast import predict_loss
-    from analysis.parametric import closed_form_optimum, fit_parametric
+    from analysis.parametric import fit_parametric
 
-    law = dict(law or CHINCHILLA_LAW)
+    cc = coverage_case(case)
     rng = np.random.default_rng(seed)
-    budgets = (1e18, 1e19, 1e20, 1e21)
     queries = {
-        "target": closed_form_optimum(target_factor * budgets[-1], **law),
-        "interior": closed_form_optimum(budgets[1] * 3, **law),
+        "target": cc["optimum"](target_factor * budgets[-1]),
+        "interior": cc["optimum"](budgets[1] * 3),
     }
-    truth = np.array(
-        [math.log(law["A"]), math.log(law["B"]), math.log(law["E"]), law["alpha"], law["beta"]]
-    )
-    starts = None
-    if fast:
-        starts = truth + np.array(
-            [
-                [0, 0, 0, 0, 0],
-                [1, 0, 0, 0.05, 0],
-                [0, 1, 0, 0, 0.05],
-                [-1, 0, 0.1, -0.05, 0],
-                [0, -1, -0.1, 0, -0.05],
-            ]
-        )
     hits = {k: 0 for k in queries}
-    widths = []
+    widths: dict[str, list[float]] = {k: [] for k in queries}
+    bias = []
+    hits_pct = 0
     for _ in range(n_sweeps):
-        N, D, _, L = isoflop_arrays(law, budgets, noise=noise, rng=rng)
+        N, D, L, clusters = simulated_sweep(case, cc, budgets, n_models, spread, noise, rng)
         fit = fit_parametric(
             N,
             D,
@@ -273,22 +401,31 @@ def pi_coverage(
             n_bootstrap=n_bootstrap,
             seed=int(rng.integers(1 << 31)),
             workers=1,
-            starts=starts,
             identifiability_threshold=1.0,
-            method="gauss_newton" if fast else "screened",
+            clusters=clusters,
         )
         for k, (nq, dq) in queries.items():
             ans = predict_loss(fit, float(nq), float(dq), level)
-            true_l = float(law_loss(nq, dq, law))
+            true_l = float(cc["loss"](nq, dq))
             fresh = true_l * math.exp(rng.normal(0.0, noise))
-            hits[k] += ans["pi"][0] <= fresh <= ans["pi"][1]
+            hits[k] += bool(ans["pi"][0] <= fresh <= ans["pi"][1])
+            widths[k].append((ans["pi"][1] - ans["pi"][0]) / true_l)
             if k == "target":
-                widths.append((ans["pi"][1] - ans["pi"][0]) / true_l)
+                bias.append(math.log(ans["value"] / true_l))
+                lo, hi = _percentile_form_pi(fit, float(nq), float(dq), level)
+                hits_pct += bool(lo <= fresh <= hi)
     return {
+        "case": case,
         "n_sweeps": n_sweeps,
+        "hits_target": hits["target"],
         "coverage_target": hits["target"] / n_sweeps,
+        "coverage_target_ci": wilson_interval(hits["target"], n_sweeps, level),
+        "hits_interior": hits["interior"],
         "coverage_interior": hits["interior"] / n_sweeps,
-        "mean_pi_width_target": float(np.mean(widths)),
+        "mean_pi_width_target": float(np.mean(widths["target"])),
+        "mean_pi_width_interior": float(np.mean(widths["interior"])),
+        "mean_bias_target": float(np.mean(bias)),
+        "hits_target_percentile_form": hits_pct,
         "level": level,
         "noise": noise,
     }

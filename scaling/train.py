@@ -318,7 +318,6 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
             batch, optimizer or learning rate before the branch point.
     """
     run_dir = Path(run_dir)
-    run_name = run_dir.name
     dist_env = distributed.env_from_environ()
     distributed.check_run(cfg, dist_env)
     is_main = dist_env.is_main  # the only process that writes run_dir
@@ -335,6 +334,41 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
     # -- data: load and check before any compute or any write ---------------------------------
     data = load_data(cfg.data, cfg.model.vocab_size)
     check_data_for_run(data, cfg)
+    ckpt, from_parent = open_run_dir(cfg, run_dir, data, has_config=has_config, write=is_main)
+    device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel
+    try:
+        return _train_loop(cfg, run_dir, data, ckpt, from_parent, device, dist_env, progress)
+    finally:
+        distributed.teardown(dist_env)
+
+
+def open_run_dir(
+    cfg: RunConfig, run_dir: Path, data: Any, *, has_config: bool, write: bool = True
+) -> tuple[dict[str, Any] | None, bool]:
+    """The state a run starts from, after its checks; writes ``config.json`` on a first start.
+
+    ``train()``'s last step before training, shared with ``scaling.batched``: the stored
+    corpus hash is checked, ``checkpoint.pt`` loaded, or (a branch without one) the parent's
+    kept checkpoint checked and loaded; then ``config.json`` is written if absent and
+    ``error.txt`` removed (only when ``write``; data-parallel peers do not write).
+
+    Args:
+        cfg: the run's config (already checked against ``run_dir`` by ``rundir.check_config``).
+        run_dir: the run directory.
+        data: the loaded corpus (``scaling.data.load_data``), checked for this run.
+        has_config: ``run_dir`` already holds this config (a resume).
+        write: this process writes the run directory.
+
+    Returns:
+        ``(checkpoint state or None, from_parent)``: ``from_parent`` is True when the state is
+        a branch's parent checkpoint (a branch's first start).
+
+    Raises:
+        DataError: the corpus changed since the run (or its parent) started.
+        CheckpointError: ``checkpoint.pt`` or the parent's kept checkpoint is corrupt, missing
+            or changed.
+        ConfigError: a branch's parent is missing or differs before the branch point.
+    """
     ckpt, from_parent, lineage = None, False, None
     if has_config:
         stored = rundir.read_config(run_dir)
@@ -357,22 +391,18 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 f"{recorded} -> {lineage['checkpoint_sha256']}); delete the branch directory "
                 "to start it again from the new checkpoint"
             )
-    if not has_config and is_main:
+    if not has_config and write:
         rundir.write_config(
             run_dir,
             cfg,
-            run_name,
+            run_dir.name,
             data.info.to_dict(),
             parent=lineage,
             parametrization=parametrization.describe(cfg),
         )
-    if is_main:
+    if write:
         rundir.clear_error(run_dir)
-    device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel
-    try:
-        return _train_loop(cfg, run_dir, data, ckpt, from_parent, device, dist_env, progress)
-    finally:
-        distributed.teardown(dist_env)
+    return ckpt, from_parent
 
 
 def parent_dir(cfg: RunConfig, run_dir: str | Path) -> Path:

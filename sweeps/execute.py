@@ -25,6 +25,7 @@ submitit requeues the job and the new attempt resumes from ``checkpoint.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -38,7 +39,7 @@ from scaling.config import RunConfig
 from scaling.distributed import env_from_environ
 from scaling.lock import LOCK, lock_held, run_lock
 
-__all__ = ["LOCK", "RunOutcome", "SlurmRun", "lock_held", "run_lock", "run_one"]
+__all__ = ["LOCK", "RunOutcome", "SlurmRun", "lock_held", "run_group", "run_lock", "run_one"]
 
 # exit codes of ``python -m sweeps.execute`` (the local executor reads them, never stdout)
 EXIT_OK = 0  # complete or diverged
@@ -102,37 +103,97 @@ def run_one(cfg_dict: dict[str, Any], run_dir: str | Path, *, progress: bool = F
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    name = run_dir.name
-
-    def outcome(status: str, error: str | None = None) -> RunOutcome:
-        summary = rundir.read_summary(run_dir)
-        wall = summary.get("wall_time_s") if summary else None
-        return RunOutcome(name, str(run_dir), status, time.perf_counter() - t0, wall, error)
-
-    def train_here(write_error: bool) -> RunOutcome:
-        if rundir.read_summary(run_dir) is not None:
-            return outcome("skipped")
-        if write_error:
-            rundir.clear_error(run_dir)
-        try:
-            cfg = RunConfig.from_dict(cfg_dict)
-            from scaling.train import train
-
-            result = train(cfg, run_dir, progress=progress)
-        except Exception:
-            text = traceback.format_exc()
-            if write_error:
-                rundir.write_error(run_dir, text)
-            return outcome("failed", _last_line(text))
-        return outcome(result.status)
-
     if not env_from_environ().is_main:
         # a data-parallel peer (RANK > 0): rank 0 holds the lock and alone writes run_dir
-        return train_here(write_error=False)
+        return _train_alone(cfg_dict, run_dir, t0, write_error=False, progress=progress)
     with run_lock(run_dir) as held:
         if not held:
-            return outcome("running")
-        return train_here(write_error=True)
+            return _outcome(run_dir, t0, "running")
+        return _train_alone(cfg_dict, run_dir, t0, write_error=True, progress=progress)
+
+
+def _outcome(run_dir: Path, t0: float, status: str, error: str | None = None) -> RunOutcome:
+    summary = rundir.read_summary(run_dir)
+    wall = summary.get("wall_time_s") if summary else None
+    return RunOutcome(run_dir.name, str(run_dir), status, time.perf_counter() - t0, wall, error)
+
+
+def _train_alone(
+    cfg_dict: dict[str, Any], run_dir: Path, t0: float, *, write_error: bool, progress: bool
+) -> RunOutcome:
+    # steps 2-4 of the module docstring, the lock already held (or not needed)
+    if rundir.read_summary(run_dir) is not None:
+        return _outcome(run_dir, t0, "skipped")
+    if write_error:
+        rundir.clear_error(run_dir)
+    try:
+        cfg = RunConfig.from_dict(cfg_dict)
+        from scaling.train import train
+
+        result = train(cfg, run_dir, progress=progress)
+    except Exception:
+        text = traceback.format_exc()
+        if write_error:
+            rundir.write_error(run_dir, text)
+        return _outcome(run_dir, t0, "failed", _last_line(text))
+    return _outcome(run_dir, t0, result.status)
+
+
+def run_group(
+    cfg_dicts: list[dict[str, Any]], run_dirs: list[str | Path], *, progress: bool = False
+) -> list[RunOutcome]:
+    """Train same-shape runs as one batch (``scaling.batched``) under all their locks.
+
+    Every member's lock is taken first; a member whose lock another process holds is left to
+    it (``"running"``), a finished one is ``"skipped"``; the others train together with
+    ``train_batched`` (one left alone trains with ``train``). If the batch cannot train (one
+    member's config, checkpoint or data is bad, or the batch raised), each of its members
+    trains alone instead, resuming from its own checkpoint, so the failing run records its own
+    ``error.txt`` and the others still finish. Never raises for a training error.
+
+    Args:
+        cfg_dicts: the members' ``RunConfig.to_dict()``.
+        run_dirs: their run directories.
+        progress: show the batch's progress bar.
+
+    Returns:
+        One ``RunOutcome`` per member, in order.
+    """
+    t0 = time.perf_counter()
+    dirs = [Path(d) for d in run_dirs]
+    outcomes: list[RunOutcome | None] = [None] * len(dirs)
+    with contextlib.ExitStack() as locks:
+        held = [locks.enter_context(run_lock(d)) for d in dirs]
+        todo = []
+        for i, (d, h) in enumerate(zip(dirs, held, strict=True)):
+            if not h:
+                outcomes[i] = _outcome(d, t0, "running")
+            elif rundir.read_summary(d) is not None:
+                outcomes[i] = _outcome(d, t0, "skipped")
+            else:
+                todo.append(i)
+        if len(todo) > 1:
+            try:
+                from scaling.batched import train_batched
+
+                for i in todo:
+                    rundir.clear_error(dirs[i])
+                cfgs = [RunConfig.from_dict(cfg_dicts[i]) for i in todo]
+                summaries = train_batched(cfgs, [dirs[i] for i in todo], progress=progress)
+                for i, summary in zip(todo, summaries, strict=True):
+                    outcomes[i] = _outcome(dirs[i], t0, summary.status)
+                todo = []
+            except Exception:  # each member alone: the failing one records its own error
+                traceback.print_exc()
+        for i in todo:
+            summary = rundir.read_summary(dirs[i])  # finished in the batch before it raised
+            if summary is not None:
+                outcomes[i] = _outcome(dirs[i], t0, str(summary.get("status")))
+                continue
+            outcomes[i] = _train_alone(
+                cfg_dicts[i], dirs[i], t0, write_error=True, progress=progress
+            )
+    return outcomes  # type: ignore[return-value]
 
 
 class _CheckpointableBase:
@@ -178,14 +239,24 @@ class SlurmRun(_Checkpointable):
 def main(argv: list[str] | None = None) -> int:
     """``python -m sweeps.execute RUN_DIR`` with the config JSON on stdin; returns the exit code.
 
+    Several run directories (``RUN_DIR RUN_DIR ...``) with a JSON list of their configs train as
+    one batch (``run_group``); the exit code is then 0 once every member is recorded.
+
     Exit codes: 0 complete/diverged/skipped, 1 failed (``error.txt`` written), 75 lock held.
     """
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m sweeps.execute RUN_DIR  (RunConfig JSON on stdin)", file=sys.stderr)
+    if len(argv) < 1:
+        print(
+            "usage: python -m sweeps.execute RUN_DIR [RUN_DIR ...]  (RunConfig JSON, or a list "
+            "of them, on stdin)",
+            file=sys.stderr,
+        )
         return 2
-    cfg_dict = json.loads(sys.stdin.read())
-    return exit_code(run_one(cfg_dict, argv[0]))
+    cfg = json.loads(sys.stdin.read())
+    if isinstance(cfg, list):
+        run_group(cfg, argv)
+        return EXIT_OK
+    return exit_code(run_one(cfg, argv[0]))
 
 
 def exit_code(out: RunOutcome) -> int:

@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from scaling import __version__, rundir
-from sweeps import workers
+from sweeps import batches, workers
 from sweeps.execute import (
     EXIT_RUNNING,
     LaunchError,
     RunOutcome,
     lock_held,
     progress_bar,
+    run_group,
     run_one,
 )
 from sweeps.plan import PlannedRun, plan
@@ -146,13 +147,21 @@ def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
 # -------------------------------------------------------------------------------------------
 # executors
 # -------------------------------------------------------------------------------------------
-def _run_debug(todo: list[tuple[PlannedRun, Path]], progress: bool) -> list[RunOutcome]:
-    out = []
+def _run_debug(
+    todo: list[tuple[PlannedRun, Path]], progress: bool, groups: list[list[int]] | None = None
+) -> list[RunOutcome]:
+    out: dict[int, RunOutcome] = {}
     with progress_bar(len(todo), progress, "runs (debug)") as bar:
-        for run, run_dir in todo:
-            out.append(run_one(run.config.to_dict(), run_dir))
-            bar.update(1)
-    return out
+        for group in groups or [[i] for i in range(len(todo))]:
+            if len(group) == 1:
+                run, run_dir = todo[group[0]]
+                out[group[0]] = run_one(run.config.to_dict(), run_dir)
+            else:  # same-shape runs as one batch (sweeps.batches)
+                cfgs = [todo[i][0].config.to_dict() for i in group]
+                done = run_group(cfgs, [todo[i][1] for i in group])
+                out.update(zip(group, done, strict=True))
+            bar.update(len(group))
+    return [out[i] for i in range(len(todo))]
 
 
 def _run_local(
@@ -161,17 +170,21 @@ def _run_local(
     progress: bool,
     log_dir: Path,
     local_start: str = "forkserver",
+    groups: list[list[int]] | None = None,
 ) -> list[RunOutcome]:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_SILENT": "true"})
     start = workers.starter(local_start)  # how each run's process starts (sweeps.workers)
     results: dict[int, RunOutcome] = {}
-    pending = local_order(todo)
+    # a batch is started by its first run (the leader); its other members wait in no queue
+    members = {g[0]: g for g in groups or [] if len(g) > 1}
+    followers = {i for g in members.values() for i in g[1:]}
+    pending = [item for item in local_order(todo) if item[0] not in followers]
     active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
     with progress_bar(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
-            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start)
+            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start, members)
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
             for proc, _, _ in active.values():
                 proc.terminate()
@@ -189,13 +202,18 @@ def _pool_loop(
     log_dir: Path,
     bar: Any,
     start: Any,
+    members: dict[int, list[int]] | None = None,
 ) -> None:
     """Keep ``parallel`` run processes busy until ``pending`` and ``active`` are empty.
 
-    ``start(cfg_dict, run_dir, log_path, env)`` starts one (``sweeps.workers``).
+    ``start(cfg_dict, run_dir, log_path, env)`` starts one (``sweeps.workers``). ``members``
+    maps a batch's first run (in ``pending``) to all its runs (``sweeps.batches``): one process
+    trains them, and its exit gives each member's outcome.
     """
+    members = members or {}
     while pending or active:
-        for i, reason in blocked_branches(todo, pending, active):
+        busy = {j for i in active for j in members.get(i, ())}  # batch members training now
+        for i, reason in blocked_branches(todo, pending, {**dict.fromkeys(busy), **active}):
             results[i] = blocked_outcome(*todo[i], reason)
             bar.update(1)
         while len(active) < parallel:
@@ -205,7 +223,12 @@ def _pool_loop(
             i, (run, run_dir) = item
             log_path = log_dir / f"{run.run_name}.log"
             t0 = time.perf_counter()
-            proc = start(run.config.to_dict(), run_dir, log_path, env)
+            if i in members:  # one process for the batch, its log named after the first run
+                group = members[i]
+                cfgs = [todo[j][0].config.to_dict() for j in group]
+                proc = start(cfgs, [todo[j][1] for j in group], log_path, env)
+            else:
+                proc = start(run.config.to_dict(), run_dir, log_path, env)
             active[i] = (proc, t0, log_path)
         time.sleep(0.05)
         for i, code in [(i, p.poll()) for i, (p, _, _) in list(active.items())]:
@@ -214,6 +237,11 @@ def _pool_loop(
             _, t0, log_path = active.pop(i)
             run, run_dir = todo[i]
             wall = time.perf_counter() - t0
+            if i in members:
+                for j in members[i]:
+                    results[j] = batches.member_outcome(todo[j][0].run_name, todo[j][1], wall, code)
+                bar.update(len(members[i]))
+                continue
             results[i] = _outcome_from_dir(run, run_dir, wall, code, str(log_path))
             bar.update(1)
 
@@ -280,6 +308,7 @@ def launch(
     wait: bool = True,
     poll_s: float = 1.0,
     local_start: str = "forkserver",
+    group_size: int | None = None,
     planned: list[PlannedRun] | None = None,
     **slurm_kwargs: Any,
 ) -> LaunchResult:
@@ -304,6 +333,9 @@ def launch(
             ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
             ``mem_gb``, ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each
             run data-parallel over that many processes (one per GPU; ``scaling.distributed``).
+        group_size: debug and local only: most same-shape runs trained as one batch by one
+            process (``sweeps.batches``, ``scaling.batched``); ``None``: the device's default
+            (1 on CPU, where batching measured no gain; 8 on CUDA); 1 trains every run alone.
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
@@ -320,6 +352,14 @@ def launch(
         raise LaunchError(f"Slurm options {sorted(slurm_kwargs)} need executor='slurm'")
     if parallel is not None and (executor != "local" or parallel < 1):
         raise LaunchError("parallel must be a positive integer and needs executor='local'")
+    if group_size is not None and (executor == "slurm" and group_size != 1):
+        raise LaunchError(
+            "group_size needs executor='debug' or 'local' (on Slurm each run is one job)"
+        )
+    try:
+        batches.check_group_size(group_size)
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
     if local_start not in workers.STARTERS:
         raise LaunchError(f"local_start must be one of {workers.STARTERS}, got {local_start!r}")
     params = slurm_parameters(**slurm_kwargs) if executor == "slurm" else {}
@@ -352,11 +392,17 @@ def launch(
     job_ids: list[str] = []
     jobs: list[Any] = []
     if todo:
+        groups = None
+        if executor != "slurm":  # same-shape runs share a process (sweeps.batches)
+            groups = batches.group_runs([r.config for r, _ in todo], group_size)
+            size = group_size or batches.default_group_size(todo[0][0].config)
+            names = [[todo[i][0].run_name for i in g] for g in groups]
+            batches.record_groups(sweep_dir, names, size)
         if executor == "debug":
-            done = _run_debug(todo, progress)
+            done = _run_debug(todo, progress, groups)
         elif executor == "local":
             n_workers = parallel or usable_cores()
-            done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start)
+            done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start, groups)
         else:
             done, job_ids, jobs = run_slurm(
                 todo, sweep_dir, params, progress, wait, poll_s, queued

@@ -139,9 +139,16 @@ def forecast_rung(
         print(f"warning: {w}", file=sys.stderr)
     rspec = rung_sweep(spec, [m.shape for m in members], c)
     runs = plan(rspec)  # the one plan: PlanError before anything trains
-    by_shape = {
-        (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads): r for r in runs
-    }
+    # each shape's POINT run (a branch on a branched sweep, else the run itself): a WSD trunk
+    # has the same shape but never decays its LR, so its loss is not the forecast's
+    by_shape: dict[tuple[int, int, int], Any] = {}
+    for r in runs:
+        if r.role == "trunk":
+            continue
+        key = (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads)
+        if key in by_shape:
+            raise ValueError(f"the rung plans two point runs of shape {key}; expected one")
+        by_shape[key] = r
     rows = arung.forecast_rows(fit, members, by_shape)
     path = Path(out) / "forecast.json"
     first = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}

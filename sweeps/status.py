@@ -13,6 +13,9 @@ A WSD branch (``sweeps.branching``) that has not started yet is ``blocked`` when
 ended and the trunk checkpoint it starts from is missing or damaged (checked without torch:
 ``scaling.rundir.checkpoint_problem``), with the file and reason as detail; while its trunk is
 still to reach that step it is ``pending``, detail ``waits for <trunk> step <N>``.
+
+A run the latest batching launch trained in a batch (``sweeps.batches``) names it (``batch``);
+each member keeps its own state, read from its own directory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import rundir
+from sweeps.batches import batch_labels
 from sweeps.execute import lock_held
 from sweeps.plan import plan
 from sweeps.spec import SweepSpec
@@ -51,6 +55,8 @@ class RunStatus:
         detail: last line of ``error.txt`` for failed runs, the Slurm job of queued ones, what
             is wrong for ``damaged`` runs and damaged ``metrics.jsonl`` lines; for a WSD branch
             not started yet, what it waits for or why it is blocked; else ``None``.
+        batch: the batch of same-shape runs the latest launch that batched put it in
+            (``"batch 2 (4 runs)"``; ``sweeps.batches``), else ``None``.
     """
 
     run_name: str
@@ -58,6 +64,7 @@ class RunStatus:
     step: int | None
     n_steps: int
     detail: str | None = None
+    batch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""
@@ -114,12 +121,13 @@ def sweep_status(spec: SweepSpec, runs_dir: str | Path) -> list[RunStatus]:
 
     sweep_dir = Path(runs_dir) / spec.name
     queued = live_slurm_jobs(sweep_dir)
+    labels = batch_labels(sweep_dir)
     out = []
     for r in plan(spec):
         status = run_status(sweep_dir / r.run_name, r.config.n_steps, queued.get(r.run_name))
         if r.config.branch_from is not None and status.state in ("pending", "failed", "queued"):
             status = _branch_status(status, r.config.branch_from, sweep_dir)
-        out.append(status)
+        out.append(replace(status, batch=labels.get(r.run_name)))
     return out
 
 

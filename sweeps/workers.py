@@ -67,6 +67,8 @@ PRELOAD = (
     "opentelemetry.sdk.trace",
     "tqdm.auto",
     "scaling.train",
+    "scaling.batched",
+    "torch.func",
     "scaling.models.gpt2",
     "scaling.data",
     "scaling.optim",
@@ -94,7 +96,7 @@ def start_fresh(cfg_dict: dict[str, Any], run_dir: Path, log_path: Path, env: di
     """Start ``python -m sweeps.execute RUN_DIR`` (config JSON on stdin), output to ``log_path``."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeps.execute", str(run_dir)],
+            [sys.executable, "-m", "sweeps.execute", *_dirs(run_dir)],
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -104,6 +106,11 @@ def start_fresh(cfg_dict: dict[str, Any], run_dir: Path, log_path: Path, env: di
     proc.stdin.write(json.dumps(cfg_dict).encode())
     proc.stdin.close()
     return proc
+
+
+def _dirs(run_dir: Any) -> list[str]:
+    # one run directory, or a batch's list of them (sweeps.batches)
+    return [str(d) for d in run_dir] if isinstance(run_dir, list) else [str(run_dir)]
 
 
 class ForkedRun:
@@ -145,10 +152,14 @@ def _forked_main(cfg_dict: dict[str, Any], run_dir: str, log_path: str, env: dic
     from tqdm import tqdm
 
     tqdm.set_lock(threading.RLock())
-    from sweeps.execute import exit_code, run_one
+    from sweeps.execute import EXIT_OK, exit_code, run_group, run_one
 
     try:
-        code = exit_code(run_one(cfg_dict, run_dir))
+        if isinstance(cfg_dict, list):  # a batch of same-shape runs (sweeps.batches)
+            run_group(cfg_dict, run_dir)  # type: ignore[arg-type]
+            code = EXIT_OK
+        else:
+            code = exit_code(run_one(cfg_dict, run_dir))
     finally:
         # a fresh interpreter runs its exit handlers (wandb's service teardown among them);
         # multiprocessing children end with os._exit, which skips them
@@ -186,14 +197,18 @@ def _ensure_server(env: dict[str, str]) -> Any:
 def start_forked(cfg_dict: dict[str, Any], run_dir: Path, log_path: Path, env: dict) -> ForkedRun:
     """Fork a child of the warm server that runs ``run_one(cfg_dict, run_dir)``.
 
+    A batch (``sweeps.batches``) passes lists of configs and run directories; the child runs
+    ``run_group`` and exits 0 once every member is recorded.
+
     The child's stdout and stderr go to ``log_path`` (appended); its environment is ``env``;
     its working directory is the launcher's (multiprocessing sets it).
     """
     ctx = _ensure_server(env)
+    env = dict(env)
     process = ctx.Process(
         target=_forked_main,
-        args=(cfg_dict, str(run_dir), str(log_path), dict(env)),
-        name=f"run {Path(run_dir).name}",
+        args=(cfg_dict, run_dir if isinstance(run_dir, list) else str(run_dir), str(log_path), env),
+        name=f"run {Path(_dirs(run_dir)[0]).name}",
     )
     process.start()
     return ForkedRun(process)

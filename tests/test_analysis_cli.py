@@ -219,7 +219,7 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
         "Chinchilla approach 2",
         "Kaplan et al. 2020",
         "Forecasts on held-out data",
-        "(largest budget)",
+        "(largest usable budget)",
         "Sensitivity to analysis choices",
         "Figures",
         "Fits in full",
@@ -256,9 +256,15 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     largest = rep.largest_budget_rows()
     assert set(largest) == {"envelope", "isoflop", "parametric"}
     assert abs(largest["isoflop"]["N_err"]) < 0.2 and abs(largest["parametric"]["N_err"]) < 0.2
+    assert {r["held_out"] for r in largest.values()} == {"C = 1e+15 (largest usable budget)"}
     for r in rows:
         assert r["N_err"] == pytest.approx(r["N_pred"] / r["N_obs"] - 1)
-        assert isinstance(r["L_in_pi"], bool)
+        assert r["kind"] == ("extrapolation" if r["largest"] else "interpolation")
+        # the vertex is compared with a CI of the mean widened by its own se: a real interval
+        assert r["L_iv"][0] < r["L_ci"][0] <= r["L_ci"][1] < r["L_iv"][1]
+    # approach 3: every point is held out once and checked against its one-run PI
+    k, m = rep.forecast["summary"]["parametric"]["runs_in_pi"]
+    assert m == rep.fits["parametric"].n_points and k >= 0.8 * m, (k, m)
     # sensitivity: 2 N conventions x 2 C formulas x (approach 2 + approach 3 at 2 deltas)
     sens = rep.sensitivity["rows"]
     assert len(sens) == 12 and not [r for r in sens if "error" in r]

@@ -309,7 +309,14 @@ def test_llama_smoke_sweep_plans_launches_and_reports(tmp_path):
     sweep = json.loads((tmp_path / "smoke_llama" / "sweep.json").read_text())
     assert sweep["shape_rule"]["family"] == "llama"
     report = make_report(tmp_path, tmp_path / "report", n_bootstrap=10)
-    assert (tmp_path / "report" / "index.html").is_file() and report.files
+    html = (tmp_path / "report" / "index.html").read_text()
+    # 4 runs: approaches 1-3 need more points and say so; Kaplan's law fits llama's own N
+    assert set(report.fits) == {"kaplan"} and report.fits["kaplan"].n_points == 4
+    assert report.fits["kaplan"].n_convention == "non_embedding"
+    assert all("needs at least" in report.errors[a] for a in ("parametric", "isoflop", "envelope"))
+    for section in ("Answer", "Exponents", "Forecasts on held-out data", "Fits in full"):
+        assert section in html, section
+    assert report.errors["isoflop"] in html and "No compute-optimal answer" in html
 
 
 def test_readme_user_family_example_counts_its_module(tmp_path, monkeypatch):

@@ -184,3 +184,29 @@ def test_rung_of_a_branched_sweep_is_a_wsd_trunk_and_one_cooldown():
     assert branch.n_steps - branch.branch_from.step == max(1, int(0.2 * branch.n_steps))
     plain = rung_sweep(load_sweep("smoke"), [(1, 32, 2, 128)], 4e9).expand()
     assert len(plain) == 1 and plain[0].branch_from is None
+
+
+def test_branched_sweep_then_rung_end_to_end(tmp_path, fit_file, capsys):
+    # the main job's path: a branched (WSD) sweep trained, its points read back, then the rung;
+    # the rung's trunk and branch share a shape, and the forecast must be judged on the BRANCH
+    from analysis.fit_inputs import data_from_runs
+    from sweeps.launch import launch
+
+    spec = load_sweep("smoke_wsd")
+    result = launch(spec, tmp_path, executor="debug", progress=False)
+    assert result.ok and result.counts == {"complete": 6}  # 2 trunks + 4 branches
+    data = data_from_runs(tmp_path / "smoke_wsd")
+    assert len(data.points) == 4 and set(data.points["role"]) == {"branch"}
+    assert set(data.curves["role"]) == {"trunk", "branch"}  # trunk curves kept for approach 1
+    cmd = ["sweep", "forecast", "smoke_wsd", "--fit", str(fit_file), "--runs-dir", str(tmp_path)]
+    assert main([*cmd, "--out", str(tmp_path), "--executor", "debug", "--no-progress"]) == 0
+    record = json.loads((tmp_path / "forecast.json").read_text())
+    rung = tmp_path / "smoke_wsd-rung"
+    cfg = rundir.read_config(rung / record["run_name"])["config"]
+    summary = rundir.read_summary(rung / record["run_name"])
+    assert cfg.get("branch_from") is not None and summary["role"] == "branch"
+    trunk = rundir.read_summary(rung / cfg["branch_from"]["run_name"])
+    assert trunk["role"] == "trunk" and trunk["val/loss"] != summary["val/loss"]
+    assert record["actual_loss"] == summary["val/loss"]
+    assert record["n_tokens"] == summary["n_tokens"]
+    assert "forecast rung at C" in capsys.readouterr().out

@@ -111,9 +111,9 @@ def test_branch_refuses_a_bad_parent_before_writing(tmp_path, make_cfg, tiny_cor
     assert kept.read_bytes() == data[: len(data) // 2]
     # intact zip structure, damaged content: found when loaded (weights_only) and named
     kept.write_bytes(data.replace(b"model", b"mode!", 1))
-    if rundir.checkpoint_problem(kept) is None:
-        with pytest.raises(rundir.CheckpointError, match="checkpoint-step16.pt"):
-            train(branch, tmp_path / "b2", progress=False)
+    assert b"mode!" in kept.read_bytes() and rundir.checkpoint_problem(kept) is None
+    with pytest.raises(rundir.CheckpointError, match="checkpoint-step16.pt"):
+        train(branch, tmp_path / "b2", progress=False)
 
 
 def test_wsd_branches_bad_settings_and_lineage_errors(make_cfg):

@@ -1,0 +1,105 @@
+"""Executors group same-shape runs into batches (``sweeps.batches``); real training throughout."""
+
+from __future__ import annotations
+
+import math
+
+from test_sweeps_launch import tiny_base
+
+from scaling import rundir
+from scaling.config import BranchFrom
+from sweeps import batches
+from sweeps.execute import run_group, run_lock
+from sweeps.launch import launch
+from sweeps.plan import plan
+from sweeps.spec import GridSweep
+from sweeps.status import sweep_status
+
+
+def _spec(corpus, name="lrseeds"):
+    # two shapes x two seeds x two LRs: two classes of four same-shape runs
+    base = tiny_base(corpus, eval_every_steps=6, log_every_steps=2)
+    return GridSweep(name=name, base=base, widths=(32, 48), depths=(1,), d_head=16,
+                     n_tokens=(256 * 12,), seeds=(0, 1), lr_multipliers=(0.5, 1.0))  # fmt: skip
+
+
+def test_group_runs_groups_same_shape_runs_only(tiny_corpus):
+    runs = plan(_spec(tiny_corpus))
+    cfgs = [r.config for r in runs]
+    assert len(cfgs) == 8
+    groups = batches.group_runs(cfgs, 4)
+    assert sorted(i for g in groups for i in g) == list(range(8))
+    assert sorted(len(g) for g in groups) == [4, 4]
+    for g in groups:
+        assert len({cfgs[i].model.d_model for i in g}) == 1  # one shape per batch
+        assert len({(cfgs[i].seed, cfgs[i].optim.lr) for i in g}) == 4
+    assert sorted(len(g) for g in batches.group_runs(cfgs, 3)) == [1, 1, 3, 3]
+    assert batches.group_runs(cfgs, 1) == [[i] for i in range(8)]
+    # on CPU the default is to train alone (batching measured no gain there)
+    assert batches.default_group_size(cfgs[0].replace(device="cpu")) == 1
+    assert batches.default_group_size(cfgs[0].replace(device="cuda")) == batches.CUDA_GROUP_SIZE
+    branch = cfgs[0].replace(branch_from=BranchFrom(run_name="trunk", step=2))
+    assert batches.group_runs([branch, cfgs[1]], 4) == [[0], [1]]  # branches wait alone
+
+
+def test_debug_launch_trains_batches_equal_to_runs_alone_and_status_names_them(
+    tiny_corpus, tmp_path
+):
+    spec = _spec(tiny_corpus)
+    alone = launch(spec, tmp_path / "alone", executor="debug", progress=False, group_size=1)
+    assert alone.ok and not (tmp_path / "alone" / spec.name / batches.BATCHES_JSONL).exists()
+    # one run is being trained by another process: the launch leaves it alone
+    runs = plan(spec)
+    held_name = runs[1].run_name
+    with run_lock(tmp_path / "b" / spec.name / held_name) as held:
+        assert held
+        first = launch(spec, tmp_path / "b", executor="debug", progress=False, group_size=4)
+    assert first.counts == {"complete": 7, "running": 1}
+    assert rundir.run_state(tmp_path / "b" / spec.name / held_name) == "pending"
+    statuses = {s.run_name: s for s in sweep_status(spec, tmp_path / "b")}
+    assert {s.batch for s in statuses.values()} == {"batch 1 (3 runs)", "batch 2 (4 runs)", None}
+    assert statuses[held_name].state == "pending" and statuses[held_name].batch is None
+    # the relaunch trains the one left (alone: its batch partners are finished)
+    again = launch(spec, tmp_path / "b", executor="debug", progress=False, group_size=4)
+    assert again.ok and again.counts == {"skipped": 7, "complete": 1}
+    # a batch whose member's lock is taken after the launch planned it: that member is left
+    # to its holder, the others train
+    pair = [tmp_path / "g" / "x", tmp_path / "g" / "y"]
+    with run_lock(pair[1]) as held:
+        assert held
+        out = run_group([runs[0].config.to_dict(), runs[1].config.to_dict()], pair)
+    assert [o.status for o in out] == ["complete", "running"]
+    assert rundir.read_summary(pair[1]) is None
+    for run in plan(spec):
+        a = rundir.read_metrics(tmp_path / "alone" / spec.name / run.run_name)
+        b = rundir.read_metrics(tmp_path / "b" / spec.name / run.run_name)
+        assert [r["step"] for r in a] == [r["step"] for r in b]
+        for ra, rb in zip(a, b, strict=True):
+            for key in ("train/loss", "val/loss"):
+                if key in ra:
+                    assert math.isclose(ra[key], rb[key], rel_tol=1e-5), (run.run_name, key)
+
+
+def test_local_launch_runs_a_batch_in_one_process(tiny_corpus, tmp_path):
+    spec = _spec(tiny_corpus, name="local")
+    result = launch(spec, tmp_path, executor="local", parallel=2, progress=False, group_size=4)
+    assert result.ok and result.counts == {"complete": 8}
+    logs = sorted(p.name for p in (tmp_path / spec.name / ".logs").iterdir())
+    assert len(logs) == 2  # two processes, one per batch
+    again = launch(spec, tmp_path, executor="local", parallel=2, progress=False, group_size=4)
+    assert again.n_submitted == 0 and again.counts == {"skipped": 8}
+
+
+def test_a_batch_that_cannot_start_trains_each_run_alone(make_cfg, tmp_path):
+    # one member's checkpoint is corrupt: the batch refuses to start, so each run trains alone;
+    # the bad one records its own error.txt (its file kept), the other completes
+    from scaling.train import train
+
+    good, bad = make_cfg(n_tokens=512 * 4), make_cfg(n_tokens=512 * 4, seed=1)
+    train(bad, tmp_path / "bad", progress=False)
+    (tmp_path / "bad" / "summary.json").unlink()
+    (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"garbage")
+    out = run_group([good.to_dict(), bad.to_dict()], [tmp_path / "good", tmp_path / "bad"])
+    assert [o.status for o in out] == ["complete", "failed"]
+    assert "checkpoint" in out[1].error and (tmp_path / "bad" / "error.txt").exists()
+    assert (tmp_path / "bad" / "checkpoint.pt").read_bytes() == b"garbage"
