@@ -5,6 +5,12 @@ Usage::
     .venv/bin/python benchmarks/train_throughput.py            # eager rows, ~1 minute
     .venv/bin/python benchmarks/train_throughput.py --compile  # + torch.compile (C compiler)
     .venv/bin/python benchmarks/train_throughput.py --nanogpt ~/src/nanoGPT  # + nanoGPT's model
+    python benchmarks/train_throughput.py --device cuda --nanogpt ~/src/nanoGPT  # GPU, 124M/350M
+    python benchmarks/train_throughput.py --dry-run   # the GPU path on CPU, tiny shapes
+
+``--device cuda`` (and ``--dry-run``) runs ``benchmarks/gpu_throughput.py`` instead: GPT-2 124M
+and ~350M in bf16 with ``torch.compile``, beside nanoGPT's model, MFU against the dense bf16
+peak (its docstring). Everything below is the CPU benchmark.
 
 A training step is forward + backward + ``torch.optim.AdamW(fused=True)`` step +
 ``zero_grad(set_to_none=True)`` on 16 sequences of 256 byte tokens (vocab 256), fp32,
@@ -139,7 +145,7 @@ class Baseline(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor):
         b, t = idx.shape
         d, h = self.cfg.d_model, self.cfg.n_heads
-        x = self.wte(idx) + self.wpe(torch.arange(t))
+        x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))
         for blk in self.blocks:
             q, k, v = blk["attn"](blk["ln_1"](x)).split(d, dim=2)
             q, k, v = (z.view(b, t, h, d // h).transpose(1, 2) for z in (q, k, v))
@@ -316,7 +322,35 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a nanoGPT checkout (folder with model.py): also time its model interleaved",
     )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="cuda: gpu_throughput.py's rows"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="the --device cuda code path on CPU, tiny shapes"
+    )
+    parser.add_argument("--batch", type=int, default=16, help="cuda: sequences per step")
+    parser.add_argument("--rounds", type=int, default=5, help="cuda: interleaved timing rounds")
+    parser.add_argument("--steps", type=int, default=10, help="cuda: timed steps per round")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="cuda: peak for MFU (default 989.4)"
+    )
+    parser.add_argument(
+        "--gpu-shapes", nargs="*", default=None, help="cuda: subset of 124M 350M (default both)"
+    )
     args = parser.parse_args(argv)
+    if args.device == "cuda" or args.dry_run:
+        import gpu_throughput
+
+        return gpu_throughput.run(
+            device="cpu" if args.dry_run else "cuda",
+            nanogpt=load_nanogpt(args.nanogpt) if args.nanogpt else None,
+            batch=2 if args.dry_run else args.batch,
+            rounds=2 if args.dry_run else args.rounds,
+            steps=2 if args.dry_run else args.steps,
+            peak_tflops=args.peak_tflops,
+            dry_run=args.dry_run,
+            shapes=args.gpu_shapes,
+        )
     if args.quick:
         args.no_eager, args.seconds = True, 1.0
     nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling import distributed, models, parametrization, rundir
+from scaling import distributed, models, parametrization, rundir, runtime
 from scaling.config import ConfigError, RunConfig
 from scaling.counting import (
     flops_6nd,
@@ -306,8 +306,9 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
 
     Raises:
         ConfigError: ``run_dir`` holds a different config (nothing there is changed), CUDA
-            was requested and is missing, or (data parallel) ``grad_accum_steps`` is not a
-            multiple of ``WORLD_SIZE``.
+            was requested and is missing, ``precision="bf16"`` on hardware without bf16
+            (``scaling.runtime.check_precision``; before anything is written), or (data
+            parallel) ``grad_accum_steps`` is not a multiple of ``WORLD_SIZE``.
         DataError: the corpus cannot feed this config (raised before anything is written), or
             it changed since the run started.
         FamilyError: ``cfg.model.family`` cannot be imported or built, or its counts disagree
@@ -330,6 +331,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
             return RunSummary.from_dict(stored_summary)
     models.check_family(cfg.model)  # importable, and counted as built (FamilyError otherwise)
     device = resolve_device(cfg.device)
+    runtime.check_precision(cfg, device)  # bf16 where the hardware has none: refused here
 
     # -- data: load and check before any compute or any write ---------------------------------
     data = load_data(cfg.data, cfg.model.vocab_size)
@@ -480,7 +482,7 @@ def _train_loop(
     device_type = device.split(":")[0]
 
     # -- device, precision, threads -------------------------------------------------------------
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda")
+    use_bf16 = runtime.use_bf16(cfg, device_type)
     if device_type == "cpu":
         torch.set_num_threads(cfg.n_threads)
         tune_allocator()  # keep activations' memory between steps (see the helper)
@@ -528,11 +530,11 @@ def _train_loop(
         rundir.truncate_metrics(run_dir, 0)  # killed before the first checkpoint: start over
     # wrapped after loading the checkpoint: DDP broadcasts rank 0's weights when it is built
     ddp_model = distributed.wrap_model(model, dist_env, device)
-    forward = torch.compile(ddp_model) if cfg.compile else ddp_model
-    if not dist_env.enabled:
-        eval_forward = forward
-    else:  # evaluation bypasses DDP (no gradient hooks, no collectives inside the forward)
-        eval_forward = torch.compile(model) if cfg.compile else model
+    # torch.compile, or eager with one warning where inductor cannot build (scaling.runtime)
+    forward = runtime.compile_or_eager(ddp_model, cfg.compile)
+    # evaluation runs the eager module: no DDP hooks or collectives inside it, and no second
+    # compiled graph (a fraction of a run's tokens, where a compilation costs tens of seconds)
+    eval_forward = model
     my_micro_steps = distributed.micro_steps(cfg, dist_env)  # all of them on one process
     n_micro = len(my_micro_steps)
 

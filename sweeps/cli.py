@@ -239,6 +239,10 @@ def _plan(args: argparse.Namespace) -> int:
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
+    if any(r["source"] != "measured" for r in rows):
+        from sweeps.throughput import CONSTANT_NOTE
+
+        print(f"* assumed: {CONSTANT_NOTE}")
     if totals["flops_total"] != totals["flops_from_scratch"]:
         n_trunks = sum(r["role"] == "trunk" for r in rows)
         print(

@@ -26,6 +26,13 @@ from scaling.counting import flops_per_token
 
 CPU_FLOPS_PER_SEC = 2.5e10
 GPU_FLOPS_PER_SEC = 3.0e14
+GPU_PEAK_BF16_FLOPS = 989.4e12  # H100/H200 SXM dense bf16 (NVIDIA datasheet; 1979 with sparsity)
+#: What an estimate marked "constant" assumed (the plan prints it under its table).
+CONSTANT_NOTE = (
+    f"GPU {GPU_FLOPS_PER_SEC:.1e} FLOP/s = {GPU_FLOPS_PER_SEC / GPU_PEAK_BF16_FLOPS:.0%} MFU of "
+    f"an H100/H200's {GPU_PEAK_BF16_FLOPS / 1e12:.0f} TFLOP/s dense bf16 peak; CPU "
+    f"{CPU_FLOPS_PER_SEC:.1e} FLOP/s per run"
+)
 MAX_MEASURE_STEP_FLOPS = 2e11  # ~5-10 s per step on one CPU core: too slow to time in a plan
 STARTUP_S = 3.0
 

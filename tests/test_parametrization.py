@@ -332,6 +332,7 @@ def test_completep_run_resumes_after_kill_9_exactly(make_cfg, tmp_path):
     assert strip == ref and resumed.val_loss == reference.val_loss
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mup_run_on_cuda_bf16(make_cfg, tmp_path):
     model = ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256, seq_len=32,

@@ -284,10 +284,18 @@ def test_registry_and_shipped_definitions(tmp_path):
     assert 2 <= len(smoke) <= 8
     assert all(r.config.model.seq_len <= 64 and r.config.n_steps >= 10 for r in smoke)
     cluster = plan(load_sweep("cluster_example"))  # its data path does not exist: still plans
-    assert len(cluster) == 35
+    assert len(cluster) == 34
     assert {r.config.model.vocab_size for r in cluster} == {50304}
     assert {r.config.flops_budget for r in cluster} == {1e17, 3e17, 1e18, 3e18, 1e19}
     assert all(r.config.precision == "bf16" for r in cluster)
+    # every budget: >= 5 sizes within 5-80 tokens per (total) parameter, on both sides of ~20
+    by_budget = {}
+    for r in cluster:
+        tpp = r.config.n_tokens / param_counts(r.config.model).total
+        by_budget.setdefault(r.config.flops_budget, []).append(tpp)
+    for tpps in by_budget.values():
+        assert len(tpps) >= 5 and all(5 <= t <= 80 for t in tpps)
+        assert min(tpps) < 20 < max(tpps)
     # a definition given as a file path
     path = tmp_path / "mine.py"
     path.write_text(

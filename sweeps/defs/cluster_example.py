@@ -1,17 +1,34 @@
 r"""``cluster_example``: an IsoFLOP sweep for GPU clusters (1e17 to 1e19 FLOPs); plans anywhere.
 
 For a Slurm cluster with GPUs, not for this CPU machine: GPT-2 tokenizer (vocab 50304, padded
-to a multiple of 64), seq_len 1024, bf16 autocast on CUDA, ~0.5M tokens per step (Chinchilla
-and GPT-3 used 0.5-4M; Hoffmann et al. 2022 Table A1), AdamW with cosine decay to 10%, five
-budgets 1e17, 3e17, 1e18, 3e18, 1e19 FLOPs x seven non-embedding sizes 1e7..6e8 (aspect ratio
-64, 64-wide heads; 35 runs). Data: nanoGPT-layout ``train.bin`` /
+to a multiple of 64), seq_len 1024, bf16 autocast on CUDA with ``torch.compile``, ~0.5M tokens per
+step (Chinchilla and GPT-3 used 0.5-4M; Hoffmann et al. 2022 Table A1), AdamW with cosine decay
+to 10%, five budgets 1e17, 3e17, 1e18, 3e18, 1e19 FLOPs. Data: nanoGPT-layout ``train.bin`` /
 ``val.bin`` of uint16 GPT-2 token ids at the placeholder ``/data/openwebtext`` (planning does
-not read it; edit the path before launching). Parametrization: muP (Yang et al. 2022;
-``scaling.parametrization``) with base width 768, so ``MupLR`` gives every size the one peak LR
-6e-4 (GPT-2 small's, Radford et al. 2019 / nanoGPT) and the optimizer scales the hidden
-matrices' LR by 768 / d_model itself. At d_model 768 this is GPT-2 small's recipe except muP's
-1/d_head attention scale; before a real campaign, sweep the LR once at a base-width model
-(``benchmarks/lr_transfer.py`` shows how the optimum transfers across widths on our corpus).
+not read it; edit the path before launching).
+
+Sizes: depths 3-24 at aspect ratio 64 (d_model = 64 * n_layers, 64-wide heads; 21M to 523M
+parameters in all), kept per budget only inside a window of 5 to 80 training tokens per
+parameter (``n_convention="total"``, Chinchilla's convention, so the window is a factor 4
+either side of the ~20 tokens per parameter that Hoffmann et al. 2022 find compute-optimal,
+their Table 3). That gives 5, 5, 7, 8 and 9 sizes at the five budgets (34 runs), every
+budget's sizes on both sides of 20. (The first edition used seven fixed sizes 1e7-6e8 at every
+budget: at 1e17 four of the seven saw under one token per parameter, up to ~500x from the
+expected optimum, so most of the cluster's first sweep would have been wasted.)
+
+Learning rate: a placeholder to tune first. Parametrization muP (Yang et al. 2022;
+``scaling.parametrization``) with base width 768 and ``MupLR(6e-4)``: every size gets the peak
+LR 6e-4, GPT-2 small's (Radford et al. 2019; nanoGPT's default), and the optimizer scales the
+hidden matrices' LR by 768 / d_model. Nothing here has measured that 6e-4 is the optimum of
+this recipe (muP's 1/d_head attention, this batch, these horizons), and on our CPU study muP
+transferred the optimum only roughly (2.15x spread over widths 32-256) and trained worse than SP
+at 200 steps (``README``, ``docs/LOG.md``). Before the real sweep, sweep the LR by factors of 2
+at the base width (e.g. ``lr_multipliers=(0.25, 0.5, 1, 2, 4)`` at the smallest budget) and
+set ``base_lr`` to the optimum; muP then carries it across widths.
+
+``scaling sweep plan cluster_example`` estimates each run's time on one GPU from
+``sweeps.throughput.GPU_FLOPS_PER_SEC`` (3e14 FLOP/s: 30% MFU of an H100/H200's 989 TFLOP/s
+dense bf16 peak; the plan's footnote says so); ``scripts/gpu_check.sh`` measures the real MFU.
 
 Launch on a cluster, e.g.::
 
@@ -25,6 +42,12 @@ from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
 from scaling.shapes import AspectRatioRule
 from sweeps.lr import MupLR
 from sweeps.spec import IsoFlopSweep
+
+#: Candidate depths (d_model = 64 * n_layers); the window below keeps 5-9 of them per budget.
+DEPTHS = tuple(range(3, 25))
+
+#: Training tokens per parameter (total N) kept: a factor 4 either side of Chinchilla's ~20.
+TOKENS_PER_PARAM_RANGE = (5.0, 80.0)
 
 
 def sweep() -> IsoFlopSweep:
@@ -59,8 +82,9 @@ def sweep() -> IsoFlopSweep:
         name="cluster_example",
         base=base,
         budgets=(1e17, 3e17, 1e18, 3e18, 1e19),
-        n_params=(1e7, 2e7, 4e7, 8e7, 1.5e8, 3e8, 6e8),
-        n_convention="non_embedding",
+        depths=DEPTHS,
+        n_convention="total",
+        tokens_per_param_range=TOKENS_PER_PARAM_RANGE,
         shape_rule=AspectRatioRule(aspect_ratio=64, d_head=64),
         lr_rule=MupLR(base_lr=6e-4),
         description="GPU-cluster IsoFLOP sweep, 1e17-1e19 FLOPs, GPT-2 tokens, bf16, muP",
