@@ -2,14 +2,17 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/lr_transfer.py --quick   # ~7 min on 2 quiet cores (88 runs)
+    .venv/bin/python benchmarks/lr_transfer.py --quick   # 88 runs per seed x 3 seeds (~21 min of
+                                                         # CPU on 2 quiet cores, estimated)
+    .venv/bin/python benchmarks/lr_transfer.py --quick --seeds 0   # issue 10's one-seed grid
     .venv/bin/python benchmarks/lr_transfer.py           # the full grid (hours on 2 cores)
 
 Design (fixed before looking at the outcome). Every run is a real ``scaling.train.train`` run on
 the embedded corpus (the interpreter's standard library, byte tokens, ``DataConfig()``), with
 the project's default optimizer (AdamW, betas 0.9/0.95, weight decay 0.1, clipping at 1.0,
-5% warmup then cosine to 10%), 16 sequences of 64 tokens per step, one seed, fixed tokens per
-run; the loss is the final validation loss (16,384 fixed tokens). Models: GPT with 4 heads (so
+5% warmup then cosine to 10%), 16 sequences of 64 tokens per step, seeds ``--seeds`` (default
+0, 1, 2: issue 20; issue 10 ran seed 0 only), fixed tokens per run; the loss is the final
+validation loss (16,384 fixed tokens). Models: GPT with 4 heads (so
 ``d_head`` grows with the width) and ``d_mlp = 4 d_model``.
 
 - Width (quick): ``d_model`` 32, 64, 128, 256 (8x) at 2 layers, SP against muP with base width 32
@@ -20,12 +23,19 @@ run; the loss is the final validation loss (16,384 fixed tokens). Models: GPT wi
 - Full mode: widths 32..512 (16x), depths 2..16 (8x, and muP at the same depths for
   comparison), 11 LRs 2^-12 .. 2^-2, 600 steps.
 
-Optimum per width (or depth): a parabola in log2(LR) through the grid's best point and up to two
-neighbours on each side (finite losses only; diverged runs are left out and reported); its vertex
-when the parabola is convex and the vertex lies inside the fitted points, else the best grid LR.
-An optimum at the grid's edge is flagged (the spread is then a bound, not a measurement).
-Spread = the largest optimum LR / the smallest, across widths (or depths); muP and CompleteP
-target <= 2.
+Optimum per width (or depth), located on the seed-mean curve (issue 20): a parabola in log2(LR)
+through the grid's best point and up to two neighbours on each side (finite losses only; diverged
+runs are left out and reported); its vertex when the parabola is convex and the vertex lies
+inside the fitted points, else the best grid LR. An optimum at the grid's edge is flagged (the
+spread is then a bound, not a measurement). Spread = the largest optimum LR / the smallest,
+across widths (or depths); muP and CompleteP target <= 1.5 (issue 20; <= 2 in issue 10).
+
+Confidence intervals (with two or more seeds): a bootstrap over seeds (``N_BOOT`` = 1000
+resamples, fixed generator): each resample draws, for every (shape, LR) point independently, as
+many seeds as were run, with replacement, and averages them; the optimum of each shape and the
+spread are recomputed from the resampled curves. Reported: the 2.5-97.5% percentiles of each
+optimum LR and of the spread (the seed noise only; the grid's spacing and the parabola are held
+fixed).
 
 Runs are written under ``--out``/runs and reused when complete, so a rerun only plots. Outputs:
 ``lr_transfer.png`` (loss against LR, a line per width or depth, the optima marked) and
@@ -50,6 +60,7 @@ from scaling.counting import param_counts
 
 SEQ_LEN, BATCH, N_HEADS = 64, 16, 4
 BASE_WIDTH, DEPTH_WIDTH, BASE_DEPTH, WIDTH_DEPTH = 32, 64, 2, 2
+N_BOOT = 1000  # bootstrap resamples over seeds for the optimum LRs' and the spread's CIs
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ FULL = Grid((32, 64, 128, 256, 512), (2, 4, 8, 16), tuple(range(-12, -1)), 600, 
 
 
 def run_config(
-    parametrization: dict, d_model: int, n_layers: int, lr: float, n_steps: int
+    parametrization: dict, d_model: int, n_layers: int, lr: float, n_steps: int, seed: int = 0
 ) -> RunConfig:
     """The ``RunConfig`` of one point of the benchmark (see the module docstring).
 
@@ -91,7 +102,7 @@ def run_config(
         n_tokens=tokens * n_steps,
         batch_size_tokens=tokens,
         micro_batch_size=BATCH,
-        seed=0,
+        seed=seed,
         eval_interval_tokens=tokens * n_steps,
         log_interval_steps=50,
         checkpoint_interval_steps=n_steps,
@@ -142,6 +153,56 @@ def _spread(opts: dict) -> float:
     return max(lrs) / min(lrs) if all(math.isfinite(v) for v in lrs) else math.nan
 
 
+def seed_mean(per_seed: list[list[float]]) -> list[float]:
+    """Seed mean at each LR (``per_seed[s][i]``: seed ``s``, LR ``i``); NaN if one diverged."""
+    return [float(np.mean(col)) for col in zip(*per_seed, strict=True)]
+
+
+def bootstrap_optima(
+    lrs: list[float], curves: dict, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[dict, tuple[float, float]]:
+    """Seed-bootstrap CIs of each shape's optimum LR and of the spread (module docstring).
+
+    Args:
+        lrs: the LR grid.
+        curves: ``{shape: per_seed}`` with ``per_seed[s][i]`` the loss of seed ``s`` at LR ``i``.
+        n_boot: resamples.
+        seed: the resampling generator's seed.
+
+    Returns:
+        ``({shape: (lo, hi)}, (spread_lo, spread_hi))``: 2.5-97.5% percentiles; NaNs when fewer
+        than two seeds were run.
+    """
+    n_seeds = min(len(v) for v in curves.values())
+    if n_seeds < 2:
+        return {k: (math.nan, math.nan) for k in curves}, (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    opt_draws: dict = {k: [] for k in curves}
+    spreads = []
+    for _ in range(n_boot):
+        opts = {}
+        for k, per_seed in curves.items():
+            y = np.asarray(per_seed, dtype=float)  # [seeds, lrs]
+            pick = rng.integers(0, y.shape[0], size=y.shape)  # seeds drawn per LR point
+            opts[k] = optimum(lrs, list(np.take_along_axis(y, pick, axis=0).mean(axis=0)))
+            opt_draws[k].append(opts[k]["lr"])
+        spreads.append(_spread(opts))
+
+    def pct(v: list[float]) -> tuple[float, float]:
+        a = np.asarray(v, dtype=float)
+        a = a[np.isfinite(a)]
+        return (
+            (float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5)))
+            if a.size
+            else (
+                math.nan,
+                math.nan,
+            )
+        )
+
+    return {k: pct(v) for k, v in opt_draws.items()}, pct(spreads)
+
+
 def plot(series: dict, path: Path) -> None:
     """Loss against LR, one panel per sweep, one line per width or depth, optima marked."""
     import matplotlib
@@ -168,7 +229,8 @@ def plot(series: dict, path: Path) -> None:
         if finite:
             best = min(finite)
             ax.set_ylim(best - 0.05, min(max(finite), best + 1.2))
-        ax.set_title(f"{title}: spread {s['spread']:.2f}x")
+        lo, hi = s["spread_ci"]
+        ax.set_title(f"{title}: spread {s['spread']:.2f}x [{lo:.2f}, {hi:.2f}]")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -180,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="the quick grid (~7 min, 2 cores)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/lr_transfer"))
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (1 thread each)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per point")
     args = parser.parse_args(argv)
     grid = QUICK if args.quick else FULL
     lrs = [2.0**e for e in grid.lr_exponents]
@@ -201,11 +264,13 @@ def main(argv: list[str] | None = None) -> None:
     for title, (p, _, shapes) in sweeps.items():
         for w, depth in shapes:
             for lr in lrs:
-                cfg = run_config(p, w, depth, lr, grid.n_steps)
-                key = f"{title}|{w}|{depth}|{lr}"
-                name = f"{p['parametrization']}-b{p.get('base_d_model')}-L{depth}-d{w}-lr{lr:g}"
-                tasks.append((key, cfg, str(args.out / "runs" / name)))
-                cost[key] = param_counts(cfg.model).total
+                for seed in args.seeds:
+                    cfg = run_config(p, w, depth, lr, grid.n_steps, seed)
+                    key = f"{title}|{w}|{depth}|{lr}|{seed}"
+                    name = f"{p['parametrization']}-b{p.get('base_d_model')}-L{depth}-d{w}-lr{lr:g}"
+                    name += f"-s{seed}" if seed else ""  # seed 0 keeps issue 10's run names
+                    tasks.append((key, cfg, str(args.out / "runs" / name)))
+                    cost[key] = param_counts(cfg.model).total
     tasks.sort(key=lambda t: -cost[t[0]])  # largest first: the pool ends together
     print(f"lr_transfer: {len(tasks)} runs of {grid.n_steps} steps, {args.workers} workers")
     t0 = time.perf_counter()
@@ -217,23 +282,35 @@ def main(argv: list[str] | None = None) -> None:
 
     series, report = {}, {}
     for title, (_, label, shapes) in sweeps.items():
-        losses, optima = {}, {}
+        losses, optima, per_seed = {}, {}, {}
         for w, depth in shapes:
             k = w if label == "d_model" else depth
-            losses[k] = [results[f"{title}|{w}|{depth}|{lr}"][0] for lr in lrs]
+            per_seed[k] = [
+                [results[f"{title}|{w}|{depth}|{lr}|{s}"][0] for lr in lrs] for s in args.seeds
+            ]
+            losses[k] = seed_mean(per_seed[k])
             optima[k] = optimum(lrs, losses[k])
+        opt_ci, spread_ci = bootstrap_optima(lrs, per_seed)
+        for k in optima:
+            optima[k]["ci"] = opt_ci[k]
         series[title] = {
             "label": label,
             "lrs": lrs,
             "losses": losses,
+            "per_seed": per_seed,
             "optima": optima,
             "spread": _spread(optima),
+            "spread_ci": spread_ci,
         }
         flags = [f"{k}: edge" for k, o in optima.items() if o["edge"]]
         print(
             f"{title}: optimum LR "
-            + ", ".join(f"{k}: {o['lr']:.3g} ({o['method']})" for k, o in optima.items())
-            + f"; spread {series[title]['spread']:.3g}"
+            + ", ".join(
+                f"{k}: {o['lr']:.3g} [{o['ci'][0]:.3g}, {o['ci'][1]:.3g}] ({o['method']})"
+                for k, o in optima.items()
+            )
+            + f"; spread {series[title]['spread']:.3g} "
+            f"[{spread_ci[0]:.3g}, {spread_ci[1]:.3g}] (95% seed bootstrap)"
             + (f"; AT GRID EDGE: {', '.join(flags)}" if flags else "")
         )
         report[title] = series[title]
