@@ -1,0 +1,125 @@
+"""Benchmark: the multi-power loss-curve law (``analysis.curves``) predicts final losses.
+
+Three measures, each the median |relative error| of a final validation loss (issue 21):
+
+- ``early_err``: every branch of the main job's IsoFLOP sweep (``sweeps/defs/cpu_isoflop.py``,
+  WSD trunks and cooldown branches) predicted from its first 30% of steps plus its planned
+  schedule. The fit is the family's joint fit (coefficients as power laws in N) on every
+  other trunk's curves, complete, plus the predicted run's own lineage (its trunk and the
+  trunk's other branches) cut at that run's 30% step: nothing it could not have seen at 30%.
+  Baseline: the last observed validation loss at the cut.
+- ``schedule_err``: per shape of the WSD benchmark (``benchmarks/wsd_vs_cosine.py``: 2 layers,
+  d_model 32/48/64, 4 token counts a factor 2 apart), the law fitted to that shape's WSD
+  curves (trunk + branches) predicts each cosine run's final loss, and fitted to its cosine
+  curves predicts each WSD branch's. Baseline: the same fit's prediction from the other
+  schedule family's final loss at the same D (no baseline of that kind is given by the papers;
+  we print "copy": the other schedule's final loss at the same (N, D), which is what a user
+  who ignores the schedule would guess).
+- ``size_err``: at each budget of the main job, the largest-N point predicted from the curves of
+  every other shape (the held-out shape's trunk and branches at every budget excluded). Baseline:
+  approach 3 (``analysis.parametric.fit_parametric``) on the final losses of the same other
+  shapes' points.
+
+Design fixed before any result was seen (2026-12-03): validation losses are evaluated every 25
+steps on 16,384 validation tokens in the main-job sweep (the main job evaluates every 256 steps
+on 65,536, too sparse for a curve) and every 12 steps on 8,192 in the WSD set; everything else
+is the sweeps' own configuration. The law, its Huber delta and its start grid are the defaults
+of ``analysis.curves``.
+
+Last line: ``curve_law: early_err=X schedule_err=Y size_err=Z`` (targets 1%, 1%, 2%).
+
+Usage: python benchmarks/curve_law.py [--quick] [--runs-dir DIR] [--train-only] [--out DIR]
+``--quick``: the main sweep's two smallest budgets and one WSD shape (CI-sized); the default
+trains the main sweep in full (49 runs) and the WSD benchmark's ``--quick`` token counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MAIN_EVAL_STEPS = 25
+MAIN_VAL_TOKENS = 16_384
+WSD_EVAL_STEPS = 12
+WSD_VAL_TOKENS = 8_192
+EARLY_FRACTION = 0.3
+
+
+def main_sweep(quick: bool):
+    """The main job's sweep, with validation every 25 steps (see the module docstring)."""
+    from sweeps.defs import cpu_isoflop
+
+    spec = cpu_isoflop.sweep()
+    base = spec.base
+    base = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, val_tokens=MAIN_VAL_TOKENS),
+        eval_interval_tokens=MAIN_EVAL_STEPS * base.batch_size_tokens,
+        wandb_mode="disabled",
+    )
+    kw = {"name": "curve_main", "base": base}
+    if quick:
+        kw["budgets"] = spec.budgets[:2]
+        kw["seeds_by_budget"] = tuple(p for p in spec.seeds_by_budget if p[0] in kw["budgets"])
+    return dataclasses.replace(spec, **kw)
+
+
+def wsd_sweeps(quick: bool):
+    """The WSD benchmark's cosine and WSD sweeps (its ``--quick`` size), denser evaluation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import wsd_vs_cosine
+
+    out = []
+    for spec in wsd_vs_cosine.sweeps(quick=True):
+        base = spec.base
+        base = dataclasses.replace(
+            base,
+            data=dataclasses.replace(base.data, val_tokens=WSD_VAL_TOKENS),
+            eval_interval_tokens=WSD_EVAL_STEPS * base.batch_size_tokens,
+        )
+        kw = {"name": f"curve_{spec.name}", "base": base}
+        if quick:
+            kw["widths"] = spec.widths[:1]
+        out.append(dataclasses.replace(spec, **kw))
+    return out
+
+
+def train_all(runs_dir: Path, quick: bool, parallel: int) -> dict[str, float]:
+    """Launch every sweep the benchmark needs (finished runs are reused); wall seconds each."""
+    from sweeps.launch import launch
+
+    walls = {}
+    for spec in (main_sweep(quick), *wsd_sweeps(quick)):
+        t0 = time.perf_counter()
+        res = launch(spec, runs_dir, executor="local", parallel=parallel, progress=False)
+        walls[spec.name] = time.perf_counter() - t0
+        if not res.ok:
+            bad = [(o.run_name, o.status) for o in res.outcomes if o.status != "complete"]
+            raise SystemExit(f"{spec.name}: runs did not finish: {bad}")
+        print(f"trained {spec.name}: {len(res.outcomes)} runs in {walls[spec.name]:.0f} s")
+    return walls
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI-sized: 2 budgets, 1 WSD shape")
+    ap.add_argument("--runs-dir", help="where the runs go or are reused (default: a temp folder)")
+    ap.add_argument("--out", default=".", help="folder for the figure")
+    ap.add_argument("--parallel", type=int, default=2, help="local workers")
+    ap.add_argument("--train-only", action="store_true", help="train, do not fit")
+    args = ap.parse_args()
+    runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="curve_law-"))
+    print(f"load average at start: {os.getloadavg()}  (2 cores; other jobs may be running)")
+    train_all(runs_dir, args.quick, args.parallel)
+    if args.train_only:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
