@@ -105,6 +105,93 @@ def train_all(runs_dir: Path, quick: bool, parallel: int) -> dict[str, float]:
     return walls
 
 
+def _table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'run':<52} {'actual':>7} {'pred':>7} {'err':>8} {'baseline':>8} {'b_err':>8}")
+    for r in rows:
+        print(
+            f"{str(r['run'])[:52]:<52} {r['actual']:>7.4f} {r['predicted']:>7.4f} "
+            f"{100 * r['rel_error']:>+7.2f}% {r['baseline']:>8.4f} "
+            f"{100 * r['baseline_rel_error']:>+7.2f}%"
+        )
+
+
+def evaluate(runs_dir: Path, quick: bool, laws: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """The three measures per law (median |relative error|) and their baselines."""
+    from analysis.curve_data import run_curves
+    from analysis.curve_eval import (
+        early_predictions,
+        median_abs,
+        schedule_predictions,
+        size_predictions,
+    )
+    from analysis.load import load_runs
+
+    main = main_sweep(quick)
+    main_dir = runs_dir / main.name
+    curves, skipped = run_curves(main_dir)
+    if skipped:
+        print(f"skipped curves: {skipped}")
+    runs = load_runs(main_dir, warn=False).set_index("run_name")
+    n_tokens = {c.run: float(runs.loc[c.run, "n_tokens"]) for c in curves}
+    budget = {c.run: float(runs.loc[c.run, "flops_budget"]) for c in curves}
+    held: dict[str, list[str]] = {}
+    for b in sorted(set(budget.values())):
+        at_b = [c for c in curves if budget[c.run] == b]
+        n_max = max(c.n_params for c in at_b)
+        held[f"C={b:.0e} N={n_max:.3g}"] = [c.run for c in at_b if c.n_params == n_max]
+    cos_wsd = {}
+    for spec in wsd_sweeps(quick):
+        cos_wsd[spec.name], sk = run_curves(runs_dir / spec.name)
+        if sk:
+            print(f"skipped curves: {sk}")
+    results: dict[str, dict[str, float]] = {}
+    for law in laws:
+        t0 = time.perf_counter()
+        early = early_predictions(curves, EARLY_FRACTION, law)
+        t_early = time.perf_counter() - t0
+        _table(
+            f"[{law}] early: final loss from the first {EARLY_FRACTION:.0%} of steps "
+            "(baseline: last observed)",
+            early,
+        )
+        t0 = time.perf_counter()
+        size = size_predictions(curves, held, law, n_tokens=n_tokens)
+        t_size = time.perf_counter() - t0
+        _table(
+            f"[{law}] size: largest N of each budget from the other sizes' curves "
+            "(baseline: approach 3 on the other sizes' final losses)",
+            size,
+        )
+        sched = []
+        t0 = time.perf_counter()
+        cos, wsd = cos_wsd["curve_cosine"], cos_wsd["curve_wsd"]
+        for n in sorted({c.n_params for c in cos}):
+            c_n = [c for c in cos if c.n_params == n]
+            w_n = [c for c in wsd if c.n_params == n]
+            sched += [dict(r, direction="wsd->cosine") for r in schedule_predictions(w_n, c_n, law)]
+            sched += [dict(r, direction="cosine->wsd") for r in schedule_predictions(c_n, w_n, law)]
+        t_sched = time.perf_counter() - t0
+        _table(
+            f"[{law}] schedule: cosine runs from WSD fits and back (baseline: the other "
+            "schedule's final loss at the same length)",
+            sched,
+        )
+        results[law] = {
+            "early_err": median_abs(early),
+            "early_base": median_abs(early, "baseline_rel_error"),
+            "schedule_err": median_abs(sched),
+            "schedule_base": median_abs(sched, "baseline_rel_error"),
+            "size_err": median_abs(size),
+            "size_base": median_abs(size, "baseline_rel_error"),
+        }
+        print(
+            f"[{law}] fit time: early {t_early:.0f} s ({len(early)} fits), size {t_size:.0f} s "
+            f"({len(size)} fits), schedule {t_sched:.0f} s"
+        )
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI-sized: 2 budgets, 1 WSD shape")
@@ -112,12 +199,33 @@ def main() -> int:
     ap.add_argument("--out", default=".", help="folder for the figure")
     ap.add_argument("--parallel", type=int, default=2, help="local workers")
     ap.add_argument("--train-only", action="store_true", help="train, do not fit")
+    ap.add_argument(
+        "--laws",
+        default="multi_power,tissue",
+        help="laws to score, comma-separated; the first gives the last line",
+    )
     args = ap.parse_args()
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="curve_law-"))
     print(f"load average at start: {os.getloadavg()}  (2 cores; other jobs may be running)")
     train_all(runs_dir, args.quick, args.parallel)
     if args.train_only:
         return 0
+    laws = tuple(args.laws.split(","))
+    res = evaluate(runs_dir, args.quick, laws)
+    print()
+    for law, r in res.items():
+        print(
+            f"{law}: early {100 * r['early_err']:.2f}% (last observed {100 * r['early_base']:.2f}%)"
+            f"; schedule {100 * r['schedule_err']:.2f}% (other schedule's final "
+            f"{100 * r['schedule_base']:.2f}%); size {100 * r['size_err']:.2f}% (approach 3 "
+            f"{100 * r['size_base']:.2f}%)"
+        )
+    r = res[laws[0]]
+    print(
+        f"curve_law: early_err={r['early_err']:.4f} schedule_err={r['schedule_err']:.4f} "
+        f"size_err={r['size_err']:.4f} (baselines: last_observed={r['early_base']:.4f} "
+        f"other_schedule={r['schedule_base']:.4f} approach3={r['size_base']:.4f})"
+    )
     return 0
 
 
