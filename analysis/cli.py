@@ -158,6 +158,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="which N every fit uses (the main job's choice)",
     )
     r.add_argument("--flop-formula", choices=["counted", "6nd"], default="counted")
+    r.add_argument(
+        "--curve-law",
+        action="store_true",
+        help="add a figure of every curve, the multi-power curve law's fit and each size's "
+        "final loss predicted from its first 30%% of steps (one fit per size)",
+    )
     r.set_defaults(func=_report)
 
 
@@ -450,6 +456,7 @@ def _report(args: argparse.Namespace) -> int:
             n_convention=args.n_convention,
             flop_formula=args.flop_formula,
             seed=seed,
+            curve_law=args.curve_law,
         ),
     )
     print(rep.text())

@@ -49,6 +49,10 @@ PUBLISHED = (
 )
 WIDE_FIGURES = ("sensitivity",)  # full width in the HTML figure grid
 CAPTIONS = {
+    "curve_law": "Loss curves are data: each size's validation curves (dots), the multi-power "
+    "law fitted jointly to every curve (lines), and the final loss of the size's longest run "
+    "predicted from its first 30% of steps plus its schedule (dashed, with the 95% PI; the "
+    "vertical line is the cut).",
     "isoflop": "IsoFLOP profiles: final loss against N for each budget, the fitted parabola "
     "(approach 2) and its minimum.",
     "n_opt": "Compute-optimal model size N_opt(C) by approach; bands are bootstrap CIs, dots the "
@@ -176,6 +180,7 @@ def make_report(
     workers: int | None = None,
     forecast_bootstrap: int = 100,
     sensitivity: bool = True,
+    curve_law: bool = False,
 ) -> Report:
     """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``; score forecasts; write the report.
 
@@ -192,6 +197,8 @@ def make_report(
         workers: processes for the approach-3 bootstrap.
         forecast_bootstrap: resamples per held-out refit (capped at ``n_bootstrap``).
         sensitivity: also refit under every analysis choice (``analysis.sensitivity``).
+        curve_law: add the loss-curve law's figure (``analysis.curve_plots``; one fit per
+            size, so minutes on a large sweep).
 
     Returns:
         Report (``Report.text()`` is the printable summary).
@@ -290,6 +297,13 @@ def make_report(
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
             files.append(out / f"{name}.json")
     _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
+    if curve_law:
+        from analysis.curve_plots import curve_figure
+
+        try:
+            _save(curve_figure(runs_dir, loss_col=loss_col), out, "curve_law", files)
+        except ValueError as e:
+            msgs.append(f"curve-law figure not drawn: {e}")
     rep = Report(out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files)
     sections = _sections(rep, data)
     (out / "summary.md").write_text(_markdown(sections))

@@ -240,3 +240,60 @@ def test_table_curves_use_the_logging_interval_and_refuse_bad_rows(tmp_path):
         table_curves(p, run_col="run", step_col="step", lr_col="lr", loss_col="loss")
     with pytest.raises(CurveError, match="no lr column 'eta'"):
         table_curves(p, run_col="run", step_col="step", lr_col="eta", loss_col="loss")
+
+
+def test_cli_fit_curves_then_optimal_then_refusals(tmp_path, capsys):
+    from scaling.cli import main
+
+    eta = schedule_lrs(600, lr=1e-2, schedule="wsd", warmup_fraction=0.05, decay_fraction=0.2)
+    opt = dict(lr=1e-2, schedule="wsd", warmup_fraction=0.05, decay_fraction=0.2)
+    _write_run(
+        tmp_path,
+        "w600",
+        {"n_tokens": 6000, "optim": opt},
+        [{"step": t, "val/loss": mpl_direct(TRUE, eta, t)} for t in range(30, 601, 30)],
+    )
+    out = tmp_path / "curves.json"
+    assert (
+        main(
+            [
+                "fit",
+                "--runs-dir",
+                str(tmp_path),
+                "--approach",
+                "curves",
+                "--law",
+                "tissue",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    d = json.loads(out.read_text())
+    assert d["approach"] == "curves" and d["runs"][0]["schedule"]["n_steps"] == 600
+    capsys.readouterr()
+    assert (
+        main(["optimal", "--fit", str(out), "--params", "3e3", "--tokens", "6000", "--json"]) == 0
+    )
+    ans = json.loads(capsys.readouterr().out)
+    assert ans["loss"]["value"] == pytest.approx(mpl_direct(TRUE, eta, 600), rel=0.01)
+    assert main(["optimal", "--fit", str(out), "--flops", "1e15"]) == 2
+    assert "a curve fit answers --params N --tokens D" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "fit",
+                "--runs-dir",
+                str(tmp_path),
+                "--approach",
+                "parametric",
+                "--law",
+                "tissue",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert "--law only apply to --approach curves" in capsys.readouterr().err
