@@ -297,3 +297,22 @@ def test_cli_fit_curves_then_optimal_then_refusals(tmp_path, capsys):
         == 2
     )
     assert "--law only apply to --approach curves" in capsys.readouterr().err
+
+
+def test_early_inputs_hide_what_the_run_had_not_seen_at_its_cut():
+    from analysis.curve_eval import early_inputs
+
+    def branch(name, T, n, trunk):  # a WSD branch of T steps spliced onto its trunk
+        c = synth(name, "wsd", T, n=n, every=10)
+        return make_curve(name, c.steps, c.loss, c.lrs, n, cluster=trunk)
+
+    short, long_ = branch("s", 100, 1e3, "t0"), branch("l", 1000, 1e3, "t0")
+    seed1 = branch("l_seed1", 1000, 1e3, "t1")  # same size, another trunk
+    other = branch("o", 1000, 2e3, "t2")
+    seen, cut = early_inputs([short, long_, seed1, other], long_, 0.3)
+    by = {c.run: c for c in seen}
+    assert cut == 300 and set(by) == {"s", "l", "l_seed1", "o"}
+    assert by["l"].steps[-1] == 300 and by["l_seed1"].steps[-1] == 300
+    assert by["s"].steps[-1] == 100 and by["o"].steps[-1] == 1000  # done before the cut; other N
+    seen, _ = early_inputs([short, long_, other], short, 0.3)
+    assert {c.run for c in seen} == {"s", "o"}  # the long sibling is only trunk rows by step 30
