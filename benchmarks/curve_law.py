@@ -198,7 +198,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI-sized: 2 budgets, 1 WSD shape")
     ap.add_argument("--runs-dir", help="where the runs go or are reused (default: a temp folder)")
-    ap.add_argument("--out", default=".", help="folder for the figure")
+    ap.add_argument("--out", default=".", help="folder for the figure (curve_law.png)")
     ap.add_argument("--parallel", type=int, default=2, help="local workers")
     ap.add_argument("--train-only", action="store_true", help="train, do not fit")
     ap.add_argument(
@@ -214,6 +214,12 @@ def main() -> int:
         return 0
     laws = tuple(args.laws.split(","))
     res = evaluate(runs_dir, args.quick, laws)
+    from analysis.curve_plots import curve_figure
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curve_figure(runs_dir / main_sweep(args.quick).name).savefig(out / "curve_law.png", dpi=80)
+    print(f"figure: {out / 'curve_law.png'}")
     print()
     for law, r in res.items():
         print(

@@ -316,3 +316,17 @@ def test_early_inputs_hide_what_the_run_had_not_seen_at_its_cut():
     assert by["s"].steps[-1] == 100 and by["o"].steps[-1] == 1000  # done before the cut; other N
     seen, _ = early_inputs([short, long_, other], short, 0.3)
     assert {c.run for c in seen} == {"s", "o"}  # the long sibling is only trunk rows by step 30
+
+
+def test_running_predictions_give_an_incomplete_run_its_final_loss(tmp_path):
+    from analysis.curve_eval import running_predictions
+
+    for name, T, status in (("done", 800, "complete"), ("live", 800, "incomplete")):
+        opt = dict(lr=1e-2, schedule="wsd", warmup_fraction=0.05, decay_fraction=0.2)
+        eta = schedule_lrs(T, **opt)
+        last = T if status == "complete" else 400
+        rows = [{"step": t, "val/loss": mpl_direct(TRUE, eta, t)} for t in range(40, last + 1, 40)]
+        _write_run(tmp_path, name, {"n_tokens": 10 * T, "optim": opt}, rows, status)
+    got = running_predictions(tmp_path / "sw", ["live", "missing"], law="tissue")
+    assert got["live"]["value"] == pytest.approx(mpl_direct(TRUE, eta, 800), rel=0.01)
+    assert got["missing"] == "fewer than 2 val/loss points yet"
