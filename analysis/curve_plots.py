@@ -51,7 +51,7 @@ def plot_curve_predictions(
         for i, c in enumerate(group):
             color = f"C{i % 10}"
             ax.plot(c.steps, c.loss, ".", ms=3, color=color)
-            grid = np.unique(np.linspace(1, c.planned_steps, 200).astype(int))
+            grid = np.unique(np.geomspace(c.steps[0], c.planned_steps, 200).astype(int))
             ax.plot(grid, curve_loss(fit, c.lrs, grid, c.n_params), "-", lw=1, color=color)
             if c.run in early:
                 efit, cut, ans = early[c.run]
