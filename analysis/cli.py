@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scaling import rundir
+
 
 class UsageError(ValueError):
     """A flag that does not apply to the chosen input, or a file of the wrong kind."""
@@ -109,6 +111,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="--sensitivity: budget C for N_opt (default: 10x the largest C)",
     )
+    p.add_argument(
+        "--drop-off-trend",
+        action="store_true",
+        help="leave out the off-trend head of the budgets (analysis.regime's rule; refused when "
+        "it would keep fewer than 3 budgets); fit.json records the regime check either way",
+    )
     p.add_argument("--out", help="fit.json to write (required unless --sensitivity)")
     p.set_defaults(func=_fit)
 
@@ -158,6 +166,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="which N every fit uses (the main job's choice)",
     )
     r.add_argument("--flop-formula", choices=["counted", "6nd"], default="counted")
+    r.add_argument(
+        "--drop-off-trend",
+        action="store_true",
+        help="fit without the off-trend head of the budgets (analysis.regime's rule); the report "
+        "shows the fit on all budgets beside it",
+    )
     r.add_argument(
         "--curve-law",
         action="store_true",
@@ -274,7 +288,8 @@ def _check_fit_flags(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from analysis.pipeline import data_from_runs, data_from_table, run_fit
+    from analysis.estimates import to_jsonable
+    from analysis.fit_inputs import data_from_runs, data_from_table, run_fit
 
     if args.approach == "curves" and not args.sensitivity:
         from analysis.curve_cli import fit_command
@@ -296,6 +311,8 @@ def _fit(args: argparse.Namespace) -> int:
     if not args.sensitivity and (not args.approach or not args.out):
         raise UsageError("scaling fit needs --approach and --out (or --sensitivity)")
     fixed = parse_fixed(args.fix)
+    if args.drop_off_trend and args.sensitivity:
+        raise UsageError("--drop-off-trend does not combine with --sensitivity: drop one")
     if fixed and args.sensitivity:
         raise UsageError("--fix does not combine with --sensitivity (it refits every choice)")
     if fixed and args.approach != "parametric":
@@ -328,6 +345,15 @@ def _fit(args: argparse.Namespace) -> int:
         )
     if args.sensitivity:
         return _sensitivity(data, args)
+    from analysis import limits
+
+    regime = limits.regime_for(data, convention, formula, seed)
+    dropped: list[float] = []
+    if args.drop_off_trend:
+        sub, dropped = limits.without_head(data, regime)
+        data = sub if sub is not None else data
+    if regime.get("warning"):
+        print(f"warning: regime: {regime['warning']}", file=sys.stderr)
     fit = run_fit(
         args.approach,
         data,
@@ -339,17 +365,18 @@ def _fit(args: argparse.Namespace) -> int:
         **({"fixed": fixed} if fixed else {}),
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(fit.to_dict(), indent=1))
-    tmp.replace(out)  # atomic: an interrupted write never leaves half a fit file
+    # atomic: an interrupted write never leaves half a fit file
+    record = {**fit.to_dict(), "regime": to_jsonable(regime), "dropped_budgets": dropped}
+    rundir.write_json(out, record, indent=1, sort_keys=False)
     print(fit.report())
+    if dropped:
+        print("--drop-off-trend left out C = " + ", ".join(f"{b:.3g}" for b in dropped))
     print(f"wrote {out}")
     return 0
 
 
 def _sensitivity(data, args: argparse.Namespace) -> int:
-    from analysis.common import to_jsonable
+    from analysis.estimates import to_jsonable
     from analysis.sensitivity import format_table, sensitivity_table
 
     table = sensitivity_table(data, args.target_flops)
@@ -423,7 +450,7 @@ def _optimal(args: argparse.Namespace) -> int:
         raise UsageError("--schedule only applies to a curve fit (--approach curves)")
     fit = read_fit_file(args.fit)
     if args.tokens is not None:
-        from analysis.common import to_jsonable
+        from analysis.estimates import to_jsonable
         from analysis.forecast import format_loss_query, loss_query
 
         ans = loss_query(fit, args.params, args.tokens)
@@ -456,6 +483,7 @@ def _report(args: argparse.Namespace) -> int:
             n_convention=args.n_convention,
             flop_formula=args.flop_formula,
             seed=seed,
+            drop_off_trend=args.drop_off_trend,
             curve_law=args.curve_law,
         ),
     )

@@ -112,8 +112,8 @@ def is_curve_fit(path: str | Path) -> bool:
 
 def optimal_command(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     """``scaling optimal --fit curves.json --params N --tokens D [--schedule S]``."""
-    from analysis.common import to_jsonable
     from analysis.curves import CurveFit, predict_final, schedule_lrs
+    from analysis.estimates import to_jsonable
 
     if args.params is None or args.tokens is None:
         raise usage_error(

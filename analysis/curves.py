@@ -63,7 +63,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import check_level, percentile_ci, to_jsonable
+from analysis.estimates import percentile_ci, to_jsonable
+from analysis.inputs import check_level
 
 LAWS: tuple[str, ...] = ("multi_power", "tissue")
 #: Fewest finite points a curve needs (a law has up to 7 coefficients; a run adds its own L0/A

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import check_level, percentile_ci
+from analysis.estimates import percentile_ci
+from analysis.inputs import check_level
 from analysis.parametric import ParametricFit
 
 PI_METHOD = (

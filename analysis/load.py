@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.common import check_convention
-from analysis.table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
-from scaling.rundir import CONFIG, read_metrics, read_summary, run_state
+from analysis.inputs import check_convention
+from analysis.runs_table import TableError, load_table  # noqa: F401  (re-exported: the table reader)
+from scaling.rundir import CONFIG, read_metrics, read_summary, read_sweep, run_state
 
 
 class RunsWarning(UserWarning):
@@ -204,14 +204,14 @@ def warn_not_in_plan(df: pd.DataFrame) -> None:
     stale: list[str] = []
     plans: dict[Path, set[str] | None] = {}
     for run_dir, name in zip(df["run_dir"], df["run_name"], strict=True):
-        sweep_json = Path(run_dir).parent / "sweep.json"
-        if sweep_json not in plans:
+        sweep_dir = Path(run_dir).parent
+        if sweep_dir not in plans:
             try:
-                plan = json.loads(sweep_json.read_text())["plan"]
-                plans[sweep_json] = {r["run_name"] for r in plan}
+                plan = (read_sweep(sweep_dir) or {})["plan"]
+                plans[sweep_dir] = {r["run_name"] for r in plan}
             except (OSError, ValueError, KeyError, TypeError):
-                plans[sweep_json] = None  # no (readable) sweep.json: nothing to compare with
-        planned = plans[sweep_json]
+                plans[sweep_dir] = None  # no (readable) sweep.json: nothing to compare with
+        planned = plans[sweep_dir]
         if planned is not None and name not in planned:
             stale.append(name)
     if stale:

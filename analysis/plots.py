@@ -212,7 +212,7 @@ def plot_parametric_contours(fit: ParametricFit, N: Any, D: Any, ax: Axes | None
     ax.clabel(cs, fontsize=6, fmt="%.2f")
     ax.scatter(N, D, s=10, color="k", zorder=3, label="runs")
     C = np.geomspace(6 * N.min() * D.min(), 6 * N.max() * D.max() * 10, 100)
-    n_opt, d_opt = fit.compute_optimal(C)
+    n_opt, d_opt = fit.optimal_allocation(C)
     ax.plot(n_opt, d_opt, color="C3", lw=2, label=f"compute-optimal (a={fit.a:.3f})")
     ax.set_xlim(n_grid[0], n_grid[-1])
     ax.set_ylim(d_grid[0], d_grid[-1])
@@ -274,4 +274,21 @@ def plot_sensitivity(table: dict[str, Any]) -> Figure:
     ax_t.invert_yaxis()
     for ax in (ax_t, ax_a):
         ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_collapse(collapse: dict[str, Any], ax: Any = None) -> Any:
+    """Scaling collapse (Qiu et al. 2025): best-run curves, normalised to 1 at the end.
+
+    Compute and reducible loss of each budget's best run (``analysis.collapse``).
+    """
+    fig, ax = _axes(ax)
+    for budget, c in sorted(collapse["curves"].items()):
+        ax.plot(c["x"], c["y"], label=f"C = {budget:.2g}")
+    ax.set_xlabel("compute / final compute")
+    ax.set_ylabel(f"(L - L0) / (L_final - L0), L0 = {collapse['L0']:.3g}")
+    ax.set_xlim(0.0, 1.02)
+    ax.set_ylim(0.9, min(3.0, ax.get_ylim()[1]))
+    ax.set_title(f"Scaling collapse: spread {collapse['spread']:.3g}")
+    ax.legend(fontsize=7)
     return fig

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate, percentile_ci, to_jsonable
+from analysis.estimates import Estimate, percentile_ci, to_jsonable
 from analysis.fits import FrontierFit, KaplanFit, ParametricFit
 from analysis.forecast import n_free_params, prediction_interval
 from analysis.parametric import optimum
@@ -164,7 +164,7 @@ def _positive(name: str, x: float) -> float:
     return x
 
 
-def _est(value: float, samples: list[float], level: float) -> Estimate:
+def _estimate_from_samples(value: float, samples: list[float], level: float) -> Estimate:
     return Estimate(
         float(value), percentile_ci(samples, level) if samples else (math.nan, math.nan), level
     )
@@ -194,7 +194,7 @@ def architectures_for(
 ) -> tuple[tuple[Architecture, ...], str]:
     """Nearest ``k`` shapes under the shape rule stored in ``fit.meta["shape_rule"]``.
 
-    Uses ``sweeps.shapes.shape_rule_from_dict(...).candidates(n_params, fit.n_convention,
+    Uses ``scaling.shapes.shape_rule_from_dict(...).candidates(n_params, fit.n_convention,
     vocab_size, seq_len, k)`` with ``vocab_size``/``seq_len`` from ``fit.meta``; each shape is
     counted exactly by ``scaling.counting.param_counts``.
 
@@ -211,7 +211,7 @@ def architectures_for(
         )
     try:
         from scaling.counting import param_counts
-        from sweeps.shapes import shape_rule_from_dict
+        from scaling.shapes import shape_rule_from_dict
     except ImportError as e:  # pragma: no cover - both are in this package
         return (), f"cannot name architectures: {e}"
     rule = shape_rule_from_dict(rule_d)
@@ -322,10 +322,10 @@ def compute_optimal(
         )
     return ComputeOptimal(
         flops=C,
-        n_params=_est(N, list(arr[:, 0]), lvl),
-        n_tokens=_est(D, list(arr[:, 1]), lvl),
-        tokens_per_param=_est(D / N, list(arr[:, 1] / arr[:, 0]), lvl),
-        loss=replace(_est(L, list(arr[:, 2]), lvl), pi=loss_pi),
+        n_params=_estimate_from_samples(N, list(arr[:, 0]), lvl),
+        n_tokens=_estimate_from_samples(D, list(arr[:, 1]), lvl),
+        tokens_per_param=_estimate_from_samples(D / N, list(arr[:, 1] / arr[:, 0]), lvl),
+        loss=replace(_estimate_from_samples(L, list(arr[:, 2]), lvl), pi=loss_pi),
         loss_source=source,
         n_convention=fit.n_convention,
         flop_formula=fit.flop_formula,
@@ -384,9 +384,9 @@ def optimal_tokens(n_params: float, fit: Fit) -> Answer:
     return Answer(
         query={"n_params": N},
         values={
-            "n_tokens": _est(D, list(draws[:, 0]), lvl),
-            "tokens_per_param": _est(D / N, list(draws[:, 0] / N), lvl),
-            "flops": _est(C, list(draws[:, 1]), lvl),
+            "n_tokens": _estimate_from_samples(D, list(draws[:, 0]), lvl),
+            "tokens_per_param": _estimate_from_samples(D / N, list(draws[:, 0] / N), lvl),
+            "flops": _estimate_from_samples(C, list(draws[:, 1]), lvl),
         },
         approach=fit.approach,
         note=f"N = {fit.n_convention} params",
@@ -432,7 +432,7 @@ def flops_for_loss(loss: float, fit: Fit) -> Answer:
     C = _flops_for_loss(_params(fit) if par else _frontier_params(fit), L, par, ratio)
     draws = [_flops_for_loss(p, L, par, ratio) for p in fit.sample_params()]
     opt = compute_optimal(C, fit) if math.isfinite(C) else None
-    values = {"flops": _est(C, draws, fit.ci_level)}
+    values = {"flops": _estimate_from_samples(C, draws, fit.ci_level)}
     if opt is not None:
         values.update(n_params=opt.n_params, n_tokens=opt.n_tokens)
     n_nan = int(np.sum(~np.isfinite(draws))) if draws else 0

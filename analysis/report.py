@@ -1,24 +1,24 @@
 """``make_report``: every fit on a runs directory, composed into ``summary.md`` and ``index.html``.
 
-This module composes; the numbers come from ``analysis.pipeline`` (fits), ``analysis.query``
-(the answer at the target budget), ``analysis.scoring`` (forecasts on held-out budgets) and
+This module composes; the numbers come from ``analysis.fit_inputs`` (fits), ``analysis.query``
+(the answer at the target budget), ``analysis.backtest`` (forecasts on held-out budgets) and
 ``analysis.sensitivity`` (how much each analysis choice moves the answer).
 
 Writes into ``out_dir``: ``fit_<approach>.json`` (parametric, isoflop, envelope, kaplan),
 ``scoring.json`` (the held-out forecast table), ``sensitivity.json``, figures as PNG and SVG
 (``isoflop``, ``n_opt``, ``d_opt``, ``loss_curves``, ``parametric_contours``, ``residuals``,
-``sensitivity``),
-``summary.md`` and a self-contained ``index.html`` (figures embedded as base64, no network).
-Both documents carry the same content in the same order: the headline answer, warnings, the
-exponents beside the published ones, the forecast table, the sensitivity table, the figures with
-captions, and every fit's full text (collapsible). An approach that cannot be fitted is reported
+``sensitivity``), the pages' content as ``report-sections.json``, and from it
+(``analysis.report_pages.render_pages``) ``summary.md`` and a self-contained ``index.html``
+(figures embedded as base64, no network). Both documents carry the same content in the same
+order: the headline answer, the forecast rung's check when ``out_dir`` holds its
+``forecast.json`` (``scaling sweep forecast``), warnings, the exponents beside the published
+ones, the forecast table, the sensitivity table, the figures with captions, and every fit's
+full text (collapsible). An approach that cannot be fitted is reported
 with its reason, not dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import warnings
@@ -28,10 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import Estimate, to_jsonable
+from analysis import limits
+from analysis.collapse import scaling_collapse
+from analysis.estimates import Estimate, to_jsonable
+from analysis.fit_inputs import FitData, data_from_runs, fit_all
 from analysis.load import RunsWarning
-from analysis.pipeline import FitData, data_from_runs, fits_quietly
 from analysis.query import ComputeOptimal, compute_optimal
+from analysis.report_pages import Section as _Section
+from analysis.report_pages import render_pages, write_sections
 
 LABELS = {
     "envelope": "approach 1 (envelope)",
@@ -47,7 +51,6 @@ PUBLISHED = (
     ("Chinchilla approach 3 (Hoffmann et al. 2022, Table 2)", 0.46, 0.54),
     ("Kaplan et al. 2020 (Sec. 6.1)", 0.73, 0.27),
 )
-WIDE_FIGURES = ("sensitivity",)  # full width in the HTML figure grid
 CAPTIONS = {
     "curve_law": "Loss curves are data: each size's validation curves (dots), the multi-power "
     "law fitted jointly to every curve (lines), and the final loss of the size's longest run "
@@ -66,6 +69,8 @@ CAPTIONS = {
     "resample these.",
     "sensitivity": "Tokens/param at the target budget and the exponent a under each analysis "
     "choice (blue: approach 2, orange: approach 3).",
+    "collapse": "Scaling collapse (Qiu et al. 2025): each budget's best run, compute and "
+    "reducible loss (L - L0, L0 = approach 3's E) normalised to 1 at the end of training.",
 }
 
 
@@ -80,10 +85,12 @@ class Report:
         target_flops: budget C for the recommendation (default 10x the largest swept C).
         optimal: approach -> ComputeOptimal at ``target_flops``.
         architecture: recommended shape (from approach 3 when available, else approach 2).
-        forecast: ``analysis.scoring.score_forecasts`` output (held-out budgets).
+        forecast: ``analysis.backtest.backtest_forecasts`` output (held-out budgets).
         sensitivity: ``analysis.sensitivity.sensitivity_table`` output (or None).
         warnings: RunsWarning messages and fit flags.
         files: written files.
+        limits: ``analysis.limits`` results: ``regime``, ``calibration``, ``collapse``,
+            ``dropped`` (the other fit when ``--drop-off-trend`` dropped budgets).
     """
 
     out_dir: Path
@@ -96,6 +103,7 @@ class Report:
     sensitivity: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def exponent(self, approach: str, name: str) -> Estimate | None:
         """``a`` or ``b`` (with CI) from an approach, or None."""
@@ -156,6 +164,7 @@ class Report:
                     else f"{_yes_no(r['L_in_pi'])} the 95% PI)"
                 )
             )
+        lines += _limits_lines(self)
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -180,6 +189,7 @@ def make_report(
     workers: int | None = None,
     forecast_bootstrap: int = 100,
     sensitivity: bool = True,
+    drop_off_trend: bool = False,
     curve_law: bool = False,
 ) -> Report:
     """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``; score forecasts; write the report.
@@ -197,6 +207,8 @@ def make_report(
         workers: processes for the approach-3 bootstrap.
         forecast_bootstrap: resamples per held-out refit (capped at ``n_bootstrap``).
         sensitivity: also refit under every analysis choice (``analysis.sensitivity``).
+        drop_off_trend: leave out the off-trend head of the budgets (``analysis.regime``'s
+            rule) for every fit; the fit on all budgets is shown beside it.
         curve_law: add the loss-curve law's figure (``analysis.curve_plots``; one fit per
             size, so minutes on a large sweep).
 
@@ -204,9 +216,11 @@ def make_report(
         Report (``Report.text()`` is the printable summary).
 
     Raises:
-        FileNotFoundError / ValueError: no runs, or no complete run with a finite loss.
+        FileNotFoundError / ValueError: no runs, or no complete run with a finite loss;
+            ``drop_off_trend`` with a rule that cannot apply or would keep < 3 budgets (raised
+            before any fit).
     """
-    from analysis.scoring import score_forecasts
+    from analysis.backtest import backtest_forecasts
     from analysis.sensitivity import sensitivity_table
 
     if target_flops is not None and not (math.isfinite(target_flops) and target_flops > 0):
@@ -222,31 +236,24 @@ def make_report(
     kw = dict(
         n_convention=n_convention, flop_formula=flop_formula, n_bootstrap=n_bootstrap, seed=seed
     )
-    fitted: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for appr in ("parametric", "isoflop", "envelope", "kaplan"):
-        fit, err = (
-            fits_quietly(appr, data, workers=workers, **kw)
-            if appr == "parametric"
-            else fits_quietly(appr, data, **kw)
-        )
-        if fit is None and appr == "isoflop":
-            # asymmetric IsoFLOP profiles: a parabola through all points may put its vertex
-            # off the grid; retry near the minimum (5 points) and say so
-            fit, err2 = fits_quietly(appr, data, window=5, **kw)
-            if fit is not None:
-                msgs.append(
-                    f"isoflop: all-points parabolas failed ({err}); used 5 points per budget"
-                )
-            err = err if fit is None else None
-        if fit is None:
-            errors[appr] = err or "unknown error"
-            continue
-        fitted[appr] = fit
+    regime = limits.regime_for(data, n_convention, flop_formula, seed)
+    all_data, dropped = data, []
+    if drop_off_trend:  # refused here, before any fit, when the rule cannot apply
+        sub, dropped = limits.without_head(data, regime)
+        data = sub if sub is not None else data
+    fitted, errors, notes = fit_all(data, workers=workers, **kw)
+    msgs += notes
+    if regime.get("warning"):
+        msgs.append(f"regime: {regime['warning']}")
     files: list[Path] = []
     for appr, fit in fitted.items():
         path = out / f"fit_{appr}.json"
-        path.write_text(json.dumps(fit.to_dict(), indent=1))
+        path.write_text(
+            json.dumps(
+                {**fit.to_dict(), "regime": to_jsonable(regime), "dropped_budgets": dropped},
+                indent=1,
+            )
+        )
         files.append(path)
     for appr, fit in fitted.items():
         msgs += [f"{appr}: {f}" for f in getattr(fit, "flags", ())]
@@ -277,8 +284,19 @@ def make_report(
             if opt.architecture_capped:  # the shape rule ran out of shapes: say so
                 msgs.append(f"{appr}: {opt.note}")
             break
+    cal = limits.calibration_for(data, n_convention, flop_formula, optimal, target)
+    other = None
+    if dropped:  # the fit on all budgets, beside the one the rule chose
+        alt, alt_err, _ = fit_all(all_data, workers=workers, **kw)
+        other = limits.other_fit_text(alt, alt_err, target, dropped, optimal)
+    collapse = None
+    if data.curves is not None and len(data.curves):
+        par_fit = fitted.get("parametric")
+        collapse = scaling_collapse(
+            data.curves, data.points, data.loss_col, getattr(par_fit, "E", None)
+        )
     window = fitted["isoflop"].meta.get("window") if "isoflop" in fitted else None
-    forecast = score_forecasts(
+    forecast = backtest_forecasts(
         data,
         n_convention=n_convention,
         flop_formula=flop_formula,
@@ -304,12 +322,29 @@ def make_report(
             _save(curve_figure(runs_dir, loss_col=loss_col), out, "curve_law", files)
         except ValueError as e:
             msgs.append(f"curve-law figure not drawn: {e}")
-    rep = Report(out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files)
+    from analysis.load import load_runs
+    from analysis.optimality import lr_optimality
+
+    lr_check = lr_optimality(load_runs(runs_dir, warn=False), loss_col)
+    lim = {
+        "regime": regime,
+        "calibration": cal,
+        "collapse": collapse,
+        "dropped": other,
+        "lr_check": lr_check,
+    }
+    (out / "limits.json").write_text(json.dumps(to_jsonable(limits.jsonable(lim)), indent=1))
+    files.append(out / "limits.json")
+    if collapse is not None and not collapse.get("error"):
+        from analysis import plots
+
+        _save(plots.plot_collapse(collapse), out, "collapse", files)
+    rep = Report(
+        out, fitted, errors, target, optimal, architecture, forecast, sens, msgs, files, lim
+    )
     sections = _sections(rep, data)
-    (out / "summary.md").write_text(_markdown(sections))
-    files.append(out / "summary.md")
-    (out / "index.html").write_text(_html(sections, out))
-    files.append(out / "index.html")
+    files.append(write_sections(out, sections))
+    files += render_pages(out, sections)  # summary.md, index.html (with forecast.json's rung)
     return rep
 
 
@@ -371,33 +406,23 @@ def _figures(
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Section:
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    table: tuple[list[str], list[list[str]]] | None = None
-    figures: list[tuple[Path, str]] = field(default_factory=list)
-    details: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text)
-    css_class: str = ""
-
-
-def _g(x: Any, digits: int = 3) -> str:
+def _fmt_number(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}g}"
 
 
-def _est(e: Estimate, digits: int = 3) -> str:
-    s = _g(e.value, digits)
+def _fmt_estimate(e: Estimate, digits: int = 3) -> str:
+    s = _fmt_number(e.value, digits)
     if math.isfinite(e.ci[0]):
-        s += f" [{_g(e.ci[0], digits)}, {_g(e.ci[1], digits)}]"
+        s += f" [{_fmt_number(e.ci[0], digits)}, {_fmt_number(e.ci[1], digits)}]"
     return s
 
 
-def _iv(iv: Any, digits: int = 4) -> str:
+def _fmt_interval(iv: Any, digits: int = 4) -> str:
     if iv is None or iv[0] is None or not math.isfinite(iv[0]):
         return "–"
-    return f"[{_g(iv[0], digits)}, {_g(iv[1], digits)}]"
+    return f"[{_fmt_number(iv[0], digits)}, {_fmt_number(iv[1], digits)}]"
 
 
 def _yes_no(x: bool | None) -> str:
@@ -414,12 +439,20 @@ def _headline(rep: Report) -> _Section:
         return sec
     conv = opt.n_convention.replace("_", "-")
     pi = opt.loss.pi
-    pi_s = f"; a single run lands in {_iv(pi)} (95% PI)" if pi and math.isfinite(pi[0]) else ""
+    pi_s = (
+        f"; a single run lands in {_fmt_interval(pi)} (95% PI)"
+        if pi and math.isfinite(pi[0])
+        else ""
+    )
+    head = limits.headline_for(rep.limits, appr)
+    if head is not None:
+        pi_s = f"; a single run lands in {_fmt_interval(head[0])} (95%, {head[1]})"
     sec.paragraphs.append(
         f"At C = {rep.target_flops:.3g} FLOPs ({opt.flop_formula} FLOPs), train a model of "
-        f"**{_est(opt.n_params)}** {conv} parameters on **{_est(opt.n_tokens)}** tokens "
-        f"(**{_est(opt.tokens_per_param)}** tokens/param). Expected loss "
-        f"**{_est(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
+        f"**{_fmt_estimate(opt.n_params)}** {conv} parameters on "
+        f"**{_fmt_estimate(opt.n_tokens)}** tokens "
+        f"(**{_fmt_estimate(opt.tokens_per_param)}** tokens/param). Expected loss "
+        f"**{_fmt_estimate(opt.loss, 4)}** nats/token{pi_s}. Brackets are 95% bootstrap CIs; from "
         f"{LABELS[appr]}."
     )
     a = rep.architecture
@@ -436,11 +469,11 @@ def _headline(rep: Report) -> _Section:
     rows = [
         [
             LABELS[k],
-            _est(o.n_params),
-            _est(o.n_tokens),
-            _est(o.tokens_per_param),
-            _est(o.loss, 4),
-            _iv(o.loss.pi),
+            _fmt_estimate(o.n_params),
+            _fmt_estimate(o.n_tokens),
+            _fmt_estimate(o.tokens_per_param),
+            _fmt_estimate(o.loss, 4),
+            _fmt_interval(o.loss.pi),
         ]
         for k, o in rep.optimal.items()
     ]
@@ -457,7 +490,7 @@ def _exponents(rep: Report) -> _Section:
     for appr in ("envelope", "isoflop", "parametric"):
         if appr in rep.fits:
             a, b = rep.exponent(appr, "a"), rep.exponent(appr, "b")
-            rows.append([f"this sweep: {LABELS[appr]}", _est(a), _est(b)])
+            rows.append([f"this sweep: {LABELS[appr]}", _fmt_estimate(a), _fmt_estimate(b)])
         else:
             rows.append([f"this sweep: {LABELS[appr]}", "not fitted", rep.errors.get(appr, "")])
     rows += [[name, f"{a:.2f}", f"{b:.2f}"] for name, a, b in PUBLISHED]
@@ -484,7 +517,7 @@ def _forecast(rep: Report) -> _Section:
             continue
         n_cell = "–"
         if "N_err" in r:
-            n_cell = f"{_g(r['N_pred'])} vs {_g(r['N_obs'])} ({r['N_err']:+.1%})"
+            n_cell = f"{_fmt_number(r['N_pred'])} vs {_fmt_number(r['N_obs'])} ({r['N_err']:+.1%})"
         rows.append(
             [
                 r["held_out"],
@@ -492,7 +525,7 @@ def _forecast(rep: Report) -> _Section:
                 n_cell,
                 _yes_no(r.get("N_in_ci")) if "N_err" in r else "–",
                 f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f})",
-                f"{_iv(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
+                f"{_fmt_interval(r['L_pi'])} {_yes_no(r['L_in_pi'])}",
             ]
         )
     sec.table = (
@@ -547,7 +580,7 @@ def _sensitivity(rep: Report) -> _Section:
     sec.paragraphs.append(
         f"The same runs refitted under each N convention x C formula x Huber delta x approach "
         f"(point estimates at C = {tab['target_flops']:.3g}). Tokens/param ranges "
-        f"{_g(lo)} to {_g(hi)}, a from {_g(alo)} to {_g(ahi)}."
+        f"{_fmt_number(lo)} to {_fmt_number(hi)}, a from {_fmt_number(alo)} to {_fmt_number(ahi)}."
     )
     rows = []
     for r in tab["rows"]:
@@ -565,8 +598,8 @@ def _sensitivity(rep: Report) -> _Section:
                 + [
                     f"{r['a']:.3f}",
                     f"{r['b']:.3f}",
-                    _g(r["n_opt"]),
-                    _g(r["tokens_per_param"]),
+                    _fmt_number(r["n_opt"]),
+                    _fmt_number(r["tokens_per_param"]),
                 ]
             )
     sec.table = (
@@ -587,6 +620,17 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
     out = [intro, _headline(rep)]
     if rep.warnings:
         out.append(_Section("Warnings", ["- " + w for w in rep.warnings], css_class="warn"))
+    if rep.limits:
+        lim = rep.limits
+        out.append(
+            _Section(
+                "Limits: regime, calibrated intervals, scaling collapse",
+                limits.limits_paragraphs(
+                    lim["regime"], lim["calibration"], lim["collapse"], lim["dropped"]
+                )
+                + [lim["lr_check"]["text"]],
+            )
+        )
     out += [_exponents(rep), _forecast(rep), _sensitivity(rep)]
     figs = _Section("Figures")
     for f in rep.files:
@@ -605,114 +649,24 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
     return out
 
 
-def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown(sections: list[_Section]) -> str:
-    lines: list[str] = []
-    for i, sec in enumerate(sections):
-        lines += [f"{'#' if i == 0 else '##'} {sec.title}", ""]
-        for p in sec.paragraphs:
-            lines += [p, ""]
-        if sec.table:
-            head, rows = sec.table
-            lines.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
-            lines.append("|" + "---|" * len(head))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-            lines.append("")
-        for path, caption in sec.figures:
-            lines += [f"![{path.stem}]({path.name})", "", f"*{caption}*", ""]
-        for summary, text in sec.details:
-            lines += [
-                f"<details><summary>{summary}</summary>",
-                "",
-                "```",
-                text,
-                "```",
-                "",
-                "</details>",
-                "",
-            ]
-    return "\n".join(lines)
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:0 auto;
- padding:0 16px 40px;line-height:1.45;color:#222}
-h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
-.headline{background:#eef5ff;border:1px solid #bcd;border-radius:6px;padding:4px 16px 10px}
-.warn{background:#fff6e5;border:1px solid #eccb85;border-radius:6px;padding:4px 16px}
-.rung{background:#f1f8ee;border:1px solid #9c9;border-radius:6px;padding:4px 16px;
- overflow-x:auto}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0;table-layout:auto}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
- overflow-wrap:anywhere}
-th{background:#f4f4f4}
-pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
-.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:16px}
-figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figure.wide{grid-column:1/-1}
-figcaption{font-size:13px;color:#555}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
-code{overflow-wrap:anywhere}
-"""
-
-
-def _inline(s: str) -> str:
-    """Escape, then render the two markdown marks used in paragraphs (**bold**, `code`)."""
-    out = html.escape(s)
-    parts = out.split("**")
-    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-    parts = out.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _html(sections: list[_Section], out: Path) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>Scaling-law report</title><style>{_CSS}</style></head><body>",
-    ]
-    for i, sec in enumerate(sections):
-        tag = "h1" if i == 0 else "h2"
-        cls = f" class='{sec.css_class}'" if sec.css_class else ""
-        parts.append(f"<section{cls}><{tag}>{html.escape(sec.title)}</{tag}>")
-        bullets = [p for p in sec.paragraphs if p.startswith("- ")]
-        for p in sec.paragraphs:
-            if not p.startswith("- "):
-                parts.append(f"<p>{_inline(p)}</p>")
-        if bullets:
-            parts.append("<ul>" + "".join(f"<li>{_inline(b[2:])}</li>" for b in bullets) + "</ul>")
-        if sec.table:
-            head, rows = sec.table
-            parts.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                + "</tr></thead><tbody>"
-                + "".join(
-                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                    for row in rows
-                )
-                + "</tbody></table>"
-            )
-        if sec.figures:
-            parts.append("<div class='figs'>")
-        for path, caption in sec.figures:
-            b64 = base64.b64encode(path.read_bytes()).decode("ascii")
-            wide = " class='wide'" if path.stem in WIDE_FIGURES else ""
-            parts.append(
-                f"<figure{wide}><img alt='{html.escape(path.stem)}' "
-                f"src='data:image/png;base64,{b64}'>"
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-        if sec.figures:
-            parts.append("</div>")
-        for summary, text in sec.details:
-            parts.append(
-                f"<details><summary>{html.escape(summary)}</summary>"
-                f"<pre>{html.escape(text)}</pre></details>"
-            )
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def _limits_lines(rep: Report) -> list[str]:
+    lim = rep.limits
+    if not lim:
+        return []
+    lines = []
+    reg = lim["regime"]
+    if not reg.get("judged"):
+        lines.append(f"  regime: {reg['reason']}")
+    else:
+        loc = ", ".join(f"{r['from']:.3g}->{r['to']:.3g} {r['exponent']:.3f}" for r in reg["local"])
+        lof = reg.get("constant_exponent")
+        test = f"; one exponent: p = {lof['p_value']:.3g}" if lof else ""
+        lines.append(f"  regime: local exponents {loc}{test}")
+    appr, _ = rep.headline()
+    head = limits.headline_for(lim, appr)
+    if head is not None:
+        lines.append(f"  headline interval ({appr}): {_fmt_interval(head[0])} ({head[1]})")
+    col = lim.get("collapse")
+    if col and not col.get("error"):
+        lines.append(f"  scaling collapse spread: {col['spread']:.4f}")
+    return lines

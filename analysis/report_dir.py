@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from scaling.rundir import atomic_write_text
+
 MANIFEST = "report-files.json"
 
 T = TypeVar("T")
@@ -108,9 +110,7 @@ def write_report_dir(out: str | Path, build: Callable[[Path], T]) -> T:
         before = set(os.listdir(out))  # the user's own files, kept as they are
         result = build(out)
         written = sorted(set(os.listdir(out)) - before)
-        tmp = out / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps({"files": written}, indent=1) + "\n")
-        os.replace(tmp, out / MANIFEST)
+        atomic_write_text(out / MANIFEST, json.dumps({"files": written}, indent=1) + "\n")
     except BaseException:
         if before is not None:  # remove what the failed build wrote, then restore the old report
             for name in set(os.listdir(out)) - before:

@@ -13,8 +13,12 @@ shapes into runs and trains them; the ``scaling sweep forecast`` command joins t
    Hoffmann et al. 2022 Eq. 2, with a bootstrap CI of the mean and a prediction interval for one
    new run);
 3. ``score_forecast``: predicted against actual, written as ``forecast.json``, printed
-   (``forecast_text``) and shown in the report's ``index.html``/``summary.md``
-   (``add_to_report``).
+   (``forecast_text``) and shown in the report's ``index.html``/``summary.md``, which
+   ``analysis.report_pages.render_pages`` composes from what is in the report folder.
+
+``read_fit`` and ``rung_budget`` check the inputs before anything is planned; ``forecast_rows``
+turns the planned runs into the members' forecasts. ``sweeps.rung.forecast_rung`` is the one
+path through all of this: it asks this module what to train, plans once, trains, and scores.
 
 Units: C in FLOPs under the fit's ``flop_formula`` (``counted`` for runs of this package), N in
 the fit's ``n_convention``, D in tokens, losses in nats per token (``val/loss``).
@@ -22,9 +26,7 @@ the fit's ``n_convention``, D in tokens, losses in nats per token (``val/loss``)
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 from analysis.forecast import predict_loss
 from analysis.parametric import ParametricFit
 from analysis.query import Architecture, architectures_for, compute_optimal
+from scaling import rundir
 
 #: neighbour roles and their factor on the optimum's N (same budget C)
 NEIGHBOURS = {"half": 0.5, "double": 2.0}
@@ -59,7 +62,7 @@ class RungMember:
         return (a.n_layers, a.d_model, a.n_heads, a.d_mlp)
 
 
-def _n_of(arch: Architecture, n_convention: str) -> int:
+def _n_params_in(arch: Architecture, n_convention: str) -> int:
     return arch.n_params_non_embedding if n_convention == "non_embedding" else arch.n_params_total
 
 
@@ -89,6 +92,83 @@ def _same_depth_widths(arch: Architecture, fit: ParametricFit) -> list[Architect
     return out
 
 
+def read_fit(fit_path: str | Path) -> ParametricFit:
+    """The approach-3 fit in ``fit_path`` (``fit_parametric.json`` of ``scaling report``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not JSON, not a fit written by ``scaling fit``/``scaling report``, or
+            (``rung_members``) not approach 3.
+    """
+    import json
+
+    from analysis.fits import fit_from_dict
+
+    fit_path = Path(fit_path)
+    if not fit_path.is_file():
+        raise FileNotFoundError(
+            f"--fit {fit_path} does not exist; run `scaling report` (fit_parametric.json) first"
+        )
+    try:
+        return fit_from_dict(json.loads(fit_path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--fit {fit_path} is not valid JSON: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"--fit {fit_path} is not a fit written by `scaling fit`/`scaling report` "
+            f"(missing {e}); pass fit_parametric.json"
+        ) from None
+
+
+def rung_budget(fit: Any, fit_path: str | Path, factor: float, flops: float | None) -> float:
+    """The rung's budget C (FLOPs): ``flops`` if given, else ``factor`` x the largest fitted C.
+
+    Raises:
+        ValueError: the fit records no largest budget (and ``flops`` is not given), or C <= 0.
+    """
+    if flops is None:
+        max_c = (getattr(fit, "meta", None) or {}).get("max_flops")
+        if not max_c:
+            raise ValueError(f"--fit {fit_path} records no largest fitted budget; pass --flops")
+        flops = factor * max_c
+    if not flops > 0:
+        raise ValueError(f"the rung's budget must be > 0 FLOPs, got {flops}")
+    return float(flops)
+
+
+def forecast_rows(
+    fit: ParametricFit, members: list[RungMember], planned: dict[tuple[int, int, int], Any]
+) -> list[dict[str, Any]]:
+    """One ``score_forecast`` member per rung member, forecast at its planned run's exact N, D.
+
+    Args:
+        fit: the approach-3 fit.
+        members: ``rung_members``.
+        planned: the planned run (``run_name``, ``n_tokens`` and ``n_params_<convention>``
+            attributes, e.g. ``sweeps.plan.PlannedRun``) by ``(n_layers, d_model, n_heads)``.
+
+    Returns:
+        Dicts with ``actual_loss`` None (set it from each run's ``summary.json``).
+    """
+    n_key = f"n_params_{fit.n_convention}"
+    rows = []
+    for m in members:
+        run = planned[m.shape[:3]]
+        n_params = getattr(run, n_key)
+        rows.append(
+            {
+                "role": m.role,
+                "architecture": m.architecture.to_dict(),
+                "n_params": n_params,
+                "n_tokens": run.n_tokens,
+                "run_name": run.run_name,
+                "predicted_loss": predict_member(fit, n_params, run.n_tokens),
+                "actual_loss": None,
+            }
+        )
+    return rows
+
+
 def rung_members(fit: ParametricFit, flops: float, neighbours: bool = False) -> list[RungMember]:
     """The rung's models at budget ``flops``: the named optimum, then the neighbours if asked.
 
@@ -113,13 +193,15 @@ def rung_members(fit: ParametricFit, flops: float, neighbours: bool = False) -> 
     members = [RungMember("optimum", best, float(opt.n_params.value))]
     if not neighbours:
         return members
-    n_best = _n_of(best, fit.n_convention)
+    n_best = _n_params_in(best, fit.n_convention)
     for role, factor in NEIGHBOURS.items():
         target = factor * n_best
         pool = list(architectures_for(target, fit, k=5)[0]) + _same_depth_widths(best, fit)
         pool = [a for a in pool if (a.n_layers, a.d_model) != (best.n_layers, best.d_model)]
         if pool:
-            near = min(pool, key=lambda a: abs(math.log(_n_of(a, fit.n_convention) / target)))
+            near = min(
+                pool, key=lambda a: abs(math.log(_n_params_in(a, fit.n_convention) / target))
+            )
             members.append(RungMember(role, near, target))
     return members
 
@@ -202,7 +284,7 @@ def score_forecast(
 
 
 def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as JSON atomically (tmp + rename); NaN is written as null."""
+    """Write ``record`` as JSON atomically (``rundir.write_json``); NaN is written as null."""
 
     def clean(x: Any) -> Any:
         if isinstance(x, float) and not math.isfinite(x):
@@ -214,75 +296,8 @@ def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
         return x
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(clean(record), indent=1))
-    os.replace(tmp, path)
+    rundir.write_json(path, clean(record), indent=1, sort_keys=False)
     return path
-
-
-_BEGIN, _END = "<!-- forecast-rung -->", "<!-- /forecast-rung -->"
-
-
-def add_to_report(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
-    """Show the forecast check in ``index.html`` and ``summary.md`` of a report in ``out_dir``.
-
-    Inserts (or replaces, so reruns do not repeat it) a marked "Forecast rung" section right
-    after the report's Answer (the check belongs beside the claim it checks), or at the end
-    (before ``</body>``) when the report has no Answer section. Files that do not exist are
-    left alone (run ``scaling report`` first); a later ``scaling report`` rewrites both
-    without it until the forecast command runs again (which trains nothing then).
-
-    Returns:
-        The files changed.
-    """
-    import html
-
-    text = forecast_text(record)
-    blocks = {
-        "index.html": (
-            f"{_BEGIN}<section class='rung'><h2>Forecast rung: predicted vs actual</h2>"
-            f"<pre>{html.escape(text)}</pre></section>{_END}\n"
-        ),
-        "summary.md": (
-            f"{_BEGIN}\n## Forecast rung: predicted vs actual\n\n```\n{text}\n```\n{_END}\n\n"
-        ),
-    }
-    changed = []
-    for name, block in blocks.items():
-        path = Path(out_dir) / name
-        if not path.is_file():
-            continue
-        doc = path.read_text()
-        if _BEGIN in doc and _END in doc:
-            head, rest = doc.split(_BEGIN, 1)
-            doc = head + rest.split(_END, 1)[1].lstrip("\n")
-        i = _after_answer(doc, html_doc=name.endswith(".html"))
-        if i is None and name.endswith(".html") and "</body>" in doc:
-            i = doc.rindex("</body>")
-        if i is None:
-            doc = doc.rstrip("\n") + "\n\n" + block
-        else:
-            doc = doc[:i] + block + doc[i:]
-        path.write_text(doc)
-        changed.append(path)
-    return changed
-
-
-def _after_answer(doc: str, html_doc: bool) -> int | None:
-    # index where the section after the report's Answer starts, or None without an Answer
-    if html_doc:
-        head = doc.find("<h2>Answer</h2>")
-        end = doc.find("</section>", head) if head >= 0 else -1
-        if end < 0:
-            return None
-        nl = doc.find("\n", end)
-        return len(doc) if nl < 0 else nl + 1
-    head = doc.find("## Answer\n")
-    if head < 0:
-        return None
-    nxt = doc.find("\n## ", head + 1)
-    return None if nxt < 0 else nxt + 1
 
 
 def forecast_text(record: dict[str, Any]) -> str:
@@ -301,6 +316,14 @@ def forecast_text(record: dict[str, Any]) -> str:
         lines.append("  " + _member_line(m))
     if record.get("best"):
         lines.append(f"  best of the three by actual loss: {record['best']}")
+    if record.get("headline_interval"):
+        lo, hi = record["headline_interval"]
+        inside = {True: "inside", False: "OUTSIDE", None: "not yet trained"}
+        lines.append(
+            f"  headline 95% interval [{lo:.4f}, {hi:.4f}] ({record['headline_source']}): "
+            f"actual {inside[record.get('inside_headline')]}"
+        )
+    lines += [f"  warning: {w}" for w in record.get("shape_warnings") or []]
     return "\n".join(lines)
 
 

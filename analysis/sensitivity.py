@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.common import FLOP_FORMULAS, N_CONVENTIONS
+from analysis.fit_inputs import FitData, fits_quietly
+from analysis.inputs import FLOP_FORMULAS, N_CONVENTIONS
 from analysis.load import fit_columns
-from analysis.pipeline import FitData, fits_quietly
 
 HUBER_DELTAS = (1e-3, 1e-4)
 APPROACHES = ("isoflop", "parametric")
@@ -45,7 +45,7 @@ def sensitivity_table(
     """Refit under every (N convention, C formula, Huber delta, approach) combination.
 
     Args:
-        data: fit inputs (``analysis.pipeline``).
+        data: fit inputs (``analysis.fit_inputs``).
         target_flops: budget C for N_opt and tokens/param (default ``default_target``); the
             same number of FLOPs in every row, counted under that row's C formula.
         window: approach 2's points per parabola, or None for all.

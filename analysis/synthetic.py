@@ -1,21 +1,21 @@
 """Synthetic run directories drawn from a known loss law, for tests, demos and report checks.
 
 Writes exactly the run-directory contract (``config.json``, ``metrics.jsonl``, ``summary.json``)
-plus ``sweep.json``, with real shapes from ``sweeps.shapes.AspectRatioRule`` and exact counts
-from ``scaling.counting``; the loss of a run that has seen D tokens is
-L(N_total, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022 Eq. 2) times a log-normal noise
-factor. No training happens; nothing here imports torch.
+plus ``sweep.json``, through ``scaling.rundir`` (its one writer), with real shapes from
+``scaling.shapes.AspectRatioRule`` and exact counts from ``scaling.counting``; the loss of a
+run that has seen D tokens is L(N_total, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022
+Eq. 2) times a log-normal noise factor. No training happens; nothing here imports torch.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scaling import rundir
 from scaling.config import OptimConfig, RunConfig
 from scaling.counting import flops_per_token, param_counts, training_flops
 
@@ -59,7 +59,7 @@ def write_synthetic_sweep(
     Returns:
         The sweep folder.
     """
-    from sweeps.shapes import AspectRatioRule
+    from scaling.shapes import AspectRatioRule
 
     law = dict(law or CHINCHILLA_LAW)
     rng = np.random.default_rng(rng_seed)
@@ -106,18 +106,13 @@ def write_synthetic_sweep(
                         rng,
                     )
                     plan.append({"run_name": name, "config": cfg.to_dict()})
-    (sweep / "sweep.json").write_text(
-        json.dumps(
-            {
-                "name": sweep_name,
-                "spec": {"kind": "synthetic", "law": law, "budgets": list(budgets)},
-                "shape_rule": rule.to_dict(),
-                "plan": plan,
-                "versions": {},
-                "created_at": None,
-            },
-            indent=1,
-        )
+    rundir.write_sweep(
+        sweep,
+        name=sweep_name,
+        spec={"kind": "synthetic", "law": law, "budgets": list(budgets)},
+        shape_rule=rule.to_dict(),
+        plan=plan,
+        versions={},
     )
     return sweep
 
@@ -127,9 +122,7 @@ def _write_run(run_dir: Path, name: str, cfg: RunConfig, law, noise, penalty, n_
     m = cfg.model
     pc = param_counts(m)
     N = pc.total
-    (run_dir / "config.json").write_text(
-        json.dumps({"config": cfg.to_dict(), "run_name": name, "provenance": {}, "data": {}})
-    )
+    rundir.write_config(run_dir, cfg, name, {}, provenance_record={})
     fpt = flops_per_token(m)
     steps = cfg.n_steps
     rows = []
@@ -149,7 +142,7 @@ def _write_run(run_dir: Path, name: str, cfg: RunConfig, law, noise, penalty, n_
                 "lr": cfg.optim.lr,
             }
         )
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rundir.write_metrics(run_dir, rows)
     n_tokens = steps * cfg.batch_size_tokens
     final = rows[-1]["val/loss"]
     summary = {
@@ -186,7 +179,7 @@ def _write_run(run_dir: Path, name: str, cfg: RunConfig, law, noise, penalty, n_
         "sweep_name": cfg.sweep_name,
         "point_key": cfg.point_key,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    rundir.write_summary(run_dir, summary)
 
 
 def isoflop_arrays(
@@ -299,3 +292,28 @@ def pi_coverage(
         "level": level,
         "noise": noise,
     }
+
+
+def isoflop_arrays_with_break(
+    law: dict[str, float],
+    budgets: tuple[float, ...],
+    *,
+    break_flops: float,
+    head_shift: float,
+    n_models: int = 7,
+    noise: float = 0.01,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``isoflop_arrays`` with a known change of regime below ``break_flops``.
+
+    Runs of budgets C < ``break_flops`` have their loss multiplied by
+    ``(C / break_flops) ** head_shift``: with ``head_shift > 0`` the head of the range sits
+    below the law's trend (as 1-layer models at the smallest budgets do), so a law fitted across
+    the break extrapolates pessimistically. Budgets at or above the break follow the law.
+
+    Returns:
+        (N, D, C, L) as ``isoflop_arrays``.
+    """
+    N, D, C, L = isoflop_arrays(law, budgets, n_models=n_models, noise=noise, rng=rng)
+    factor = np.where(C < break_flops, (C / break_flops) ** head_shift, 1.0)
+    return N, D, C, L * factor

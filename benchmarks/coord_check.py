@@ -10,7 +10,7 @@ the same model at growing widths with one LR for a few steps and record the root
 of each activation coordinate. Under a correct muP every curve stays flat in width; under SP with
 Adam the updates make the logits (and the layers' outputs) grow with width.
 
-Design (fixed before looking at the outcome): GPT (``scaling.model``) with 2 layers, 4 heads
+Design (fixed before looking at the outcome): GPT (``scaling.models.gpt2``) with 2 layers, 4 heads
 (so ``d_head`` grows with the width, 16..256, and muP's ``1/d_head`` attention is exercised),
 ``d_mlp = 4 d_model``, byte vocab 256, ``seq_len`` 64; widths 64, 128, 256, 512, 1024; muP's base
 width 64 (there muP equals SP except the attention scale); AdamW at a constant LR 1e-2 for every
@@ -37,7 +37,7 @@ import torch
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig
 from scaling.data import load_data
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import build_optimizer
 
 WIDTHS = (64, 128, 256, 512, 1024)

@@ -1,4 +1,4 @@
-"""Training throughput and MFU of ``scaling.model.GPT`` on one CPU thread.
+"""Training throughput and MFU of ``scaling.models.gpt2.GPT`` on one CPU thread.
 
 Usage::
 
@@ -71,7 +71,7 @@ from torch import nn
 
 from scaling.config import ModelConfig
 from scaling.counting import flops_per_token
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.train import tune_allocator
 
 # (n_layers, d_model, n_heads)
@@ -102,7 +102,7 @@ def peak_flops(sizes: tuple[int, ...] = (1024, 1536), repeats: int = 2) -> float
 class Baseline(nn.Module):
     """A plain GPT-2 recipe to compare against, timed interleaved with ``GPT`` on the same batch.
 
-    What GPT-2 and nanoGPT do and ``scaling.model.GPT`` does not: Linear biases, q/k/v via
+    What GPT-2 and nanoGPT do and ``scaling.models.gpt2.GPT`` does not: Linear biases, q/k/v via
     ``split`` and a ``.contiguous()`` copy of the attention output, an LM head tied to the token
     embedding, ``AdamW(foreach=True)`` (nanoGPT fuses only on CUDA). Exact GELU, SDPA and
     pre-norm as ours. Same counted FLOPs per token

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+# family identity (built-in names, the user pattern, default MLP widths) lives in the torch-free
+# leaf scaling.families, which imports nothing from scaling; BUILTIN_FAMILIES is re-exported here
+from scaling.families import BUILTIN_FAMILIES, USER_FAMILY_RE, default_d_mlp
 
 
 class ConfigError(ValueError):
@@ -53,11 +55,6 @@ def _compact_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-# model families built into the toolkit; anything else must name a user family by import path
-BUILTIN_FAMILIES: tuple[str, ...] = ("gpt2", "llama")
-_USER_FAMILY_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
-
-
 def _positive_int(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -79,17 +76,17 @@ class ModelConfig:
         d_model: residual-stream width.
         n_heads: attention heads; ``d_head = d_model // n_heads``.
         d_mlp: hidden width of the MLP. Omitted (``None``), it is resolved at construction to
-            the family's default, ``scaling.counting.default_d_mlp``: ``4 * d_model`` for
+            the family's default, ``scaling.families.default_d_mlp``: ``4 * d_model`` for
             ``gpt2``; for ``llama`` (SwiGLU) ``8/3 * d_model`` rounded to the nearest multiple
             of 32. The resolved value is what ``to_dict()`` writes.
         vocab_size: number of token ids (256 for the default byte-level tokenizer).
         seq_len: context length in tokens.
         tie_embeddings: share the token-embedding matrix with the LM head.
         dropout: dropout probability on attention and residual branches (0 for scaling runs).
-        family: ``"gpt2"`` (``scaling.model.GPT``: learned positions, LayerNorm, GELU),
+        family: ``"gpt2"`` (``scaling.models.gpt2.GPT``: learned positions, LayerNorm, GELU),
             ``"llama"`` (``scaling.models.llama``: rotary positions, RMSNorm, SwiGLU, no
             biases) or a user's own family ``"package.module:attribute"`` (see
-            ``scaling.models``).
+            ``scaling.families``).
         rope_theta: ``llama``: base of the rotary-position frequencies (Su et al. 2021; 10000
             in Llama 2, 500000 in Llama 3).
         qk_norm: ``llama``: RMSNorm on queries and keys per head before attention (OLMo 2).
@@ -119,14 +116,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _require(
             isinstance(self.family, str)
-            and (self.family in BUILTIN_FAMILIES or _USER_FAMILY_RE.fullmatch(self.family)),
+            and (self.family in BUILTIN_FAMILIES or USER_FAMILY_RE.fullmatch(self.family)),
             f"ModelConfig.family must be one of {BUILTIN_FAMILIES} or a user family "
             f"'package.module:attribute', got {self.family!r}",
         )
         _positive_int(self, "n_layers", "d_model", "n_heads", "vocab_size", "seq_len")
         if self.d_mlp is None:
-            from scaling.counting import default_d_mlp  # pure module; imports nothing back
-
             object.__setattr__(self, "d_mlp", default_d_mlp(self.family, self.d_model))
         _positive_int(self, "d_mlp")
         if self.family == "gpt2":
@@ -359,61 +354,6 @@ class BranchFrom:
         _positive_int(self, "step")
 
 
-# what a branch must share with its parent: everything that shapes the trunk's trajectory up to
-# the branch point except the schedule's length (the LR at those steps is checked separately)
-_LINEAGE_FIELDS = ("model", "data", "seed", "batch_size_tokens")
-_LINEAGE_OPTIM = ("optimizer", "lr", "betas", "eps", "weight_decay", "momentum", "grad_clip")
-
-
-def parent_mismatches(branch: RunConfig, parent: RunConfig) -> list[str]:
-    """Why ``parent`` cannot be the parent of ``branch`` (empty when it can).
-
-    The parent must have the branch's shape, data, seed, batch size and optimizer settings,
-    reach ``branch.branch_from.step``, keep a checkpoint there (``keep_checkpoint_steps``) and
-    have used the same learning rate as the branch's own schedule at the steps before it
-    (checked at the end of warmup, the first stable step and the last step before the branch).
-    """
-    from scaling.optim import lr_at, warmup_steps
-
-    assert branch.branch_from is not None
-    step = branch.branch_from.step
-    out = []
-    for name in _LINEAGE_FIELDS:
-        a, b = getattr(parent, name), getattr(branch, name)
-        if a != b:
-            if dataclasses.is_dataclass(a):
-                a, b = _compact_dict(a), _compact_dict(b)
-            out.append(f"{name} differs (parent {a!r}, branch {b!r})")
-    for name in _LINEAGE_OPTIM:
-        a, b = getattr(parent.optim, name), getattr(branch.optim, name)
-        if a != b:
-            out.append(f"optim.{name} differs (parent {a!r}, branch {b!r})")
-    if step > parent.n_steps:
-        out.append(f"step {step} is beyond the parent's {parent.n_steps} steps")
-    elif step not in parent.keep_checkpoint_steps:
-        out.append(
-            f"the parent keeps no checkpoint at step {step} "
-            f"(keep_checkpoint_steps={list(parent.keep_checkpoint_steps)})"
-        )
-    if not out:
-        w_parent, w_branch = (
-            warmup_steps(parent.n_steps, parent.optim),
-            warmup_steps(branch.n_steps, branch.optim),
-        )
-        if w_parent != w_branch:
-            out.append(f"warmup differs (parent {w_parent} steps, branch {w_branch} steps)")
-        else:
-            for k in sorted({max(0, w_branch - 1), min(w_branch, step - 1), step - 1}):
-                a, b = (
-                    lr_at(k, parent.n_steps, parent.optim),
-                    lr_at(k, branch.n_steps, branch.optim),
-                )
-                if not math.isclose(a, b, rel_tol=1e-12):
-                    out.append(f"learning rate at step {k} differs (parent {a:g}, branch {b:g})")
-                    break
-    return out
-
-
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 WandbMode = Literal["offline", "online", "disabled"]
@@ -430,8 +370,9 @@ class RunConfig:
         n_tokens: D, training tokens; rounded down to whole steps of ``batch_size_tokens``.
         batch_size_tokens: tokens per optimizer step (a multiple of ``micro_batch_size * seq_len``;
             gradient accumulation covers the rest).
-        micro_batch_size: sequences per forward/backward pass (memory knob only; results do not
-            depend on it beyond float rounding).
+        micro_batch_size: *sequences* (of ``seq_len`` tokens each, not tokens) per
+            forward/backward pass (memory knob only; results do not depend on it beyond float
+            rounding). ``batch_size_tokens`` counts tokens, this counts sequences.
         seed: seeds initialisation and the batch order; batches are a pure function of
             (seed, step).
         eval_interval_tokens: evaluate validation loss every this many training tokens (and at
@@ -460,6 +401,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     n_tokens: int = 1_048_576
     batch_size_tokens: int = 4096
+    # counts sequences, not tokens; the name stays: it is in every config.json and run-name hash
     micro_batch_size: int = 16
     seed: int = 0
     eval_interval_tokens: int = 262_144
@@ -500,7 +442,7 @@ class RunConfig:
         _require(
             self.batch_size_tokens % micro_tokens == 0,
             f"RunConfig.batch_size_tokens={self.batch_size_tokens} must be a multiple of "
-            f"micro_batch_size * seq_len = {micro_tokens}; "
+            f"micro_batch_size (sequences) * seq_len = {micro_tokens} tokens; "
             "change batch_size_tokens or micro_batch_size",
         )
         _require(

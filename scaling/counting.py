@@ -1,9 +1,9 @@
 """Parameter and FLOP counting for every model family. Pure Python: no torch import.
 
-Families (``ModelConfig.family``, ``scaling.models``): ``gpt2`` (``scaling.model.GPT``),
+Families (``ModelConfig.family``, ``scaling.families``): ``gpt2`` (``scaling.models.gpt2.GPT``),
 ``llama`` (``scaling.models.llama.Llama``) and a user's own family ``"pkg.module:attr"``, whose
 object supplies its own ``param_counts`` and ``flops_per_token`` (imported on first use; see
-``scaling.models``). Every run checks these counts against ``sum(p.numel())`` of the built module
+``scaling.families``). Every run checks these counts against ``sum(p.numel())`` of the built module
 before it trains.
 
 Which N (DESIGN.md): Kaplan et al. 2020 use the *non-embedding* count (blocks and final norm;
@@ -42,46 +42,42 @@ per token (non-embedding N, no LM head); ``kaplan_flops_per_token`` gives that c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+# family identity lives in the torch-free leaf scaling.families; these names are re-exported
+# here for existing importers (``from scaling.counting import default_d_mlp`` keeps working)
+from scaling.families import (
+    GATED_FAMILIES,
+    SWIGLU_MULTIPLE,
+    default_d_mlp,
+    is_user_family,
+    load_family,
+)
 
 if TYPE_CHECKING:  # for annotations only: keeps this module importable without torch
     from scaling.config import ModelConfig
 
+__all__ = [
+    "N_CONVENTIONS",
+    "NConvention",
+    "GATED_FAMILIES",
+    "SWIGLU_MULTIPLE",
+    "FlopBreakdown",
+    "ParamCounts",
+    "default_d_mlp",
+    "flop_breakdown",
+    "flops_6nd",
+    "flops_per_token",
+    "is_user_family",
+    "kaplan_flops_per_token",
+    "param_counts",
+    "training_flops",
+]
 
-# SwiGLU width: the parameter-matched 2/3 of the GELU MLP's ``mlp_ratio * d_model`` (Shazeer
-# 2020; Llama's ``int(2 * 4 * dim / 3)``), rounded to the nearest multiple of this many units so
-# matmul widths stay SIMD/tensor-core friendly. Nearest (not Llama's round-up to 256) keeps the
-# MLP within 16 units of 8/3 d_model, i.e. parameter parity with gpt2 at the small widths
-# scaling sweeps use: d_model 64 -> 160, 128 -> 352, 256 -> 672, 768 -> 2048 (exactly 8/3).
-SWIGLU_MULTIPLE = 32
-GATED_FAMILIES: tuple[str, ...] = ("llama",)
+# Which N (see the module docstring): the one name for the convention in sweeps and analysis
+NConvention = Literal["non_embedding", "total"]
+N_CONVENTIONS: tuple[str, ...] = ("non_embedding", "total")
 
-
-def default_d_mlp(family: str, d_model: int, mlp_ratio: float = 4) -> int:
-    """The family's MLP width for a residual width ``d_model``.
-
-    ``gpt2`` and user families: ``mlp_ratio * d_model`` (rounded to an integer). Gated (SwiGLU)
-    families: ``2/3 * mlp_ratio * d_model`` rounded to the nearest multiple of
-    ``SWIGLU_MULTIPLE`` = 32 (at least 32); with ``mlp_ratio = 4`` that is about ``8/3 *
-    d_model``, which matches GPT-2's MLP in parameters and FLOPs (Shazeer 2020).
-
-    Args:
-        family: ``ModelConfig.family``.
-        d_model: residual-stream width.
-        mlp_ratio: GELU-equivalent expansion ratio.
-
-    Returns:
-        ``d_mlp`` in units.
-    """
-    if family in GATED_FAMILIES:
-        units = round(2 * mlp_ratio * d_model / 3 / SWIGLU_MULTIPLE)
-        return max(1, units) * SWIGLU_MULTIPLE
-    return max(1, round(mlp_ratio * d_model))
-
-
-def is_user_family(family: str) -> bool:
-    """Whether ``family`` names a user's own family (``"pkg.module:attr"``)."""
-    return ":" in family
 
 
 @dataclass(frozen=True)
@@ -124,9 +120,7 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
             count.
     """
     if is_user_family(cfg.family):
-        from scaling.models import load_family  # torch-free registry; imports the user module
-
-        return load_family(cfg.family).counts(cfg)
+        return ParamCounts(**load_family(cfg.family).counts(cfg))  # imports the user module
     d = cfg.d_model
     if cfg.family == "llama":
         qk_norm = 2 * cfg.d_head if cfg.qk_norm else 0
@@ -220,8 +214,6 @@ def flops_per_token(cfg: ModelConfig, include_embedding: bool = False) -> int:
         FamilyError: (user families) the family cannot be imported or returns a bad value.
     """
     if is_user_family(cfg.family):
-        from scaling.models import load_family
-
         lookup = 3 * 2 * cfg.vocab_size * cfg.d_model if include_embedding else 0
         return load_family(cfg.family).flops(cfg) + lookup
     return flop_breakdown(cfg).training(include_embedding)

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling import rundir
 from scaling import shards as shardlib
 
 MARKER = shardlib.PREPARING_MARKER
@@ -438,9 +439,7 @@ def prepare(
             "val": entries["val"],
         }
     )
-    tmp = out_dir / f".tmp-{shardlib.MANIFEST}"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)
+    rundir.atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
     (out_dir / MARKER).unlink()
     return {**manifest, "elapsed_s": elapsed, "workers": workers}
 

@@ -23,6 +23,15 @@
 - ``error.txt``: the traceback of a run that raised (written by the executor wrapper), removed
   when the run starts again.
 
+A sweep's folder ``runs/<sweep>/`` holds ``sweep.json`` (written by every launch, read by
+analysis for the shape rule and the current plan): ``{"name", "spec", "shape_rule", "plan":
+[{"run_name", "config"}], "versions", "created_at"}``.
+
+This module owns every file's name, reader and writer, and the one atomic writer
+(``atomic_write_text``: tmp file + fsync + ``os.replace``) that every stage uses for whole-file
+writes. What goes into a file is the caller's (e.g. ``scaling.parametrization.describe`` for
+``config.json``'s ``"parametrization"``).
+
 This module does not import torch at module level: analysis reads run directories without it.
 """
 
@@ -37,7 +46,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from scaling import __version__, parametrization
+from scaling import __version__
 from scaling.config import ConfigError, RunConfig
 
 CONFIG = "config.json"
@@ -46,6 +55,7 @@ CHECKPOINT = "checkpoint.pt"
 STEP_CHECKPOINT = "checkpoint-step{step}.pt"  # a trunk's kept checkpoint after step N
 SUMMARY = "summary.json"
 ERROR = "error.txt"
+SWEEP = "sweep.json"  # in the sweep's folder, beside its run directories
 
 RUN_STATES = ("pending", "incomplete", "complete", "diverged", "failed")
 
@@ -104,6 +114,28 @@ class RunDirWriteError(OSError):
 
 
 # -- readers ------------------------------------------------------------------------------------
+def _read_json_object(path: Path, fix: str, key: str | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (holding ``key`` if given), or ``None`` when it is missing.
+
+    Raises:
+        ValueError: ``"<path> is damaged (not valid JSON: ...)<fix>"`` or ``"... (not a JSON
+            object[ with a '<key>'])<fix>"``.
+    """
+    try:
+        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno})"
+            + fix
+        ) from None
+    if not isinstance(d, dict) or (key is not None and key not in d):
+        what = "a JSON object" + (f" with a '{key}'" if key is not None else "")
+        raise ValueError(f"{path} is damaged (not {what}){fix}")
+    return d
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """The whole ``config.json`` object (``config``, ``run_name``, ``provenance``, ``data``...).
 
@@ -139,22 +171,8 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     Raises:
         ValueError: the file is damaged (not a JSON object with a ``status``), naming it.
     """
-    path = Path(run_dir) / SUMMARY
-    try:
-        d = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}); "
-            "delete it and relaunch to rewrite it from the run's checkpoint"
-        ) from None
-    if not isinstance(d, dict) or "status" not in d:
-        raise ValueError(
-            f"{path} is damaged (not a JSON object with a 'status'); delete it and relaunch to "
-            "rewrite it from the run's checkpoint"
-        )
-    return d
+    fix = "; delete it and relaunch to rewrite it from the run's checkpoint"
+    return _read_json_object(Path(run_dir) / SUMMARY, fix, key="status")
 
 
 def read_metrics(run_dir: str | Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
@@ -197,6 +215,16 @@ def read_metrics(run_dir: str | Path, problems: list[str] | None = None) -> list
             raise ValueError(msg)
         problems.append(msg + " (skipped)")
     return rows
+
+
+def read_sweep(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """``<sweep_dir>/sweep.json`` as a dict, or ``None`` when there is none.
+
+    Raises:
+        ValueError: the file is damaged: ``"<path> is damaged (not valid JSON: ...)"`` or
+            ``"... (not a JSON object)"``; callers add what they do without it.
+    """
+    return _read_json_object(Path(sweep_dir) / SWEEP, "")
 
 
 def run_state(run_dir: str | Path) -> str:
@@ -246,7 +274,9 @@ def _atomic_write(path: Path, write: Any, binary: bool, intact: str) -> None:
         RunDirWriteError: the tmp file could not be written (e.g. the disk is full); the message
             names the file and says ``intact`` (what the caller knows is still whole).
     """
-    tmp = path.with_name(path.name + ".tmp")
+    # a tmp name unique to this process: two writers at once (two launches writing one
+    # sweep.json) must not share one
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
             write(f)
@@ -282,6 +312,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     )
 
 
+def write_json(path: str | Path, obj: Any, indent: int | None = 2, sort_keys: bool = True) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (``atomic_write_text``), creating its folder.
+
+    Raises:
+        RunDirWriteError: the file could not be written; the previous version is intact.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys))
+
+
 def write_error(run_dir: str | Path, text: str) -> None:
     """Write ``error.txt`` (a traceback) into ``run_dir``, atomically."""
     Path(run_dir).mkdir(parents=True, exist_ok=True)
@@ -296,6 +336,48 @@ def clear_error(run_dir: str | Path) -> None:
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
     """Write ``summary.json`` atomically; call it last."""
     atomic_write_text(Path(run_dir) / SUMMARY, json.dumps(summary, indent=2, sort_keys=True))
+
+
+def write_sweep(
+    sweep_dir: str | Path,
+    *,
+    name: str,
+    spec: dict[str, Any],
+    shape_rule: dict[str, Any] | None,
+    plan: list[dict[str, Any]],
+    versions: dict[str, Any],
+) -> Path:
+    """Write ``<sweep_dir>/sweep.json`` atomically, only when the definition or plan changed.
+
+    Args:
+        sweep_dir: the sweep's folder (created with parents).
+        name: the sweep's name.
+        spec: the sweep definition's ``to_dict()``.
+        shape_rule: the shape rule's ``to_dict()``, or ``None``.
+        plan: ``[{"run_name", "config": RunConfig.to_dict()}]`` in plan order.
+        versions: package versions of the writer, recorded when the file is (re)written.
+
+    Returns:
+        The path of ``sweep.json``. An unchanged ``name``/``spec``/``shape_rule``/``plan``
+        leaves the file (and the ``created_at`` of the first launch) as it was; a damaged file
+        is rewritten.
+
+    Raises:
+        RunDirWriteError: the file could not be written; the previous version is intact.
+    """
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    body: dict[str, Any] = {"name": name, "spec": spec, "shape_rule": shape_rule, "plan": plan}
+    try:
+        old = read_sweep(sweep_dir) or {}
+    except ValueError:
+        old = {}
+    if old and all(old.get(k) == v for k, v in body.items()):
+        return sweep_dir / SWEEP
+    body["versions"] = versions
+    body["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    atomic_write_text(sweep_dir / SWEEP, json.dumps(body, indent=2, sort_keys=True))
+    return sweep_dir / SWEEP
 
 
 def git_sha() -> str | None:
@@ -374,6 +456,9 @@ def write_config(
     run_name: str,
     data: dict[str, Any],
     parent: dict[str, Any] | None = None,
+    *,
+    parametrization: dict[str, Any] | None = None,
+    provenance_record: dict[str, Any] | None = None,
 ) -> None:
     """Create ``run_dir`` and write ``config.json`` atomically (the first file of a run).
 
@@ -384,18 +469,33 @@ def write_config(
         data: ``DataInfo.to_dict()`` of the corpus.
         parent: a branch's lineage ``{"run_name", "step", "checkpoint", "checkpoint_sha256"}``
             (stored as ``"parent"``), or ``None``.
+        parametrization: ``scaling.parametrization.describe(cfg)`` (stored as
+            ``"parametrization"``; training always passes it), or ``None`` to leave it out.
+        provenance_record: the ``"provenance"`` record; ``None`` records this process's
+            (``provenance()``). Synthetic runs pass ``{}``: nothing trained them.
     """
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     doc = {
         "config": cfg.to_dict(),
         "run_name": run_name,
-        "provenance": provenance(),
+        "provenance": provenance() if provenance_record is None else provenance_record,
         "data": data,
-        "parametrization": parametrization.describe(cfg),
     }
+    if parametrization is not None:
+        doc["parametrization"] = parametrization
     if parent is not None:
         doc["parent"] = parent
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def write_metrics(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write a whole ``metrics.jsonl`` at once, atomically (one JSON object per line).
+
+    For runs that are not trained (synthetic runs, test fixtures); training appends row by row
+    through ``scaling.loggers.JsonlLogger``.
+    """
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def metrics_size(run_dir: str | Path) -> int:

@@ -12,7 +12,7 @@ WSD trunks and branches (Hägele et al. 2024; ``sweeps.branching``): a run with
 a resumed trunk does not overwrite a whole one). A run with ``branch_from`` starts from its
 parent's (the sibling run directory's) kept checkpoint after checking that the parent has its
 shape, data, seed, batch, optimizer and learning rate up to that step
-(``scaling.config.parent_mismatches``), records the parent and the checkpoint's sha256 in
+(``scaling.lineage.parent_mismatches``), records the parent and the checkpoint's sha256 in
 ``config.json``, and trains steps ``step + 1 .. n_steps`` under its own schedule; its rows,
 steps, tokens and FLOPs count from the parent's start, its clock from its own.
 
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import distributed, models, parametrization, rundir
-from scaling.config import ConfigError, RunConfig, parent_mismatches
+from scaling.config import ConfigError, RunConfig
 from scaling.counting import (
     flops_6nd,
     kaplan_flops_per_token,
@@ -51,6 +51,7 @@ from scaling.counting import (
     training_flops,
 )
 from scaling.data import DataError, check_data_for_run, get_batch, load_data, val_batches
+from scaling.lineage import parent_mismatches
 from scaling.loggers import NullLogger, make_logger
 from scaling.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 
@@ -357,7 +358,14 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunS
                 "to start it again from the new checkpoint"
             )
     if not has_config and is_main:
-        rundir.write_config(run_dir, cfg, run_name, data.info.to_dict(), parent=lineage)
+        rundir.write_config(
+            run_dir,
+            cfg,
+            run_name,
+            data.info.to_dict(),
+            parent=lineage,
+            parametrization=parametrization.describe(cfg),
+        )
     if is_main:
         rundir.clear_error(run_dir)
     device = distributed.setup(dist_env, device)  # cuda:LOCAL_RANK when data parallel

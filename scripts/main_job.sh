@@ -10,6 +10,9 @@
 #      prints predicted against actual loss; reports/cpu_isoflop/forecast.json and a section of
 #      reports/cpu_isoflop/index.html and summary.md. The forecast is
 #      written before the rung trains. RUNG_NEIGHBOURS=1 also trains 0.5x and 2x its N.
+#      The forecaster the rung is judged by is pre-registered in sweeps/defs/cpu_isoflop.py
+#      (third edition: the rung at 3 x 3.2e12 = 9.6e12 FLOPs; a test keeps RUNG_FACTOR's default
+#      equal to that file's RUNG_FACTOR).
 # Environment: RUNS_DIR (default runs), REPORT_DIR (default reports/cpu_isoflop), BOOTSTRAP (200),
 # RUNG_FACTOR (3), RUNG_NEIGHBOURS (unset: the optimum only).
 set -euo pipefail

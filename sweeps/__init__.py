@@ -4,8 +4,9 @@ Sweep definitions (``sweeps/defs/<name>.py`` with ``sweep() -> spec``) expand in
 resolved ``RunConfig``s and run on an executor (debug | local | slurm), idempotently.
 
 - ``sweeps.spec``: ``IsoFlopSweep``, ``GridSweep``, ``LadderSweep``, ``run_name``, ``PlanError``.
-- ``sweeps.shapes``: ``AspectRatioRule``, ``AspectRatiosRule``, ``ChinchillaGridRule``,
-  ``shape_rule_from_dict``.
+- shape rules (``AspectRatioRule``, ``AspectRatiosRule``, ``ChinchillaGridRule``,
+  ``shape_rule_from_dict``) live in ``scaling.shapes`` (pure; analysis uses them too);
+  ``sweeps.shapes`` re-exports them for definitions written before the move.
 - ``sweeps.lr``: ``WidthScaledLR``, ``MupLR``, ``FixedLR``, ``LRTable``.
 - ``sweeps.branching``: ``WsdBranches`` (``branching=`` of any spec: WSD trunks and cooldown
   branches), ``check_lineage``.
@@ -16,5 +17,5 @@ resolved ``RunConfig``s and run on an executor (debug | local | slurm), idempote
   ``SlurmRun`` (submitit Checkpointable).
 - ``sweeps.status.sweep_status(spec, runs_dir)``; ``sweeps.cli`` registers ``scaling sweep``.
 
-Nothing is imported here, so ``import sweeps.shapes`` stays light (no torch, no submitit).
+Nothing is imported here, so ``import sweeps.spec`` stays light (no torch, no submitit).
 """

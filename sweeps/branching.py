@@ -18,7 +18,7 @@ steps, keeping ``checkpoint-step<s>.pt`` at every branch point
 
 Warmup: every run of a trunk family warms up for the same ``W`` steps, so trunk and branches
 agree on the LR of every shared step; each branch is then exactly the WSD run of its own length
-(``scaling.config.parent_mismatches`` checks it). ``W`` is ``WsdBranches.warmup_steps`` when
+(``scaling.lineage.parent_mismatches`` checks it). ``W`` is ``WsdBranches.warmup_steps`` when
 given: one warmup length for every trunk of the sweep (and for its forecast rung), as Hägele et
 al. use a fixed warmup whatever the run's length. Otherwise ``W = floor(warmup_fraction *
 n_min)``, ``n_min`` the family's shortest point's steps; then a long branch of a family that
@@ -38,8 +38,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.config import BranchFrom, ConfigError, RunConfig, parent_mismatches
+from scaling.config import BranchFrom, ConfigError, RunConfig
 from scaling.counting import training_flops
+from scaling.lineage import parent_mismatches
 
 
 class BranchingError(ValueError):
@@ -191,7 +192,7 @@ def check_lineage(configs: list[RunConfig], name_of: Any) -> list[tuple[str, str
 
     A branch must name a run of the plan, start at a step its parent reaches and keeps a
     checkpoint at, and share the parent's shape, data, seed, batch and optimizer (see
-    ``scaling.config.parent_mismatches``).
+    ``scaling.lineage.parent_mismatches``).
 
     Returns:
         ``(run_name, reason)`` per bad branch (empty when all are fine).

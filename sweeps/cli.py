@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -40,6 +41,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="estimate time from a documented FLOP/s constant instead of timing real steps",
     )
+    pp.add_argument(
+        "--lr-check",
+        metavar="RUNS_DIR",
+        help="after the study ran in RUNS_DIR: also list LR variants (0.5x, 2x) of the best "
+        "point of the smallest and largest budgets (sweeps.lr_check)",
+    )
     pp.set_defaults(func=_plan)
 
     pl = sub.add_parser("launch", help="run the sweep (skips finished runs, resumes the rest)")
@@ -55,6 +62,12 @@ def register(subparsers: Any) -> None:
     )
     pl.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
     pl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pl.add_argument(
+        "--lr-check",
+        action="store_true",
+        help="also train LR variants (0.5x, 2x) of the best point of the smallest and largest "
+        "budgets, found among the finished runs in --runs-dir (sweeps.lr_check)",
+    )
     g = pl.add_argument_group("slurm")
     g.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
     g.add_argument("--gpus-per-node", type=int, help="GPUs per node for each run (count)")
@@ -157,11 +170,15 @@ def _load(name: str) -> Any:
 
 def _plan(args: argparse.Namespace) -> int:
     from sweeps.plan import plan, plan_totals
-    from sweeps.spec import corpus_train_tokens, sci
+    from sweeps.spec import corpus_train_tokens, sci_notation
     from sweeps.throughput import estimate
 
     spec = _load(args.sweep)
     runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    if args.lr_check:
+        from sweeps.lr_check import lr_check_runs
+
+        runs = runs + lr_check_runs(spec, args.lr_check)
     corpus = corpus_train_tokens(spec.base.data)  # None when not cheaply known
     rows = []
     for r in runs:
@@ -190,10 +207,10 @@ def _plan(args: argparse.Namespace) -> int:
             "n_params_non_embedding": f"{r['n_params_non_embedding']:,}",
             "n_params_total": f"{r['n_params_total']:,}",
             "n_tokens": f"{r['n_tokens']:,}",
-            "flops": sci(r["flops"]),
+            "flops": sci_notation(r["flops"]),
             "tokens_per_param": f"{r['tokens_per_param']:.1f}",
             "epochs": "-" if r["epochs"] is None else f"{r['epochs']:.2f}",
-            "lr": sci(r["lr"]),
+            "lr": sci_notation(r["lr"]),
             "est_time": _fmt_s(r["est_wall_s"]) + ("" if r["source"] == "measured" else "*"),
         }
         for r in rows
@@ -202,12 +219,13 @@ def _plan(args: argparse.Namespace) -> int:
         for r, s in zip(rows, show, strict=True):
             s["role"] = r["role"]
             s["from"] = f"{r['parent_run']}@{r['parent_step']}" if r["parent_run"] else ""
-            s["flops_marginal"] = sci(r["flops_marginal"])
+            s["flops_marginal"] = sci_notation(r["flops_marginal"])
     cols = [(k, k) for k in show[0]] if show else []
     print(f"sweep {spec.name} ({spec.kind}): {len(rows)} runs")
     print(_table(show, cols))
     print(
-        f"total: {len(rows)} runs, {totals['n_tokens']:,} tokens, {sci(totals['flops'])} FLOPs, "
+        f"total: {len(rows)} runs, {totals['n_tokens']:,} tokens, "
+        f"{sci_notation(totals['flops'])} FLOPs, "
         f"~{_fmt_s(totals['est_wall_s'])} of one worker "
         "(* = from a documented FLOP/s constant, not measured)"
     )
@@ -215,10 +233,13 @@ def _plan(args: argparse.Namespace) -> int:
         n_trunks = sum(r["role"] == "trunk" for r in rows)
         print(
             f"WSD: {n_trunks} trunks + {len(rows) - n_trunks} branches spend "
-            f"flops_total={sci(totals['flops_total'])} FLOPs; the same points from scratch: "
-            f"flops_from_scratch={sci(totals['flops_from_scratch'])} "
+            f"flops_total={sci_notation(totals['flops_total'])} FLOPs; "
+            "the same points from scratch: "
+            f"flops_from_scratch={sci_notation(totals['flops_from_scratch'])} "
             f"(ratio {totals['flops_total'] / totals['flops_from_scratch']:.2f})"
         )
+    for w in _shape_warnings(runs):
+        print(f"warning: {w}")
     skipped = spec.outside_window() if hasattr(spec, "outside_window") else []
     if skipped:
         print(
@@ -226,6 +247,25 @@ def _plan(args: argparse.Namespace) -> int:
             + "; ".join(skipped)
         )
     return 0
+
+
+def _point_shapes(runs: list[Any]) -> list[Any]:
+    """The fitted points of a plan (trunks excluded: only their branches are points)."""
+    from scaling.shape_check import PointShape
+
+    return [
+        PointShape(
+            r.run_name, r.config.flops_budget, r.config.model.n_layers, r.config.model.d_model
+        )
+        for r in runs
+        if r.role != "trunk" and r.config.flops_budget is not None
+    ]
+
+
+def _shape_warnings(runs: list[Any]) -> list[str]:
+    from scaling.shape_check import shape_warnings
+
+    return shape_warnings(_point_shapes(runs))
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -255,6 +295,12 @@ def _launch(args: argparse.Namespace) -> int:
         }
         slurm = {k: v for k, v in slurm.items() if v is not None}
     spec = _load(args.sweep)
+    planned = None
+    if args.lr_check:  # the study's runs (finished ones are skipped) and the LR variants
+        from sweeps.lr_check import lr_check_runs
+        from sweeps.plan import plan
+
+        planned = plan(spec) + lr_check_runs(spec, args.runs_dir)
     result = launch(
         spec,
         args.runs_dir,
@@ -262,6 +308,7 @@ def _launch(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         progress=not args.no_progress,
         wait=not args.no_wait,
+        planned=planned,
         **slurm,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
@@ -290,92 +337,36 @@ def _launch_interrupted(args: argparse.Namespace, again: str) -> str:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    """The forecast rung (``analysis.rung`` chooses and scores, ``sweeps.rung`` trains).
+    """The forecast rung (``sweeps.rung.forecast_rung``: ``analysis.rung`` chooses and scores).
 
     The forecast is written to ``forecast.json`` before the rung trains, then completed with
-    the actual losses. Exit 0 when every rung run finished (whatever the forecast's error).
+    the actual losses; the report's pages in ``--out`` are re-rendered to show it. Exit 0 when
+    every rung run finished (whatever the forecast's error).
     """
-    from pathlib import Path
+    from analysis.rung import forecast_text
+    from sweeps.rung import forecast_rung
 
-    from analysis.fits import fit_from_dict
-    from analysis.rung import (
-        add_to_report,
-        forecast_text,
-        predict_member,
-        rung_members,
-        score_forecast,
-        write_forecast,
-    )
-    from scaling import rundir
-    from sweeps.launch import launch
-    from sweeps.plan import plan
-    from sweeps.rung import rung_sweep
-
-    spec = _load(args.sweep)
-    fit_path = Path(args.fit)
-    if not fit_path.is_file():
-        raise FileNotFoundError(
-            f"--fit {fit_path} does not exist; run `scaling report` (fit_parametric.json) first"
-        )
-    try:
-        fit = fit_from_dict(json.loads(fit_path.read_text()))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--fit {fit_path} is not valid JSON: {e}") from None
-    except (KeyError, TypeError) as e:
-        raise ValueError(
-            f"--fit {fit_path} is not a fit written by `scaling fit`/`scaling report` "
-            f"(missing {e}); pass fit_parametric.json"
-        ) from None
-    if args.flops is not None:
-        flops = args.flops
-    else:
-        max_c = (getattr(fit, "meta", None) or {}).get("max_flops")
-        if not max_c:
-            raise ValueError(f"--fit {fit_path} records no largest fitted budget; pass --flops")
-        flops = args.factor * max_c
-    if not flops > 0:
-        raise ValueError(f"the rung's budget must be > 0 FLOPs, got {flops}")
-
-    members = rung_members(fit, flops, neighbours=args.neighbours)
-    rspec = rung_sweep(spec, [m.shape for m in members], flops)
-    by_shape = {
-        (r.config.model.n_layers, r.config.model.d_model, r.config.model.n_heads): r
-        for r in plan(rspec)  # PlanError (e.g. over max_epochs) before anything trains
-    }
-    n_key = f"n_params_{fit.n_convention}"
-    rows = []
-    for m in members:
-        run = by_shape[m.shape[:3]]
-        n_params = getattr(run, n_key)
-        rows.append(
-            {
-                "role": m.role,
-                "architecture": m.architecture.to_dict(),
-                "n_params": n_params,
-                "n_tokens": run.n_tokens,
-                "run_name": run.run_name,
-                "predicted_loss": predict_member(fit, n_params, run.n_tokens),
-                "actual_loss": None,
-            }
-        )
-    out = Path(args.out) / "forecast.json"
-    write_forecast(out, score_forecast(fit, flops, rows, str(fit_path)))  # before training
-    result = launch(
-        rspec,
+    done = forecast_rung(
+        _load(args.sweep),
+        args.fit,
         args.runs_dir,
+        args.out,
+        factor=args.factor,
+        flops=args.flops,
+        neighbours=args.neighbours,
         executor=args.executor,
         parallel=args.parallel,
         progress=not args.no_progress,
     )
-    for row in rows:
-        summary = rundir.read_summary(result.sweep_dir / row["run_name"]) or {}
-        if summary.get("status") == "complete":
-            row["actual_loss"] = summary.get("val/loss")
-    record = score_forecast(fit, flops, rows, str(fit_path))
-    write_forecast(out, record)
-    shown = add_to_report(args.out, record)  # the report's index.html / summary.md, if present
-    print(forecast_text(record))
-    print(f"wrote {', '.join(str(p) for p in [out, *shown])}; rung runs in {result.sweep_dir}")
+    result = done.launch
+    print(forecast_text(done.record))
+    wrote = ", ".join(str(p) for p in [done.forecast_path, *done.pages])
+    print(f"wrote {wrote}; rung runs in {result.sweep_dir}")
+    if not done.pages and (Path(args.out) / "index.html").exists():
+        print(
+            f"{args.out} holds a report without report-sections.json (written before the "
+            "report composed the rung): run `scaling report` again to show the check there"
+        )
     for o in result.outcomes:
         if o.status not in ("complete", "skipped"):
             print(f"  {o.status} {o.run_name}: {o.error}", file=sys.stderr)

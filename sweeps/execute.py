@@ -46,6 +46,17 @@ EXIT_FAILED = 1  # the run raised; error.txt has the traceback
 EXIT_RUNNING = 75  # EX_TEMPFAIL: another process holds the run's lock
 
 
+class LaunchError(ValueError):
+    """Bad launch arguments (unknown executor, bad Slurm option); names the option and fix."""
+
+
+def progress_bar(total: int, enabled: bool, desc: str) -> Any:
+    """A tqdm bar counting runs (``disable``d when not ``enabled``), on stderr."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="run", dynamic_ncols=True)
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """What one execution of ``run_one`` did.

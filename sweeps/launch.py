@@ -10,15 +10,16 @@ present) and runs whose lock is held (being trained elsewhere), and hands the re
   "fresh"``: a new ``python -m sweeps.execute RUN_DIR`` per run), each single-threaded
   (``OMP_NUM_THREADS=1``; configs carry ``n_threads``), stdout/stderr in
   ``<sweep>/.logs/<run_name>.log``;
-- ``"slurm"``: ONE submitit job array (``map_array``) of ``SlurmRun`` (Checkpointable: requeued
-  on preemption/timeout, resumes from ``checkpoint.pt``); submitit files in ``<sweep>/.submitit``;
-  job ids appended to ``<sweep>/slurm_jobs.jsonl``. WSD branches (``sweeps.branching``) go in a
-  second array that depends on the first (``--dependency=afterany``; why in ``_run_slurm``).
+- ``"slurm"`` (``sweeps.slurm``): ONE submitit job array (``map_array``) of ``SlurmRun``
+  (Checkpointable: requeued on preemption/timeout, resumes from ``checkpoint.pt``); submitit
+  files in ``<sweep>/.submitit``; job ids appended to ``<sweep>/slurm_jobs.jsonl``. WSD
+  branches (``sweeps.branching``) go in a second array that depends on the first
+  (``--dependency=afterany``; why in ``sweeps.slurm.run_slurm``).
 
 With WSD branches a branch starts only when its trunk's ``checkpoint-step<N>.pt`` exists: the
 local pool starts trunks first and fills free cores with branches as their checkpoints appear
-(``local_order``, ``next_ready``); a launch refuses to start when a finished trunk lost a
-checkpoint an unfinished branch needs (``check_trunk_checkpoints``).
+(``sweeps.readiness.local_order``, ``next_ready``); a launch refuses to start when a finished
+trunk lost a checkpoint an unfinished branch needs (``check_trunk_checkpoints``).
 
 Relaunching a finished sweep does no training work and submits nothing; an incomplete run
 resumes from its checkpoint; a failed run (``error.txt``) is retried.
@@ -26,13 +27,7 @@ resumes from its checkpoint; a failed run (``error.txt``) is retried.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import io
-import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,16 +36,26 @@ from typing import Any
 
 from scaling import __version__, rundir
 from sweeps import workers
-from sweeps.execute import EXIT_RUNNING, RunOutcome, lock_held, run_one
+from sweeps.execute import (
+    EXIT_RUNNING,
+    LaunchError,
+    RunOutcome,
+    lock_held,
+    progress_bar,
+    run_one,
+)
 from sweeps.plan import PlannedRun, plan
+from sweeps.readiness import (
+    blocked_branches,
+    blocked_outcome,
+    check_trunk_checkpoints,
+    local_order,
+    next_ready,
+)
+from sweeps.slurm import live_slurm_jobs, run_slurm, slurm_parameters
 from sweeps.spec import SweepSpec
 
 EXECUTORS = ("debug", "local", "slurm")
-SWEEP_JSON = "sweep.json"
-
-
-class LaunchError(ValueError):
-    """Bad launch arguments (unknown executor, bad Slurm option); names the option and fix."""
 
 
 @dataclass
@@ -105,79 +110,19 @@ def _versions() -> dict[str, Any]:
 
 
 def write_sweep_json(spec: SweepSpec, runs: list[PlannedRun], sweep_dir: Path) -> Path:
-    """Write ``sweep.json`` (definition, shape rule, plan, versions) atomically.
+    """Write ``sweep.json`` (definition, shape rule, plan, versions) through ``scaling.rundir``.
 
     The file is rewritten only when the definition or plan changed, keeping ``created_at``
-    of the first launch otherwise.
+    of the first launch otherwise (``rundir.write_sweep``).
     """
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    path = sweep_dir / SWEEP_JSON
-    body = {
-        "name": spec.name,
-        "spec": spec.to_dict(),
-        "shape_rule": spec.shape_rule.to_dict() if spec.shape_rule is not None else None,
-        "plan": [{"run_name": r.run_name, "config": r.config.to_dict()} for r in runs],
-    }
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        if all(old.get(k) == v for k, v in body.items()):
-            return path
-    body["versions"] = _versions()
-    body["created_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    # a tmp name unique to this process: two launches at once must not share one
-    tmp = path.with_name(f".{SWEEP_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
-
-
-# Slurm job states in which a submitted job may still train its run
-LIVE_SLURM_STATES = frozenset(
-    {
-        "PENDING",
-        "CONFIGURING",
-        "RUNNING",
-        "COMPLETING",
-        "REQUEUED",
-        "REQUEUE_HOLD",
-        "REQUEUE_FED",
-        "RESIZING",
-        "SUSPENDED",
-        "SIGNALING",
-        "STAGE_OUT",
-    }
-)
-
-
-def live_slurm_jobs(sweep_dir: str | Path) -> dict[str, str]:
-    """``{run_name: job_id}`` for runs whose latest Slurm job (``slurm_jobs.jsonl``) is alive.
-
-    Alive means pending, running or requeued per ``squeue``; such runs are not resubmitted (a
-    pending job holds no lock yet). Empty when there is no record or no ``squeue``.
-    """
-    path = Path(sweep_dir) / "slurm_jobs.jsonl"
-    if not path.exists() or shutil.which("squeue") is None:
-        return {}
-    latest: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line
-        latest[rec["run_name"]] = str(rec["job_id"])
-    r = subprocess.run(
-        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return rundir.write_sweep(
+        sweep_dir,
+        name=spec.name,
+        spec=spec.to_dict(),
+        shape_rule=spec.shape_rule.to_dict() if spec.shape_rule is not None else None,
+        plan=[{"run_name": r.run_name, "config": r.config.to_dict()} for r in runs],
+        versions=_versions(),
     )
-    if r.returncode != 0:
-        return {}
-    states = dict(ln.split("|", 1) for ln in r.stdout.split() if "|" in ln)
-    return {run: jid for run, jid in latest.items() if states.get(jid) in LIVE_SLURM_STATES}
 
 
 def usable_cores() -> int:
@@ -198,18 +143,12 @@ def _finished_outcome(run: PlannedRun, run_dir: Path) -> RunOutcome | None:
     return RunOutcome(run.run_name, str(run_dir), "skipped", 0.0, summary.get("wall_time_s"))
 
 
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="run", dynamic_ncols=True)
-
-
 # -------------------------------------------------------------------------------------------
 # executors
 # -------------------------------------------------------------------------------------------
 def _run_debug(todo: list[tuple[PlannedRun, Path]], progress: bool) -> list[RunOutcome]:
     out = []
-    with _progress(len(todo), progress, "runs (debug)") as bar:
+    with progress_bar(len(todo), progress, "runs (debug)") as bar:
         for run, run_dir in todo:
             out.append(run_one(run.config.to_dict(), run_dir))
             bar.update(1)
@@ -230,7 +169,7 @@ def _run_local(
     results: dict[int, RunOutcome] = {}
     pending = local_order(todo)
     active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
-    with _progress(len(todo), progress, f"runs (local x{parallel})") as bar:
+    with progress_bar(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
             _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start)
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
@@ -257,7 +196,7 @@ def _pool_loop(
     """
     while pending or active:
         for i, reason in blocked_branches(todo, pending, active):
-            results[i] = _blocked_outcome(*todo[i], reason)
+            results[i] = blocked_outcome(*todo[i], reason)
             bar.update(1)
         while len(active) < parallel:
             item = next_ready(pending)
@@ -277,122 +216,6 @@ def _pool_loop(
             wall = time.perf_counter() - t0
             results[i] = _outcome_from_dir(run, run_dir, wall, code, str(log_path))
             bar.update(1)
-
-
-# -------------------------------------------------------------------------------------------
-# WSD trunks and branches: ordering and checks (sweeps.branching)
-# -------------------------------------------------------------------------------------------
-def _trunk_checkpoint(run: PlannedRun, run_dir: Path) -> Path:
-    b = run.config.branch_from
-    assert b is not None
-    return rundir.step_checkpoint_path(run_dir.parent / b.run_name, b.step)
-
-
-def can_start(run: PlannedRun, run_dir: Path) -> bool:
-    """Whether a run can start now.
-
-    True for a run that is not a branch, and for a branch that has its own ``checkpoint.pt``
-    (it resumes) or whose trunk checkpoint exists (written atomically: existing means whole).
-    """
-    if run.config.branch_from is None or (run_dir / rundir.CHECKPOINT).exists():
-        return True
-    return _trunk_checkpoint(run, run_dir).exists()
-
-
-def check_trunk_checkpoints(runs: list[PlannedRun], sweep_dir: Path) -> None:
-    """Refuse to launch when a finished trunk lacks a checkpoint an unfinished branch needs.
-
-    Nothing is retrained silently: the trunk's ``checkpoint-step<N>.pt`` was deleted or damaged
-    after it finished, and the user decides (restore the files, or delete the trunk's
-    ``summary.json`` and ``checkpoint.pt`` so the relaunch retrains it).
-
-    Raises:
-        LaunchError: naming every missing or damaged file and the fix.
-    """
-    bad = []
-    for run in runs:
-        b = run.config.branch_from
-        branch_dir = sweep_dir / run.run_name
-        if b is None or rundir.read_summary(branch_dir) is not None:
-            continue
-        if (branch_dir / rundir.CHECKPOINT).exists():
-            continue  # started: it resumes from its own checkpoint
-        trunk_summary = rundir.read_summary(sweep_dir / b.run_name)
-        if trunk_summary is None or trunk_summary.get("status") != "complete":
-            continue  # not trained yet (or diverged: reported per branch)
-        problem = rundir.checkpoint_problem(_trunk_checkpoint(run, sweep_dir / run.run_name))
-        if problem is not None:
-            bad.append(problem)
-    if bad:
-        raise LaunchError(
-            f"finished trunk(s) lack the checkpoints their branches start from: {'; '.join(bad)}; "
-            "restore them, or delete the trunk's summary.json and checkpoint.pt to retrain it"
-        )
-
-
-def local_order(todo: list[tuple[PlannedRun, Path]]) -> list[tuple[int, tuple[PlannedRun, Path]]]:
-    """Start order for the local pool: trunks first, then the rest longest first.
-
-    Trunks are the critical path (their branches wait for them). Among the rest, longest
-    ``flops_marginal`` first (LPT scheduling): starting the big runs early keeps every worker
-    busy until the end instead of idling on a last long run. ``next_ready`` skips branches whose
-    trunk checkpoint does not exist yet, so both cores train trunks while branches wait, and
-    branches fill the cores as soon as their checkpoints appear.
-    """
-    return sorted(
-        enumerate(todo), key=lambda item: (item[1][0].role != "trunk", -item[1][0].flops_marginal)
-    )
-
-
-def next_ready(
-    pending: list[tuple[int, tuple[PlannedRun, Path]]],
-) -> tuple[int, tuple[PlannedRun, Path]] | None:
-    """Pop and return the first pending run that can start now, or ``None``.
-
-    See ``can_start``.
-    """
-    for k, (_, (run, run_dir)) in enumerate(pending):
-        if can_start(run, run_dir):
-            return pending.pop(k)
-    return None
-
-
-def blocked_branches(
-    todo: list[tuple[PlannedRun, Path]],
-    pending: list[tuple[int, tuple[PlannedRun, Path]]],
-    active: dict[int, Any],
-) -> list[tuple[int, str]]:
-    """Pending branches that can never start in this launch; removed from ``pending``.
-
-    A branch is blocked when its trunk checkpoint is missing and its trunk is neither pending,
-    running here, nor training elsewhere (lock held): the trunk failed or diverged first.
-    """
-    waiting = {todo[i][0].run_name for i, _ in pending} | {todo[i][0].run_name for i in active}
-    out = []
-    for k in range(len(pending) - 1, -1, -1):
-        i, (run, run_dir) = pending[k]
-        b = run.config.branch_from
-        if b is None or b.run_name in waiting or can_start(run, run_dir):
-            continue
-        trunk_dir = run_dir.parent / b.run_name
-        if lock_held(trunk_dir):
-            continue
-        pending.pop(k)
-        state = rundir.run_state(trunk_dir)
-        out.append(
-            (
-                i,
-                f"trunk {b.run_name} ended ({state}) without {_trunk_checkpoint(run, run_dir).name}"
-                "; fix the trunk (see its error.txt) and relaunch",
-            )
-        )
-    return out[::-1]
-
-
-def _blocked_outcome(run: PlannedRun, run_dir: Path, reason: str) -> RunOutcome:
-    # recorded as a failure of the branch (error.txt), retried by the next launch
-    rundir.write_error(run_dir, f"not started: {reason}\n")
-    return RunOutcome(run.run_name, str(run_dir), "failed", 0.0, None, f"not started: {reason}")
 
 
 def _outcome_from_dir(
@@ -420,179 +243,6 @@ def _outcome_from_dir(
     return RunOutcome(
         run.run_name, str(run_dir), "failed", wall, run_wall, last[-1] if last else None
     )
-
-
-def slurm_parameters(
-    partition: str | None = None,
-    gpus_per_node: int | None = None,
-    cpus_per_task: int | None = None,
-    tasks_per_node: int | None = None,
-    nodes: int | None = None,
-    timeout_min: int = 240,
-    signal_delay_s: int | None = None,
-    array_parallelism: int | None = None,
-    account: str | None = None,
-    qos: str | None = None,
-    mem_gb: float | None = None,
-    slurm_args: dict[str, str] | None = None,
-    job_name: str | None = None,
-) -> dict[str, Any]:
-    """Translate launch options into ``submitit.AutoExecutor.update_parameters`` keywords.
-
-    ``signal_delay_s``: seconds before the time limit at which Slurm sends the requeue signal
-    (submitit's default 90); with short limits keep it well under ``timeout_min * 60``, since
-    Slurm may send it up to a minute early. Below ~50 minutes submitit counts every signal as
-    a timeout (spending one of its 3 timeout requeues), not as a preemption.
-
-    Raises:
-        LaunchError: on a non-positive count or timeout, or a signal delay not shorter than
-            the time limit.
-    """
-    for name, value in [
-        ("gpus_per_node", gpus_per_node),
-        ("cpus_per_task", cpus_per_task),
-        ("tasks_per_node", tasks_per_node),
-        ("nodes", nodes),
-        ("array_parallelism", array_parallelism),
-        ("mem_gb", mem_gb),
-    ]:
-        if value is not None and not value > 0:
-            raise LaunchError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    if not timeout_min > 0:
-        raise LaunchError(f"--timeout-min must be > 0, got {timeout_min}")
-    if signal_delay_s is not None and not 0 < signal_delay_s < timeout_min * 60:
-        raise LaunchError(
-            f"--signal-delay-s must be in (0, --timeout-min x 60 = {timeout_min * 60}), got "
-            f"{signal_delay_s}; the signal comes that many seconds before the time limit"
-        )
-    params: dict[str, Any] = {"timeout_min": int(timeout_min)}
-    optional = {
-        "slurm_partition": partition,
-        "gpus_per_node": gpus_per_node,
-        "cpus_per_task": cpus_per_task,
-        "tasks_per_node": tasks_per_node,
-        "nodes": nodes,
-        "slurm_array_parallelism": array_parallelism,
-        "slurm_account": account,
-        "slurm_qos": qos,
-        "mem_gb": mem_gb,
-        "name": job_name,
-        "slurm_signal_delay_s": signal_delay_s,
-    }
-    params.update({k: v for k, v in optional.items() if v is not None})
-    if slurm_args:
-        params["slurm_additional_parameters"] = dict(slurm_args)
-    return params
-
-
-def _submit_array(
-    part: list[tuple[PlannedRun, Path]],
-    sweep_dir: Path,
-    params: dict[str, Any],
-    dependency: str | None,
-) -> list[Any]:
-    import submitit
-    from submitit.core.utils import FailedJobError
-
-    from sweeps.execute import SlurmRun
-
-    executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm")
-    if dependency is not None:
-        extra = dict(params.get("slurm_additional_parameters", {}), dependency=dependency)
-        params = dict(params, slurm_additional_parameters=extra)
-    executor.update_parameters(**params)
-    try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
-        with contextlib.redirect_stderr(io.StringIO()):
-            jobs = executor.map_array(
-                SlurmRun(), [r.config.to_dict() for r, _ in part], [str(d) for _, d in part]
-            )
-    except FailedJobError as e:  # sbatch refused the array
-        reason = " ".join(str(e).split())
-        raise LaunchError(
-            f"sbatch refused the job array ({reason}); check --partition, --account, --qos, "
-            "--gpus-per-node and --slurm-arg against `sinfo`; nothing more was submitted"
-        ) from None
-    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
-        for (run, _), job in zip(part, jobs, strict=True):
-            f.write(
-                json.dumps({"run_name": run.run_name, "job_id": job.job_id, "at": stamp}) + "\n"
-            )
-    return jobs
-
-
-def _run_slurm(
-    todo: list[tuple[PlannedRun, Path]],
-    sweep_dir: Path,
-    params: dict[str, Any],
-    progress: bool,
-    wait: bool,
-    poll_s: float,
-    queued: dict[str, str] | None = None,
-) -> tuple[list[RunOutcome], list[str], list[Any]]:
-    # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
-    # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
-    # its own dependency: submitit's map_array gives one set of sbatch options to a whole array,
-    # so per-branch dependencies would mean one sbatch call and one job per branch; one
-    # dependent array keeps a sweep at two submissions. afterany (not afterok): a trunk that
-    # fails must not leave its branches pending forever (DependencyNeverSatisfied); they start,
-    # find the trunk checkpoint missing and fail with error.txt naming it, and the next launch
-    # retries them after the trunk. A preempted trunk is requeued (PENDING again), so the array
-    # is not finished and the branches keep waiting (checked on the local Slurm 22.05: after
-    # `scontrol requeue` of an array task the dependent job stays "afterany:<id>_*
-    # (unfulfilled)" until the requeued task completes). A trunk training outside Slurm (its
-    # lock held by another process) is not waited for: its branches fail if they start before
-    # its checkpoint exists, and the next launch retries them. The cost: branches wait for the
-    # slowest trunk of the launch, not just their own.
-    order = {id(item): k for k, item in enumerate(todo)}
-    first = [item for item in todo if item[0].config.branch_from is None]
-    second = [item for item in todo if item[0].config.branch_from is not None]
-    t0 = time.perf_counter()
-    jobs_by_item: list[tuple[tuple[PlannedRun, Path], Any]] = []
-    after: list[str] = []
-    if first:
-        jobs = _submit_array(first, sweep_dir, params, None)
-        jobs_by_item += list(zip(first, jobs, strict=True))
-        after.append(jobs[0].job_id.split("_")[0])
-    if second:
-        trunks = {b.run_name for b in (r.config.branch_from for r, _ in second) if b is not None}
-        after += sorted({jid for name, jid in (queued or {}).items() if name in trunks})
-        dependency = f"afterany:{':'.join(after)}" if after else None
-        jobs = _submit_array(second, sweep_dir, params, dependency)
-        jobs_by_item += list(zip(second, jobs, strict=True))
-    jobs_by_item.sort(key=lambda pair: order[id(pair[0])])
-    jobs = [job for _, job in jobs_by_item]
-    job_ids = [j.job_id for j in jobs]
-    if not wait:
-        outs = [
-            RunOutcome(r.run_name, str(d), "submitted", time.perf_counter() - t0) for r, d in todo
-        ]
-        return outs, job_ids, jobs
-    results: dict[int, RunOutcome] = {}
-    arrays = " ".join(sorted({j.split("_")[0] for j in job_ids}))
-    with _progress(len(todo), progress, f"runs (slurm arrays {arrays})") as bar:
-        while len(results) < len(jobs):
-            for i, job in enumerate(jobs):
-                if i in results or not job.done():
-                    continue
-                run, run_dir = todo[i]
-                wall = time.perf_counter() - t0
-                try:
-                    out = job.results()[0]  # task 0 (rank 0) speaks for a data-parallel job
-                    results[i] = RunOutcome(
-                        out.run_name, out.run_dir, out.status, wall, out.run_wall_time_s, out.error
-                    )
-                except Exception as e:  # job died: scancel, node failure, out of memory
-                    msg = f"Slurm job {job.job_id} did not return: {type(e).__name__}: {e}"
-                    if not (run_dir / rundir.ERROR).exists():
-                        rundir.write_error(run_dir, msg)
-                    results[i] = RunOutcome(
-                        run.run_name, str(run_dir), "failed", wall, None, msg.splitlines()[0]
-                    )
-                bar.update(1)
-            if len(results) < len(jobs):
-                time.sleep(poll_s)
-    return [results[i] for i in range(len(jobs))], job_ids, jobs
 
 
 # -------------------------------------------------------------------------------------------
@@ -630,6 +280,7 @@ def launch(
     wait: bool = True,
     poll_s: float = 1.0,
     local_start: str = "forkserver",
+    planned: list[PlannedRun] | None = None,
     **slurm_kwargs: Any,
 ) -> LaunchResult:
     """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
@@ -646,6 +297,8 @@ def launch(
         local_start: local only: how each run's process starts (``sweeps.workers``):
             ``"forkserver"`` (forked from one warm server that imported torch and wandb once)
             or ``"fresh"`` (a new ``python -m sweeps.execute`` per run).
+        planned: ``plan(spec)`` when the caller already planned it (the forecast rung), so
+            the sweep is planned once; default: planned here.
         **slurm_kwargs: Slurm only: keywords of ``slurm_parameters`` (``partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``tasks_per_node``, ``nodes``,
             ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
@@ -673,7 +326,7 @@ def launch(
     if executor == "slurm":
         params.setdefault("name", f"sweep-{spec.name}")
 
-    runs = plan(spec)
+    runs = plan(spec) if planned is None else planned
     _check_data_parallel(runs, params.get("nodes", 1) * params.get("tasks_per_node", 1))
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
@@ -705,7 +358,7 @@ def launch(
             n_workers = parallel or usable_cores()
             done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start)
         else:
-            done, job_ids, jobs = _run_slurm(
+            done, job_ids, jobs = run_slurm(
                 todo, sweep_dir, params, progress, wait, poll_s, queued
             )
         for o in done:

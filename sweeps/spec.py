@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
-from scaling.counting import default_d_mlp, flops_per_token, param_counts, training_flops
+from scaling.counting import flops_per_token, param_counts, training_flops
+from scaling.families import default_d_mlp
+from scaling.shapes import NConvention, ShapeRule, ShapeRuleError, count_params
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
-from sweeps.shapes import NParamsKind, ShapeRule, ShapeRuleError, count_params
 
 
 class SweepSpecError(ValueError):
@@ -77,7 +78,7 @@ class Candidate:
 # -------------------------------------------------------------------------------------------
 # names
 # -------------------------------------------------------------------------------------------
-def sci(x: float, digits: int = 3) -> str:
+def sci_notation(x: float, digits: int = 3) -> str:
     """Compact scientific notation for names: ``1e12``, ``3e-3``, ``1.5e-2``, ``2.05e7``."""
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
@@ -102,15 +103,20 @@ def run_name(cfg: RunConfig) -> str:
     trailing hash covers the whole config, so two configs differing anywhere get different
     names, and the same config always gets the same name.
     """
-    amount = f"C{sci(cfg.flops_budget)}" if cfg.flops_budget else f"D{sci(cfg.n_tokens)}"
+    amount = (
+        f"C{sci_notation(cfg.flops_budget)}"
+        if cfg.flops_budget
+        else f"D{sci_notation(cfg.n_tokens)}"
+    )
     trunk = "trunk-" if cfg.keep_checkpoint_steps else ""  # a WSD trunk (sweeps.branching)
-    name = f"{shape_tag(cfg.model)}-{amount}-lr{sci(cfg.optim.lr)}-s{cfg.seed}-{config_hash(cfg)}"
+    lr = sci_notation(cfg.optim.lr)
+    name = f"{shape_tag(cfg.model)}-{amount}-lr{lr}-s{cfg.seed}-{config_hash(cfg)}"
     return trunk + name
 
 
 def point_key(model: ModelConfig, n_tokens: int, flops_budget: float | None) -> str:
     """Key shared by LR/seed variants of one point: shape plus budget (or exact token count)."""
-    amount = f"C{sci(flops_budget)}" if flops_budget else f"D{n_tokens}"
+    amount = f"C{sci_notation(flops_budget)}" if flops_budget else f"D{n_tokens}"
     return f"{shape_tag(model)}-{amount}"
 
 
@@ -175,8 +181,8 @@ class SweepSpec:
         seeds: one run per seed at every point.
         lr_rule: peak LR per shape (``sweeps.lr``); ``None`` means ``FixedLR(base.optim.lr)``.
         lr_multipliers: LR sub-sweep: one run per multiplier of the rule's LR.
-        shape_rule: maps parameter targets (or depths) to shapes (``sweeps.shapes``).
-        n_params_kind: convention of parameter targets and of tokens-per-parameter:
+        shape_rule: maps parameter targets (or depths) to shapes (``scaling.shapes``).
+        n_convention: convention of parameter targets and of tokens-per-parameter:
             ``"non_embedding"`` (Kaplan) or ``"total"`` (Chinchilla).
         allow_repetition: if False, a run needing more tokens than the training corpus holds
             (when its size is cheaply known) is invalid (the same as ``max_epochs=1``).
@@ -200,7 +206,7 @@ class SweepSpec:
     lr_rule: LRRule | None = None
     lr_multipliers: tuple[float, ...] = (1.0,)
     shape_rule: ShapeRule | None = None
-    n_params_kind: NParamsKind = "non_embedding"
+    n_convention: NConvention = "non_embedding"
     allow_repetition: bool = True
     max_epochs: float | None = None
     mlp_ratio: int = 4
@@ -244,10 +250,10 @@ class SweepSpec:
                 f"{type(self).__name__}.max_epochs must be a positive number or None, "
                 f"got {self.max_epochs!r}"
             )
-        if self.n_params_kind not in ("non_embedding", "total"):
+        if self.n_convention not in ("non_embedding", "total"):
             raise SweepSpecError(
-                f"{type(self).__name__}.n_params_kind must be 'non_embedding' or 'total', "
-                f"got {self.n_params_kind!r}"
+                f"{type(self).__name__}.n_convention must be 'non_embedding' or 'total', "
+                f"got {self.n_convention!r}"
             )
 
     # -- helpers used by the families ---------------------------------------------------------
@@ -282,14 +288,14 @@ class SweepSpec:
             )
         b = self.base.model
         model = self.shape_rule.shape_for(
-            n_params, self.n_params_kind, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
+            n_params, self.n_convention, b.vocab_size, b.seq_len, tie_embeddings=b.tie_embeddings
         )
         model = self._carry_base(model)
-        got = count_params(model, self.n_params_kind)
+        got = count_params(model, self.n_convention)
         if abs(math.log(got / n_params)) > math.log(2):
             raise ShapeRuleError(
                 f"the shape rule's nearest shape {shape_tag(model)} has {got:,} "
-                f"{self.n_params_kind} params, {max(got / n_params, n_params / got):.1f}x away "
+                f"{self.n_convention} params, {max(got / n_params, n_params / got):.1f}x away "
                 f"from the target {n_params:,.0f}; the rule cannot reach this size"
             )
         return model
@@ -320,7 +326,7 @@ class SweepSpec:
         for mult in self.lr_multipliers:
             lr = float(f"{lr0 * mult:.4g}")  # 4 significant digits: clean names, same runs
             for seed in self.seeds_at(flops_budget):
-                sub = f"{label} lr={sci(lr)} seed={seed}"
+                sub = f"{label} lr={sci_notation(lr)} seed={seed}"
                 try:
                     cfg = self.base.replace(
                         model=model,
@@ -475,7 +481,7 @@ class IsoFlopSweep(SweepSpec):
 
     Give exactly one size axis: ``depths`` (with a shape rule that has ``shape_for_depth``),
     ``shapes`` (explicit ``(n_layers, d_model, n_heads)``; ``d_mlp = mlp_ratio * d_model``) or
-    ``n_params`` (targets in ``n_params_kind``, with a shape rule).
+    ``n_params`` (targets in ``n_convention``, with a shape rule).
 
     ``n_tokens = round(C / flops_per_token(model) / batch) * batch`` where ``flops_per_token`` is
     Chinchilla App. F training FLOPs per token (no embedding matmul, LM head included). A run is
@@ -487,7 +493,7 @@ class IsoFlopSweep(SweepSpec):
         shapes: explicit shape axis.
         n_params: parameter-count axis.
         budget_tolerance: largest allowed ``|training_flops / C - 1|``.
-        tokens_per_param_range: optional ``(low, high)`` window on D/N (N in ``n_params_kind``):
+        tokens_per_param_range: optional ``(low, high)`` window on D/N (N in ``n_convention``):
             a (budget, size) point whose solved tokens/param falls outside is not planned. This
             is how IsoFLOP sweeps spend compute near each budget's optimum instead of on models
             that are hopeless at that budget (Hoffmann et al. 2022 chose a different size range
@@ -567,11 +573,13 @@ class IsoFlopSweep(SweepSpec):
     def _size_axis(self) -> list[tuple[str, ModelConfig | str]]:
         out: list[tuple[str, ModelConfig | str]] = []
         for depth in self.depths:
-            out.append((f"depth={depth}", _try(lambda d=depth: self._depth_shape(d))))
+            out.append((f"depth={depth}", _value_or_error(lambda d=depth: self._depth_shape(d))))
         for shape in self.shapes:
-            out.append((f"shape={shape}", _try(lambda s=shape: self._model(*s))))
+            out.append((f"shape={shape}", _value_or_error(lambda s=shape: self._model(*s))))
         for n in self.n_params:
-            out.append((f"n_params={sci(n)}", _try(lambda n=n: self._rule_shape(n))))
+            out.append(
+                (f"n_params={sci_notation(n)}", _value_or_error(lambda n=n: self._rule_shape(n)))
+            )
         return out
 
     def points(self) -> list[tuple[str, Any]]:
@@ -580,7 +588,7 @@ class IsoFlopSweep(SweepSpec):
         batch = self.base.batch_size_tokens
         for budget in self.budgets:
             for size_label, model in self._size_axis():
-                label = f"C={sci(budget)} {size_label}"
+                label = f"C={sci_notation(budget)} {size_label}"
                 if isinstance(model, str):
                     out.append((label, model))
                     continue
@@ -590,8 +598,9 @@ class IsoFlopSweep(SweepSpec):
                     out.append(
                         (
                             label,
-                            f"budget C={sci(budget)} is too small for one batch of "
-                            f"{shape_tag(model)} (one step costs {sci(fpt * batch)} FLOPs); "
+                            f"budget C={sci_notation(budget)} is too small for one batch of "
+                            f"{shape_tag(model)} (one step costs "
+                            f"{sci_notation(fpt * batch)} FLOPs); "
                             "raise the budget, shrink the model or the batch",
                         )
                     )
@@ -602,7 +611,7 @@ class IsoFlopSweep(SweepSpec):
                     out.append(
                         (
                             label,
-                            f"rounding to whole batches misses budget C={sci(budget)} by "
+                            f"rounding to whole batches misses budget C={sci_notation(budget)} by "
                             f"{100 * miss:+.1f}% ({steps} steps of {batch} tokens); tolerance "
                             f"{100 * self.budget_tolerance:g}%: raise the budget or shrink "
                             "batch_size_tokens",
@@ -618,7 +627,7 @@ class IsoFlopSweep(SweepSpec):
         if self.tokens_per_param_range is None:
             return True
         low, high = self.tokens_per_param_range
-        return low <= n_tokens / count_params(model, self.n_params_kind) <= high
+        return low <= n_tokens / count_params(model, self.n_convention) <= high
 
     def outside_window(self) -> list[str]:
         """Labels of the (budget, size) points that ``tokens_per_param_range`` leaves out."""
@@ -638,7 +647,7 @@ class GridSweep(SweepSpec):
 
     ``n_heads = d_model // d_head``; a width not divisible by ``d_head`` is an invalid run.
     Token counts are rounded to whole batches. ``tokens_per_param`` multiplies the exact count in
-    ``n_params_kind``.
+    ``n_convention``.
 
     Attributes:
         widths: ``d_model`` values.
@@ -682,15 +691,17 @@ class GridSweep(SweepSpec):
                         )
                     )
                     continue
-                model = _try(lambda w=width, d=depth: self._model(d, w, w // self.d_head))
+                model = _value_or_error(
+                    lambda w=width, d=depth: self._model(d, w, w // self.d_head)
+                )
                 if isinstance(model, str):
                     out.append((label, model))
                     continue
-                amounts = [(f"D={sci(d)}", float(d)) for d in self.n_tokens]
-                n = count_params(model, self.n_params_kind)
+                amounts = [(f"D={sci_notation(d)}", float(d)) for d in self.n_tokens]
+                n = count_params(model, self.n_convention)
                 amounts += [(f"D/N={r:g}", r * n) for r in self.tokens_per_param]
                 for tag, tokens in amounts:
-                    n_tok = _try(lambda t=tokens: self._round_tokens(t))
+                    n_tok = _value_or_error(lambda t=tokens: self._round_tokens(t))
                     point = n_tok if isinstance(n_tok, str) else (model, n_tok, None)
                     out.append((f"{label} {tag}", point))
         return out
@@ -704,7 +715,7 @@ class LadderSweep(SweepSpec):
     """Model sizes x multiples of ``base_tokens_per_param`` (OLMo's ladder).
 
     ``n_tokens = multiple * base_tokens_per_param * N`` rounded to whole batches, where N is the
-    exact count in ``n_params_kind`` (default ``"total"``, Chinchilla's convention for its ~20
+    exact count in ``n_convention`` (default ``"total"``, Chinchilla's convention for its ~20
     tokens/param). Sizes: ``n_params`` targets or ``depths``, both through ``shape_rule``.
 
     Attributes:
@@ -716,7 +727,7 @@ class LadderSweep(SweepSpec):
 
     kind: ClassVar[str] = "ladder"
 
-    n_params_kind: NParamsKind = "total"
+    n_convention: NConvention = "total"
     n_params: tuple[float, ...] = ()
     depths: tuple[int, ...] = ()
     multiples: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -736,24 +747,27 @@ class LadderSweep(SweepSpec):
     def points(self) -> list[tuple[str, Any]]:
         """One point per (size, multiple)."""
         sizes = [
-            (f"n_params={sci(n)}", _try(lambda n=n: self._rule_shape(n))) for n in self.n_params
+            (f"n_params={sci_notation(n)}", _value_or_error(lambda n=n: self._rule_shape(n)))
+            for n in self.n_params
         ]
-        sizes += [(f"depth={d}", _try(lambda d=d: self._depth_shape(d))) for d in self.depths]
+        sizes += [
+            (f"depth={d}", _value_or_error(lambda d=d: self._depth_shape(d))) for d in self.depths
+        ]
         out: list[tuple[str, Any]] = []
         for size_label, model in sizes:
             if isinstance(model, str):
                 out.append((size_label, model))
                 continue
-            n = count_params(model, self.n_params_kind)
+            n = count_params(model, self.n_convention)
             for mult in self.multiples:
                 label = f"{size_label} x{mult:g}"
                 tokens = mult * self.base_tokens_per_param * n
-                n_tok = _try(lambda t=tokens: self._round_tokens(t))
+                n_tok = _value_or_error(lambda t=tokens: self._round_tokens(t))
                 out.append((label, n_tok if isinstance(n_tok, str) else (model, n_tok, None)))
         return out
 
 
-def _try(fn) -> Any:
+def _value_or_error(fn) -> Any:
     """Call ``fn``; return its value, or the message of a ValueError it raised."""
     try:
         return fn()
@@ -781,5 +795,5 @@ __all__ = [
     "corpus_train_tokens",
     "point_key",
     "run_name",
-    "sci",
+    "sci_notation",
 ]

@@ -110,7 +110,7 @@ def sweep_status(spec: SweepSpec, runs_dir: str | Path) -> list[RunStatus]:
     Raises:
         PlanError: the spec's plan is invalid.
     """
-    from sweeps.launch import live_slurm_jobs
+    from sweeps.slurm import live_slurm_jobs
 
     sweep_dir = Path(runs_dir) / spec.name
     queued = live_slurm_jobs(sweep_dir)

@@ -73,7 +73,7 @@ def measured_tokens_per_sec(cfg: RunConfig, n_steps: int = 2) -> float | None:
     key = (cfg.model, cfg.batch_size_tokens, cfg.micro_batch_size, cfg.n_threads, device)
     if key in _CACHE:
         return _CACHE[key]
-    from scaling.model import GPT
+    from scaling.models.gpt2 import GPT
 
     threads = torch.get_num_threads()
     if device == "cpu":

@@ -67,7 +67,7 @@ PRELOAD = (
     "opentelemetry.sdk.trace",
     "tqdm.auto",
     "scaling.train",
-    "scaling.model",
+    "scaling.models.gpt2",
     "scaling.data",
     "scaling.optim",
     "scaling.loggers",

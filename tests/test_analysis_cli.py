@@ -170,7 +170,19 @@ def test_queries_are_consistent():
 
 def test_report_on_synthetic_runs(sweep, tmp_path):
     from analysis.report import make_report
+    from analysis.rung import write_forecast
 
+    # a forecast rung's record found in the report folder is composed into the pages
+    pred = {"value": 2.5, "ci": [2.4, 2.6], "pi": [2.3, 2.7], "level": 0.95}
+    rung = {"role": "optimum", "n_params": 1000, "predicted_loss": pred, "actual_loss": 2.55}
+    rung |= {"rel_error": 2.5 / 2.55 - 1, "inside_pi": True}
+    arch = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_mlp": 256}
+    write_forecast(
+        tmp_path / "rep" / "forecast.json",
+        rung
+        | {"flops": 3e15, "architecture": arch, "n_convention": "total", "n_tokens": 10**6}
+        | {"fit": {"extrapolation_factor": 3.0}},
+    )
     # the synthetic law is written in N_total (the default convention is non_embedding)
     rep = make_report(
         sweep,
@@ -197,10 +209,12 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert html.count("data:image/png;base64,") >= 7 and "src='isoflop" not in html
     assert "http://" not in html and "https://" not in html  # self-contained, no network
-    # same content, same order in both documents: answer first, then exponents vs published,
-    # forecasts, sensitivity, figures, fits
+    # same content, same order in both documents: answer first, the rung's check of it, then
+    # exponents vs published, forecasts, sensitivity, figures, fits
     order = [
         "Answer",
+        "Forecast rung: predicted vs actual",
+        "rel. error -1.96%; inside PI",
         "Exponents",
         "Chinchilla approach 2",
         "Kaplan et al. 2020",
@@ -216,6 +230,22 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
     assert html.count("<details>") == md.count("<details>") >= 5
     text = rep.text()
     assert "a = " in text and "backtest" in text and "train: n_layers=" in text
+    # issue 25: the regime check in every fit file, calibration, the collapse figure
+    assert {"limits.json", "collapse.png"} <= names and "scaling collapse spread" in text
+    for doc in (html, md):
+        assert doc.find("Limits: regime") > doc.find("Answer") and "local exponent 1e+14" in doc
+    fit_file = json.loads((tmp_path / "rep" / "fit_parametric.json").read_text())
+    assert len(fit_file["regime"]["local"]) == 3 and fit_file["dropped_budgets"] == []
+    cal = rep.limits["calibration"]["by_approach"]["parametric"]
+    assert cal["n"] == 3 and [round(x) for x, _ in cal["errors"]] == [3, 10, 3]
+    lo, hi = cal["headline"]
+    pi = rep.optimal["parametric"].loss.pi
+    assert hi - lo >= pi[1] - pi[0] and lo < rep.optimal["parametric"].loss.value < hi
+    # LR variants 0.5x / 2x of every point, the middle LR best by construction, one seed
+    checked = rep.limits["lr_check"]["points"]
+    assert len(checked) >= 20 and "LR check (seed spread unknown" in md
+    # the point's own LR is the middle one; the variants' penalty (0.02 nats) vs noise (~0.02)
+    assert all(p["lr"] == 1e-3 for p in checked) and sum(p["gain"] for p in checked) < 0
     # synthetic truth: a = 0.28 / 0.62 = 0.452 (Chinchilla Eq. 10 law)
     a = rep.exponent("isoflop", "a")
     assert abs(a.value - 0.452) < 0.05
@@ -243,7 +273,7 @@ def test_report_on_synthetic_runs(sweep, tmp_path):
 def test_analysis_never_imports_torch(sweep, tmp_path):
     code = (
         "import sys, warnings\n"
-        "from analysis.pipeline import data_from_runs, run_fit\n"
+        "from analysis.fit_inputs import data_from_runs, run_fit\n"
         "from analysis import plots, report, query, cli\n"
         f"d = data_from_runs({str(sweep)!r})\n"
         "run_fit('isoflop', d, n_convention='total', flop_formula='counted', n_bootstrap=5)\n"

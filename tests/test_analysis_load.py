@@ -11,6 +11,7 @@ import pytest
 
 from analysis.load import RunsWarning, load_curves, load_runs, load_table, select_points
 from analysis.synthetic import write_synthetic_sweep
+from scaling import rundir
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_unfinished_runs_are_warned_not_dropped(sweep):
     (sweep / failed / "error.txt").write_text("Traceback: boom")
     s = json.loads((sweep / div / "summary.json").read_text())
     s.update(status="diverged", diverged_step=3)
-    (sweep / div / "summary.json").write_text(json.dumps(s))
+    rundir.write_summary(sweep / div, s)
     with pytest.warns(RunsWarning) as rec:
         runs = load_runs(sweep)
     msg = str(rec[0].message)
@@ -131,14 +132,14 @@ def test_load_runs_finds_nested_sweeps(tmp_path):
 
 
 def test_runs_missing_from_the_current_plan_are_warned_and_kept(sweep):
-    sweep_json = sweep / "sweep.json"
-    doc = json.loads(sweep_json.read_text())
+    doc = rundir.read_sweep(sweep)
     names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     with warnings.catch_warnings():
         warnings.simplefilter("error", RunsWarning)
         load_runs(sweep)  # every run is planned: no warning
-    doc["plan"] = [r for r in doc["plan"] if r["run_name"] != names[0]]
-    sweep_json.write_text(json.dumps(doc))
+    plan = [r for r in doc["plan"] if r["run_name"] != names[0]]
+    keep = {k: doc[k] for k in ("name", "spec", "shape_rule", "versions")}
+    rundir.write_sweep(sweep, plan=plan, **keep)
     with pytest.warns(
         RunsWarning, match=rf"not in their sweep.s current plan.*{re.escape(names[0])}"
     ):

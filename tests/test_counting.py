@@ -20,7 +20,7 @@ from scaling.counting import (
     param_counts,
     training_flops,
 )
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 
 SHAPES = [
     ModelConfig(n_layers=1, d_model=8, n_heads=1, d_mlp=32, vocab_size=11, seq_len=5),

@@ -40,7 +40,7 @@ def _garble_middle(path: Path) -> int:
 
 def test_strict_readers_name_the_file_and_line(tmp_path):
     rows = [{"step": s, "train/loss": 5.0 - s / 10} for s in (5, 10, 15, 20)]
-    (tmp_path / rundir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rundir.write_metrics(tmp_path, rows)
     bad_line = _garble_middle(tmp_path / rundir.METRICS)
     with pytest.raises(ValueError, match=rf"metrics.jsonl: line {bad_line} is not a JSON object"):
         rundir.read_metrics(tmp_path)
@@ -65,7 +65,7 @@ def _write_run(run_dir: Path, cfg, run_name: str, n_rows: int) -> None:
         {"step": s, "tokens": s * cfg.batch_size_tokens, "train/loss": 5.0 - s / 100}
         for s in range(5, 5 * n_rows + 1, 5)
     ]
-    (run_dir / rundir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rundir.write_metrics(run_dir, rows)
 
 
 def test_sweep_status_names_damaged_runs_and_goes_on(tmp_path, capsys):

@@ -164,15 +164,15 @@ def test_loss_query_refuses_frontier_fits():
 
 
 def test_forecast_scoring_largest_n_held_out_on_grid_data():
-    from analysis.pipeline import FitData
-    from analysis.scoring import score_forecasts
+    from analysis.backtest import backtest_forecasts
+    from analysis.fit_inputs import FitData
 
     N, D, L = _grid(0.01, seed=2)
     points = pd.DataFrame(
         {"n_params_total": N, "n_tokens": D, "flops": 6 * N * D, "flops_6nd": 6 * N * D}
     )
     points["val/loss"] = L
-    sc = score_forecasts(
+    sc = backtest_forecasts(
         FitData(points, None, "val/loss", "grid", {}),
         n_convention="total",
         flop_formula="6nd",

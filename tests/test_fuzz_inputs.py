@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from analysis.fits import fit_envelope, fit_isoflop, fit_kaplan, fit_power_law
 from analysis.parametric import fit_parametric
-from analysis.table import load_table
+from analysis.runs_table import load_table
 
 REPO = Path(__file__).resolve().parents[1]
 # SCALING_FUZZ_EXAMPLES=2000 runs a long, randomized hunt; the default is small and derandomized

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scaling.config import ModelConfig
-from scaling.model import GPT, INIT_STD
+from scaling.models.gpt2 import GPT, INIT_STD
 
 CFG = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=128, vocab_size=64, seq_len=16)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from scaling.config import ModelConfig, OptimConfig
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import build_optimizer, clip_grad_norm, lr_at, set_lr, warmup_steps
 
 # Hand-computed values. cosine, n_steps=101, warmup_fraction=0.1 -> W=10 warmup steps,

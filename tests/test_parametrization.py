@@ -16,7 +16,7 @@ from test_train import kill_9_after_checkpoint
 from scaling import parametrization, rundir
 from scaling.config import ConfigError, ModelConfig, OptimConfig, RunConfig
 from scaling.counting import param_counts, training_flops
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import build_optimizer, set_lr
 from scaling.parametrization import INIT_STD
 from scaling.train import train

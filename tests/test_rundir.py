@@ -7,6 +7,7 @@ import torch
 
 from scaling import rundir
 from scaling.config import ConfigError, ModelConfig, OptimConfig, RunConfig
+from scaling.parametrization import describe
 from scaling.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -58,7 +59,7 @@ def test_rundir_does_not_import_torch():
 
 
 def test_config_json_round_trip_and_provenance(tmp_path):
-    write_config(tmp_path / "r", CFG, "r", DATA)
+    write_config(tmp_path / "r", CFG, "r", DATA, parametrization=describe(CFG))
     doc = read_config(tmp_path / "r")
     assert set(doc) == {"config", "run_name", "provenance", "data", "parametrization"}
     assert doc["parametrization"]["name"] == "sp"

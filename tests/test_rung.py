@@ -10,14 +10,15 @@ import pytest
 from analysis.fits import fit_from_dict
 from analysis.parametric import fit_parametric
 from analysis.query import compute_optimal
-from analysis.rung import add_to_report, rung_members, score_forecast
+from analysis.report_pages import Section, render_pages, write_sections
+from analysis.rung import rung_members, score_forecast
 from scaling import rundir
 from scaling.cli import main
 from scaling.config import RunConfig
 from scaling.counting import training_flops
+from scaling.shapes import AspectRatioRule
 from sweeps.registry import load_sweep
 from sweeps.rung import rung_sweep
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import SweepSpecError
 
 # a known law L = E + A/N^alpha + B/D^beta whose optimum at C ~ 4e9 FLOPs is a ~20k-parameter
@@ -54,13 +55,14 @@ def test_rung_trains_the_named_architecture_and_neighbours_and_scores_them(
     cmd += ["--out", str(tmp_path / "report"), "--neighbours", "--executor", "debug"]
     report = tmp_path / "report"  # a report written by `scaling report` before the rung
     report.mkdir()
-    (report / "index.html").write_text(
-        "<html><body><h1>Scaling-law report</h1>\n<section class='answer'><h2>Answer</h2>"
-        "<p>train this</p></section>\n<section><h2>Exponents</h2></section>\n</body></html>"
-    )
-    (report / "summary.md").write_text(
-        "# Scaling-law report\n\n## Answer\n\ntrain this\n\n## Exponents\n\na = 0.5\n"
-    )
+    sections = [
+        Section("Scaling-law report"),
+        Section("Answer", ["train this"], css_class="headline"),
+        Section("Exponents", ["a = 0.5"]),
+    ]
+    write_sections(report, sections)
+    render_pages(report)
+    assert "Forecast rung" not in (report / "index.html").read_text()
     assert main(cmd + ["--no-progress"]) == 0
     printed = capsys.readouterr().out
     record = json.loads((tmp_path / "report" / "forecast.json").read_text())
@@ -103,23 +105,26 @@ def test_rung_trains_the_named_architecture_and_neighbours_and_scores_them(
     assert main(cmd + ["--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert json.loads((tmp_path / "report" / "forecast.json").read_text()) == record
-    # the report shows the check once (replaced, not repeated, by the rerun)
-    # right after the Answer it checks, before the rest of the report
+    # the report's pages, re-rendered (not spliced), show the check once (the rerun rendered
+    # them again), right after the Answer it checks, before the rest of the report
     page = (report / "index.html").read_text()
     assert page.count("Forecast rung: predicted vs actual") == 1
-    assert page.index("train this</p></section>") < page.index("rel. error")
+    assert page.index("<h2>Answer") < page.index("train this") < page.index("<h2>Forecast rung")
+    assert page.index("<section class='rung'>") < page.index("rel. error")
     assert page.index("rel. error") < page.index("<h2>Exponents") < page.index("</body>")
     md = (report / "summary.md").read_text()
     assert md.startswith("# Scaling-law report") and md.count("## Forecast rung") == 1
     assert md.index("train this") < md.index("## Forecast rung") < md.index("## Exponents")
-    assert md.endswith("a = 0.5\n")
-    # a page without an Answer section gets the check before </body>
-    (report / "index.html").write_text("<html><body><h1>Other</h1></body></html>")
-    (report / "summary.md").write_text("# Other\n")
-    add_to_report(report, record)
+    assert md.rstrip().endswith("a = 0.5")
+    # rendering the report's pages again (as `scaling report` does) keeps the check
+    render_pages(report, sections)
+    assert (report / "index.html").read_text() == page
+    # pages without an Answer section get the check last
+    render_pages(report, [Section("Other", ["text"])])
     page = (report / "index.html").read_text()
-    assert page.index("rel. error") < page.index("</body>") and page.endswith("</html>")
-    assert (report / "summary.md").read_text().rstrip().endswith("<!-- /forecast-rung -->")
+    assert page.index("text") < page.index("rel. error") < page.index("</body>")
+    md = (report / "summary.md").read_text()
+    assert md.index("# Other") < md.index("## Forecast rung") and "rel. error" in md
 
 
 def test_rung_refuses_bad_inputs_before_training(tmp_path, fit_file, capsys):

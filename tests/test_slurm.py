@@ -345,7 +345,7 @@ def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, ti
     assert all(j.done() for j in first.jobs), [(j.job_id, j.state) for j in first.jobs]
     # submitit calls a job done once its result file exists; Slurm still lists it RUNNING
     # until the job's process has exited, and a relaunch rightly leaves live jobs alone
-    from sweeps.launch import live_slurm_jobs
+    from sweeps.slurm import live_slurm_jobs
 
     deadline = time.monotonic() + 60
     while live_slurm_jobs(tmp_path / "slurm" / "wsd_slurm") and time.monotonic() < deadline:

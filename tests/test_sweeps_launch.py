@@ -92,7 +92,7 @@ def test_debug_launch_completes_and_relaunch_does_nothing(tmp_path):
         assert 0 < summary["epochs"] == pytest.approx(run.config.n_tokens / n_train)
         assert runs.loc[run.run_name, "epochs"] == summary["epochs"]
     del summary["epochs"]  # a summary written before the field existed: derived on load
-    (run_dir / rundir.SUMMARY).write_text(json.dumps(summary))
+    rundir.write_summary(run_dir, summary)
     runs = load_runs(tmp_path / "smoke").set_index("run_name")
     assert runs.loc[run_dir.name, "epochs"] == pytest.approx(run.config.n_tokens / n_train)
 
@@ -239,7 +239,7 @@ def test_launch_argument_errors(tmp_path):
 def test_slurm_options_reach_the_sbatch_script(tmp_path):
     import submitit
 
-    from sweeps.launch import slurm_parameters
+    from sweeps.slurm import slurm_parameters
 
     params = slurm_parameters(
         partition="gpu",

@@ -10,10 +10,10 @@ import pytest
 from scaling.cli import main
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
 from scaling.counting import flop_breakdown, param_counts
+from scaling.shapes import AspectRatioRule, ChinchillaGridRule
 from sweeps.lr import FixedLR, LRRuleError, LRTable, WidthScaledLR, lr_rule_from_dict
 from sweeps.plan import plan
 from sweeps.registry import SweepNotFoundError, available_sweeps, load_sweep
-from sweeps.shapes import AspectRatioRule, ChinchillaGridRule
 from sweeps.spec import (
     GridSweep,
     IsoFlopSweep,
@@ -310,7 +310,7 @@ def test_chinchilla_grid_rule_in_a_sweep_flags_unreachable_sizes():
         base=base_config(model=ModelConfig(1, 64, 1, 256, vocab_size=32000, seq_len=64)),
         budgets=(1e19,),
         n_params=(1e5, 1e8),
-        n_params_kind="total",
+        n_convention="total",
         shape_rule=ChinchillaGridRule(),
     )
     configs, problems = spec.check()
@@ -357,7 +357,7 @@ def test_cli_plan_table_measures_throughput(capsys):
 
 def test_isoflop_tokens_per_param_window_keeps_only_points_inside():
     from scaling.config import DataConfig, ModelConfig, RunConfig
-    from sweeps.shapes import count_params
+    from scaling.shapes import count_params
     from sweeps.spec import IsoFlopSweep, SweepSpecError
 
     base = RunConfig(
@@ -453,3 +453,31 @@ def test_cpu_isoflop_design_holds_at_plan_time():
     assert {warmup_steps(r.config.n_steps, r.config.optim) for r in runs} == {
         spec.branching.warmup_steps
     }
+
+
+def test_cpu_isoflop_third_edition_depths_and_aspect_ratios_hold_the_rung():
+    # issue 25 item 6: every planned run has >= 2 layers and an aspect ratio d_model / n_layers
+    # inside the sweep's stated range, and every shape the rung's rule can name (any N_opt) lies
+    # inside the fitted depths and that range; the rung budget is >= 3x the largest budget
+    from sweeps.defs import cpu_isoflop
+
+    spec = load_sweep("cpu_isoflop")
+    low, high = cpu_isoflop.ASPECT_RATIO_RANGE
+    runs = plan(spec)
+    depths = {r.config.model.n_layers for r in runs}
+    assert min(depths) >= 2, depths
+    for r in runs:
+        m = r.config.model
+        assert low <= m.d_model / m.n_layers <= high, (m.n_layers, m.d_model)
+    for target in (1e3, 1e4, 3e4, 6e4, 1e5, 2e5, 1e6, 1e8):
+        for m in spec.shape_rule.candidates(target, "non_embedding", 256, 128, k=3):
+            assert min(depths) <= m.n_layers <= max(depths), (target, m)
+            assert low <= m.d_model / m.n_layers <= high, (target, m)
+    assert cpu_isoflop.RUNG_FACTOR >= 3
+    # the main job's default factor is the pre-registered one
+    import re
+    from pathlib import Path
+
+    script = (Path(__file__).parents[1] / "scripts" / "main_job.sh").read_text()
+    defaults = set(re.findall(r"RUNG_FACTOR:-([0-9.]+)", script))
+    assert {float(x) for x in defaults} == {cpu_isoflop.RUNG_FACTOR}, defaults

@@ -5,7 +5,7 @@ import pytest
 from conftest import shared_data
 
 from scaling.counting import param_counts
-from sweeps.shapes import (
+from scaling.shapes import (
     CHINCHILLA_A9,
     AspectRatioRule,
     AspectRatiosRule,
@@ -100,7 +100,7 @@ def test_round_trip_and_protocol():
 def test_bad_input_errors():
     with pytest.raises(ShapeRuleError, match="d_head"):
         AspectRatioRule(32, 0)
-    with pytest.raises(ShapeRuleError, match="n_params_kind"):
+    with pytest.raises(ShapeRuleError, match="n_convention"):
         AspectRatioRule(32, 16).shape_for(1e5, "embedding", 256, 64)
     with pytest.raises(ShapeRuleError, match="n_params"):
         ChinchillaGridRule().shape_for(-1, "total", 256, 64)
@@ -136,3 +136,20 @@ def test_aspect_ratios_rule_is_the_finer_union_of_single_ratio_rules():
     finer = multi.shape_for(6e4, "non_embedding", 256, 128)
     err = lambda m: abs(math.log(count_params(m, "non_embedding") / 6e4))  # noqa: E731
     assert err(finer) < err(single) / 2
+
+
+def test_min_layers_keeps_every_candidate_at_or_above_that_depth():
+    # a tiny target would name a 1-layer shape; min_layers=2 names the nearest 2-layer one
+    # instead (issue 25: the rung must not leave the fitted depths), and round-trips
+    rule = AspectRatiosRule((12, 16, 24, 32), 16, max_layers=3, min_layers=2)
+    for target in (3e3, 1.2e4, 2e4, 1e5, 3e5):
+        got = rule.candidates(target, "non_embedding", 256, 128, k=3)
+        assert got and all(2 <= m.n_layers <= 3 for m in got), (target, got)
+    assert AspectRatiosRule((32,), 16).shape_for(1.2e4, "non_embedding", 256, 128).n_layers == 1
+    assert rule.shape_for(1.2e4, "non_embedding", 256, 128).n_layers == 2
+    assert shape_rule_from_dict(rule.to_dict()) == rule
+    assert "min_layers" not in AspectRatioRule(32, 16).to_dict()  # old JSON reads back the same
+    with pytest.raises(ShapeRuleError, match="min_layers"):
+        AspectRatioRule(32, 16, max_layers=2, min_layers=3)
+    with pytest.raises(ShapeRuleError, match="min_layers"):
+        AspectRatiosRule((16,), 16, min_layers=0)

@@ -17,7 +17,7 @@ from scaling.cli import main as cli_main
 from scaling.config import ConfigError, DataConfig, ModelConfig, OptimConfig
 from scaling.counting import param_counts, training_flops
 from scaling.data import DataError
-from scaling.model import GPT
+from scaling.models.gpt2 import GPT
 from scaling.optim import lr_at
 from scaling.rundir import CheckpointError, read_metrics, read_summary
 from scaling.train import RunSummary, train

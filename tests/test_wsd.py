@@ -384,7 +384,7 @@ def test_cluster_bootstrap_resamples_trunks_not_rows():
 def test_local_order_starts_trunks_first_and_branches_when_their_checkpoint_exists(
     tmp_path, tiny_corpus
 ):
-    from sweeps.launch import blocked_branches, can_start, local_order, next_ready
+    from sweeps.readiness import blocked_branches, can_start, local_order, next_ready
 
     spec = wsd_spec(tiny_corpus)
     sweep_dir = tmp_path / "wsd"

@@ -14,9 +14,10 @@ Architecture (Touvron et al. 2023, Llama; as in OLMo 2, Marin and nanochat), for
   bias-free output Linear. MLP: SwiGLU (Shazeer 2020), ``proj(silu(gate(x)) * up(x))`` with
   ``gate, up: d_model -> d_mlp`` and ``proj: d_mlp -> d_model``. No Linear has a bias.
 - final RMSNorm and a bias-free LM head ``d_model -> vocab_size`` (tied to the token embedding
-  when ``cfg.tie_embeddings``), logits times ``output_multiplier``.
+  when ``cfg.tie_embeddings``), logits times ``output_multiplier`` (applied to the readout's
+  input by ``ParametrizedLM.forward``, as for every family).
 
-Parametrization hooks, as in ``scaling.model.GPT`` (``scaling.parametrization`` owns every
+Parametrization hooks, as in ``scaling.models.gpt2.GPT`` (``scaling.parametrization`` owns every
 rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqrt(d_head)``),
 ``residual_multiplier`` each residual branch's output (SP 1), ``output_multiplier`` the logits
 (SP 1); the initialisation is ``parametrization.init_weights`` and the optimizer groups
@@ -24,7 +25,7 @@ rule; the model only applies numbers): ``attn_scale`` multiplies q.k (SP ``1/sqr
 and the embedding ~ N(0, 0.02**2), the two residual output projections ~ N(0, (0.02 /
 sqrt(2 * n_layers))**2), norm gains 1.
 
-Parameter names follow ``scaling.model.GPT`` (``tok_emb``, ``blocks.<i>.attn.qkv``,
+Parameter names follow ``scaling.models.gpt2.GPT`` (``tok_emb``, ``blocks.<i>.attn.qkv``,
 ``blocks.<i>.mlp.gate``/``.up``, ``...proj``, ``lm_head``; norms ``norm_1``, ``norm_2``, ``norm_f``,
 ``attn.q_norm``, ``attn.k_norm``) so optimizer groups derived from names and ``ndim`` work for
 both. Counted exactly by ``scaling.counting.param_counts`` (hand derivation there).
@@ -36,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling import parametrization
 from scaling.config import ModelConfig
-from scaling.model import ParametrizedLM, check_inputs
+from scaling.models.common import ParametrizedLM
 
 NORM_EPS = 1e-6
 
@@ -192,14 +192,9 @@ class Llama(ParametrizedLM):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         if not isinstance(cfg, ModelConfig) or cfg.family != "llama":
             raise TypeError("Llama(cfg) needs a scaling.config.ModelConfig with family='llama'")
-        self.cfg = cfg
-        rules = parametrization.rules(cfg)  # hooks: see the module docstring
-        self.attn_scale = rules.attn_scale(cfg.d_head)
-        self.residual_multiplier = rules.residual_multiplier
-        self.output_multiplier = rules.output_multiplier
+        super().__init__(cfg)  # cfg and the parametrization's hooks (module docstring)
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.emb_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
@@ -213,45 +208,13 @@ class Llama(ParametrizedLM):
         self.register_buffer("rope", rope, persistent=False)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """(Re)initialise every parameter in place by ``parametrization.init_weights``.
+    def trunk(self, idx: torch.Tensor, t: int) -> torch.Tensor:
+        """Embeddings, blocks and the final norm: ``[B, T]`` ids -> ``[B, T, d_model]``.
 
-        SP is GPT-2 / nanoGPT's init (module docstring). Uses the global torch RNG:
-        ``torch.manual_seed(s)`` first gives a deterministic model.
+        ``forward`` (``ParametrizedLM``) checks the inputs and adds the readout and the loss.
         """
-        parametrization.init_weights(self, self.cfg)
-
-    def forward(
-        self,
-        idx: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        *,
-        return_logits: bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run the model, and the loss when ``targets`` are given (as ``scaling.model.GPT``).
-
-        Args:
-            idx: ``LongTensor[B, T]`` token ids, ``T <= seq_len``.
-            targets: ``LongTensor[B, T]`` next-token ids, or ``None`` (-100 is ignored).
-            return_logits: with ``targets``, also return the logits.
-
-        Returns:
-            ``(logits, loss)``: ``FloatTensor[B, T, vocab_size]`` or ``None``, and the scalar
-            mean cross-entropy in nats per token or ``None``.
-
-        Raises:
-            ValueError: ``idx`` is not 2-D, ``T`` exceeds ``seq_len``, or ``targets`` has a
-                different shape.
-        """
-        t = check_inputs(idx, targets, self.cfg.seq_len)
         rope = self.rope[:t]
         x = self.emb_dropout(self.tok_emb(idx))
         for block in self.blocks:
             x = block(x, rope)
-        logits = self.lm_head(self.norm_f(x))
-        if self.output_multiplier != 1.0:
-            logits = logits * self.output_multiplier
-        if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return (logits if return_logits else None), loss
+        return self.norm_f(x)

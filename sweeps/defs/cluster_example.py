@@ -22,8 +22,8 @@ Launch on a cluster, e.g.::
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.shapes import AspectRatioRule
 from sweeps.lr import MupLR
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
 
 
@@ -60,7 +60,7 @@ def sweep() -> IsoFlopSweep:
         base=base,
         budgets=(1e17, 3e17, 1e18, 3e18, 1e19),
         n_params=(1e7, 2e7, 4e7, 8e7, 1.5e8, 3e8, 6e8),
-        n_params_kind="non_embedding",
+        n_convention="non_embedding",
         shape_rule=AspectRatioRule(aspect_ratio=64, d_head=64),
         lr_rule=MupLR(base_lr=6e-4),
         description="GPU-cluster IsoFLOP sweep, 1e17-1e19 FLOPs, GPT-2 tokens, bf16, muP",

@@ -9,8 +9,8 @@ Each run is 30-120 optimizer steps; the whole sweep takes well under 30 s on one
 from __future__ import annotations
 
 from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from scaling.shapes import AspectRatioRule
 from sweeps.lr import WidthScaledLR
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from scaling.shapes import AspectRatioRule
 from sweeps.defs.smoke import sweep as smoke
-from sweeps.shapes import AspectRatioRule
 from sweeps.spec import IsoFlopSweep
 
 

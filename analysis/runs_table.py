@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.common import check_convention
+from analysis.inputs import check_convention
 
 
 class TableError(ValueError):

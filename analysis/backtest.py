@@ -1,4 +1,4 @@
-"""Forecasts scored on held-out data: how well does each approach predict what it did not see?
+"""Backtests: forecasts scored on held-out data; how well does each approach predict the unseen?
 
 IsoFLOP data (runs labelled with their IsoFLOP budget, ``flops_budget``, and >= 3 usable
 budgets): leave-one-budget-out. For each usable budget in turn, every
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.fit_inputs import FitData, fits_quietly
 from analysis.fits import budget_groups
 from analysis.parametric import IdentifiabilityWarning
-from analysis.pipeline import FitData, fits_quietly
 
 LEVEL = 0.95
 
@@ -45,7 +45,7 @@ def _inside(x: float, iv: tuple[float, float] | list[float]) -> bool | None:
     return bool(lo <= x <= hi)
 
 
-def score_forecasts(
+def backtest_forecasts(
     data: FitData,
     *,
     n_convention: str,
@@ -58,7 +58,7 @@ def score_forecasts(
     """Score every approach's forecasts on held-out budgets (or the largest-N runs).
 
     Args:
-        data: fit inputs (``analysis.pipeline``); curves enable approach 1.
+        data: fit inputs (``analysis.fit_inputs``); curves enable approach 1.
         n_convention: N convention for every refit.
         flop_formula: C formula for every refit.
         n_bootstrap: resamples per refit (for the CI and PI; 0 = intervals from residuals only).

@@ -1,12 +1,11 @@
-"""Glue from files to fits, shared by ``scaling fit`` and ``analysis.report``.
+"""Fit inputs from files, and running any approach on them: ``FitData`` and ``run_fit``.
 
-One place that turns a runs directory or a table into fit inputs and runs any approach.
+Shared by ``scaling fit`` and ``analysis.report``: one place turns a runs directory or a table
+into fit inputs (``data_from_runs``, ``data_from_table``) and runs any approach (``run_fit``).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import fits
-from analysis.common import check_convention
+from analysis.inputs import check_convention
 from analysis.load import RunsWarning, fit_columns, load_curves, load_runs, select_points
+from scaling.rundir import SWEEP, read_sweep
 
 APPROACHES = ("parametric", "isoflop", "envelope", "kaplan")
 
@@ -62,24 +62,17 @@ def find_sweep_json(runs_dir: str | Path) -> dict[str, Any] | None:
     it only adds the shape rule, and the runs are still fitted.
     """
     runs_dir = Path(runs_dir)
-    direct = runs_dir / "sweep.json"
-    found = [direct] if direct.exists() else sorted(runs_dir.rglob("sweep.json"))
+    direct = runs_dir / SWEEP
+    found = [direct] if direct.exists() else sorted(runs_dir.rglob(SWEEP))
     if len(found) != 1:
         return None
     try:
-        doc = json.loads(found[0].read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as e:
-        doc, why = None, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-    else:
-        why = "not a JSON object"
-    if not isinstance(doc, dict):
+        return read_sweep(found[0].parent)
+    except ValueError as e:
         warnings.warn(
-            f"{found[0]} is damaged ({why}); fitting without its shape rule (no architectures)",
-            RunsWarning,
-            stacklevel=2,
+            f"{e}; fitting without its shape rule (no architectures)", RunsWarning, stacklevel=2
         )
         return None
-    return doc
 
 
 def data_from_runs(
@@ -112,7 +105,7 @@ def data_from_runs(
 
 def data_from_table(path: str | Path, **kwargs: Any) -> FitData:
     """Wrap ``load_table(path, **kwargs)`` (one row = one run; no curves)."""
-    from analysis.table import load_table
+    from analysis.runs_table import load_table
 
     points = load_table(path, **kwargs)
     return FitData(points, None, "val/loss", f"{len(points)} rows of {path}", {"source": str(path)})
@@ -215,6 +208,43 @@ def fits_quietly(*args: Any, **kwargs: Any) -> tuple[Any, str | None]:
         return None, str(e)
 
 
-def nan_to_none(x: float) -> float | None:
-    """NaN -> None for JSON."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+def fit_all(
+    data: FitData, workers: int | None = None, **kw: Any
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Fit approaches 3, 2, 1 and Kaplan (``run_fit``); what failed is reported, not raised.
+
+    Approach 2's retry policy lives here: asymmetric IsoFLOP profiles can put a parabola
+    through all points of a budget with its vertex off the grid; then it is refitted near the
+    minimum (``window=5`` points per budget) and a note says so.
+
+    Args:
+        data: the runs (``data_from_runs``).
+        workers: processes for the approach-3 bootstrap.
+        **kw: ``run_fit`` keywords shared by every approach (``n_convention``,
+            ``flop_formula``, ``n_bootstrap``, ``seed``).
+
+    Returns:
+        ``(fits by approach, error message by approach not fitted, notes for the report)``.
+    """
+    fitted: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    for appr in ("parametric", "isoflop", "envelope", "kaplan"):
+        fit, err = (
+            fits_quietly(appr, data, workers=workers, **kw)
+            if appr == "parametric"
+            else fits_quietly(appr, data, **kw)
+        )
+        if fit is None and appr == "isoflop":
+            fit, _ = fits_quietly(appr, data, window=5, **kw)
+            if fit is not None:
+                notes.append(
+                    f"isoflop: all-points parabolas failed ({err}); used 5 points per budget"
+                )
+            err = err if fit is None else None
+        if fit is None:
+            errors[appr] = err or "unknown error"
+            continue
+        fitted[appr] = fit
+    return fitted, errors, notes
+
