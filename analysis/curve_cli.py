@@ -132,7 +132,13 @@ def optimal_command(args: argparse.Namespace, usage_error: type[Exception]) -> i
     ref = min(runs, key=lambda r: abs(math.log(n / r["n_params"])) if r["n_params"] else 0.0)
     sched = dict(ref["schedule"])
     batch = sched.pop("batch_size_tokens")
-    sched.pop("n_steps")
+    ref_steps = sched.pop("n_steps")
+    n_steps = int(args.tokens // batch)
+    if n_steps < 1:
+        raise usage_error(f"--tokens {args.tokens:g} is less than one step of {batch} tokens")
+    # keep the reference run's warmup length in steps (not its fraction of another length)
+    warm = int(sched.get("warmup_fraction", 0.0) * ref_steps)
+    sched["warmup_fraction"] = min(warm / n_steps, 0.5)
     if args.schedule:
         sched["schedule"] = args.schedule
         if (
@@ -140,15 +146,12 @@ def optimal_command(args: argparse.Namespace, usage_error: type[Exception]) -> i
             and sched.get("warmup_fraction", 0) + sched.get("decay_fraction", 0.2) > 1
         ):
             sched["decay_fraction"] = 1 - sched["warmup_fraction"]
-    n_steps = int(args.tokens // batch)
-    if n_steps < 1:
-        raise usage_error(f"--tokens {args.tokens:g} is less than one step of {batch} tokens")
     lrs = schedule_lrs(n_steps, **sched)
     ans = predict_final(fit, lrs, n_params=n if fit.joint else None)
     note = (
         f"schedule of the fitted run nearest in N ({ref['run']}): "
         + ", ".join(f"{k}={v}" for k, v in sched.items())
-        + f"; {n_steps} steps of {batch} tokens"
+        + f"; {n_steps} steps of {batch} tokens ({warm} warmup steps, as that run)"
     )
     ans["note"] = "; ".join(x for x in (ans["note"], note) if x)
     out = {"query": {"n_params": n, "n_tokens": args.tokens}, "loss": ans, "law": fit.law}

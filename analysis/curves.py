@@ -436,6 +436,8 @@ class CurveFit:
             ``"block of 5 points"``.
         n_range: (min, max) N of the fitted runs (NaN without N).
         max_fitted_step: the longest fitted curve's last step.
+        at_bound: coefficients that ended at a bound of the search box (not identified by
+            these curves; predictions that lean on them are extrapolations).
     """
 
     law: str
@@ -457,6 +459,7 @@ class CurveFit:
     bootstrap_unit: str = ""
     n_range: tuple[float, float] = (math.nan, math.nan)
     max_fitted_step: int = 0
+    at_bound: tuple[str, ...] = ()
 
     approach = "curves"
 
@@ -499,6 +502,7 @@ class CurveFit:
         )
         kw["ci"] = {k: (fl(v[0]), fl(v[1])) for k, v in d.get("ci", {}).items()}
         kw["n_range"] = tuple(fl(x) for x in d.get("n_range", (None, None)))
+        kw["at_bound"] = tuple(d.get("at_bound", ()))
         return cls(**kw)
 
     def report(self) -> str:
@@ -515,6 +519,10 @@ class CurveFit:
         if self.joint:
             lines.append(
                 f"  N_ref = {self.n_ref:.4g}; N fitted {self.n_range[0]:.3g}-{self.n_range[1]:.3g}"
+            )
+        if self.at_bound:
+            lines.append(
+                f"  at a bound of the search box (not identified): {', '.join(self.at_bound)}"
             )
         if self.boot_params:
             lines.append(
@@ -664,6 +672,12 @@ def fit_curves(
     z, obj = _fit_design(law, names, d, huber_delta, w)
     obj *= huber_delta**2  # back to the summed Huber loss
     params = _unpack(law, names, z)
+    bounds = _bounds(names)
+    at_bound = tuple(
+        n
+        for n, x, (lo, hi) in zip(names, z, bounds, strict=True)
+        if min(x - lo, hi - x) <= 1e-6 * max(1.0, abs(x))
+    )
     pred, _ = _evaluate(law, names, z, d, grad=False)
     r = np.log(pred) - np.log(d.loss)
     last = np.array([np.nonzero(d.curve_of_point == i)[0][-1] for i in range(len(curves))])
@@ -708,6 +722,7 @@ def fit_curves(
         if finite_n.size
         else (math.nan, math.nan),
         max_fitted_step=int(max(c.steps[-1] for c in curves)),
+        at_bound=at_bound,
     )
 
 
