@@ -112,7 +112,8 @@ def is_curve_fit(path: str | Path) -> bool:
 
 def optimal_command(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     """``scaling optimal --fit curves.json --params N --tokens D [--schedule S]``."""
-    from analysis.curves import CurveFit, predict_final, schedule_lrs
+    from analysis.curve_predict import predict_final
+    from analysis.curves import CurveFit, schedule_lrs
     from analysis.estimates import to_jsonable
 
     if args.params is None or args.tokens is None:

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from analysis.curve_data import truncate
-from analysis.curves import Curve, fit_curves, predict_final
+from analysis.curve_predict import predict_final
+from analysis.curves import Curve, fit_curves
 
 
 def _row(run: str, actual: float, predicted: float, baseline: float, **extra: Any):

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.curves import Curve, CurveFit, curve_loss, fit_curves
+from analysis.curve_predict import curve_loss
+from analysis.curves import Curve, CurveFit, fit_curves
 
 
 def plot_curve_predictions(
@@ -96,7 +97,7 @@ def curve_figure(
             efit = fit_curves(seen, joint=fit.joint)
         except ValueError:
             continue
-        from analysis.curves import predict_final
+        from analysis.curve_predict import predict_final
 
         ans = predict_final(efit, longest.lrs, n_params=longest.n_params if efit.joint else None)
         early[longest.run] = (efit, cut, ans)

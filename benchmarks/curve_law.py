@@ -29,8 +29,8 @@ of ``analysis.curves``.
 Last line: ``curve_law: early_err=X schedule_err=Y size_err=Z`` (targets 1%, 1%, 2%).
 
 Usage: python benchmarks/curve_law.py [--quick] [--runs-dir DIR] [--train-only] [--out DIR]
-``--quick``: the main sweep's two smallest budgets with one seed and one WSD shape (CI-sized:
-19 + 9 runs, about a fifth of the default's FLOPs); the default
+``--quick``: the main sweep's two smallest budgets with one seed and one WSD shape (CI-sized;
+with cpu_isoflop's third edition 16 + 9 runs, a tenth of the default's FLOPs); the default
 trains the main sweep in full (49 runs) and the WSD benchmark's ``--quick`` token counts.
 """
 

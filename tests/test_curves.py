@@ -11,15 +11,8 @@ import numpy as np
 import pytest
 
 from analysis.curve_data import run_curves, table_curves
-from analysis.curves import (
-    CurveError,
-    CurveFit,
-    curve_loss,
-    fit_curves,
-    make_curve,
-    predict_final,
-    schedule_lrs,
-)
+from analysis.curve_predict import curve_loss, predict_final
+from analysis.curves import CurveError, CurveFit, fit_curves, make_curve, schedule_lrs
 
 TRUE = dict(L0=1.5, A=1.2, alpha=0.5, B=15.0, C=2.0, beta=0.6, gamma=0.5)
 
