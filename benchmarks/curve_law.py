@@ -31,7 +31,8 @@ Last line: ``curve_law: early_err=X schedule_err=Y size_err=Z`` (targets 1%, 1%,
 Usage: python benchmarks/curve_law.py [--quick] [--runs-dir DIR] [--train-only] [--out DIR]
 ``--quick``: the main sweep's two smallest budgets with one seed and one WSD shape (CI-sized;
 with cpu_isoflop's third edition 16 + 9 runs, a tenth of the default's FLOPs); the default
-trains the main sweep in full (49 runs) and the WSD benchmark's ``--quick`` token counts.
+trains the main sweep in full (44 runs in the third edition; the numbers in docs/LOG.md are from
+the second edition's 49) and the WSD benchmark's ``--quick`` token counts.
 """
 
 from __future__ import annotations
