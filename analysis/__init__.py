@@ -1,6 +1,8 @@
 """analysis: what the runs mean. Reads run directories or tables; never imports torch.
 
-Modules: ``load`` (load_runs, load_curves, select_points, RunsWarning), ``runs_table``
+Modules: ``curves`` (loss-curve laws; with ``curve_data``, ``curve_predict``, ``curve_eval``,
+``curve_plots``, ``curve_cli``), ``load`` (load_runs, load_curves, select_points, RunsWarning),
+``runs_table``
 (load_table: CSV/JSONL of runs, errors naming file/line/column), ``inputs`` (N conventions, C
 formulas, input checks), ``estimates`` (Estimate, percentile CIs, the fits' JSON round trip),
 ``fits`` (package: ``frontier`` = fit_envelope [approach 1], fit_isoflop [approach 2];

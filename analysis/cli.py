@@ -65,9 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--approach",
-        choices=["parametric", "isoflop", "envelope", "kaplan"],
-        help="required unless --sensitivity",
+        choices=["parametric", "isoflop", "envelope", "kaplan", "curves"],
+        help="required unless --sensitivity; 'curves': a loss-curve law fitted to every point "
+        "of every curve (analysis.curves)",
     )
+    _add_curve_flags(p)
     p.add_argument(
         "--huber-delta",
         type=_positive,
@@ -131,6 +133,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_positive,
         help="with --params: predicted loss of N params trained on this many tokens (CI + PI)",
     )
+    q.add_argument(
+        "--schedule",
+        choices=["cosine", "wsd", "constant"],
+        help="curve fits: the schedule of the run asked with --params/--tokens (default: that "
+        "of the fitted run nearest in N)",
+    )
     q.add_argument("--json", action="store_true", help="print JSON instead of text")
     q.set_defaults(func=_optimal)
 
@@ -164,7 +172,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fit without the off-trend head of the budgets (analysis.regime's rule); the report "
         "shows the fit on all budgets beside it",
     )
+    r.add_argument(
+        "--curve-law",
+        action="store_true",
+        help="add a figure of every curve, the multi-power curve law's fit and each size's "
+        "final loss predicted from its first 30%% of steps (one fit per size)",
+    )
     r.set_defaults(func=_report)
+
+
+def _add_curve_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of ``--approach curves`` (``analysis.curve_cli``)."""
+    p.add_argument(
+        "--law",
+        choices=["multi_power", "tissue"],
+        help="--approach curves: Luo et al. 2025's multi-power law (default) or Tissue et al. "
+        "2024's",
+    )
+    p.add_argument("--run-col", help="--csv --approach curves: column naming each row's run")
+    p.add_argument("--step-col", help="--csv --approach curves: optimizer-step column")
+    p.add_argument("--tokens-col", help="--csv --approach curves: tokens-seen column (or steps)")
+    p.add_argument("--lr-col", help="--csv --approach curves: learning-rate column")
 
 
 def parse_fixed(items: list[str]) -> dict[str, float]:
@@ -263,6 +291,23 @@ def _fit(args: argparse.Namespace) -> int:
     from analysis.estimates import to_jsonable
     from analysis.fit_inputs import data_from_runs, data_from_table, run_fit
 
+    if args.approach == "curves" and not args.sensitivity:
+        from analysis.curve_cli import fit_command
+
+        if args.runs_dir:
+            _check_dir("--runs-dir", args.runs_dir)
+        else:
+            _check_file("--csv", args.csv)
+        if args.out and Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out} is a folder; give the file to write")
+        return fit_command(args, UsageError)
+    curve_only = [
+        f"--{f.replace('_', '-')}"
+        for f in ("law", "run_col", "step_col", "tokens_col", "lr_col")
+        if getattr(args, f, None)
+    ]
+    if curve_only:
+        raise UsageError(f"{', '.join(curve_only)} only apply to --approach curves")
     if not args.sensitivity and (not args.approach or not args.out):
         raise UsageError("scaling fit needs --approach and --out (or --sensitivity)")
     fixed = parse_fixed(args.fix)
@@ -397,6 +442,12 @@ def _optimal(args: argparse.Namespace) -> int:
 
     if args.tokens is not None and args.params is None:
         raise UsageError("--tokens needs --params (the loss query is at N params, D tokens)")
+    from analysis.curve_cli import is_curve_fit, optimal_command
+
+    if is_curve_fit(args.fit):
+        return optimal_command(args, UsageError)
+    if args.schedule:
+        raise UsageError("--schedule only applies to a curve fit (--approach curves)")
     fit = read_fit_file(args.fit)
     if args.tokens is not None:
         from analysis.estimates import to_jsonable
@@ -433,6 +484,7 @@ def _report(args: argparse.Namespace) -> int:
             flop_formula=args.flop_formula,
             seed=seed,
             drop_off_trend=args.drop_off_trend,
+            curve_law=args.curve_law,
         ),
     )
     print(rep.text())

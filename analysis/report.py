@@ -52,6 +52,10 @@ PUBLISHED = (
     ("Kaplan et al. 2020 (Sec. 6.1)", 0.73, 0.27),
 )
 CAPTIONS = {
+    "curve_law": "Loss curves are data: each size's validation curves (dots), the multi-power "
+    "law fitted jointly to every curve (lines), and the final loss of the size's longest run "
+    "predicted from its first 30% of steps plus its schedule (dashed, with the 95% PI; the "
+    "vertical line is the cut).",
     "isoflop": "IsoFLOP profiles: final loss against N for each budget, the fitted parabola "
     "(approach 2) and its minimum.",
     "n_opt": "Compute-optimal model size N_opt(C) by approach; bands are bootstrap CIs, dots the "
@@ -204,6 +208,7 @@ def make_report(
     forecast_bootstrap: int = 100,
     sensitivity: bool = True,
     drop_off_trend: bool = False,
+    curve_law: bool = False,
 ) -> Report:
     """Fit approaches 1, 2, 3 and Kaplan on ``runs_dir``; score forecasts; write the report.
 
@@ -222,6 +227,8 @@ def make_report(
         sensitivity: also refit under every analysis choice (``analysis.sensitivity``).
         drop_off_trend: leave out the off-trend head of the budgets (``analysis.regime``'s
             rule) for every fit; the fit on all budgets is shown beside it.
+        curve_law: add the loss-curve law's figure (``analysis.curve_plots``; one fit per
+            size, so minutes on a large sweep).
 
     Returns:
         Report (``Report.text()`` is the printable summary).
@@ -330,6 +337,13 @@ def make_report(
             (out / f"{name}.json").write_text(json.dumps(to_jsonable(obj), indent=1))
             files.append(out / f"{name}.json")
     _figures(data, fitted, n_convention, flop_formula, out, files, target, sens)
+    if curve_law:
+        from analysis.curve_plots import curve_figure
+
+        try:
+            _save(curve_figure(runs_dir, loss_col=loss_col), out, "curve_law", files)
+        except ValueError as e:
+            msgs.append(f"curve-law figure not drawn: {e}")
     from analysis.load import load_runs
     from analysis.optimality import lr_optimality
 

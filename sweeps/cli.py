@@ -144,6 +144,12 @@ def register(subparsers: Any) -> None:
     ps.add_argument("sweep", help="definition name in sweeps/defs or path to a .py file")
     ps.add_argument("--runs-dir", required=True, help="folder the sweep was launched into")
     ps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ps.add_argument(
+        "--predict",
+        action="store_true",
+        help="add each running or incomplete run's predicted final val/loss with its 95%% PI "
+        "(one multi-power curve-law fit to the sweep's curves, analysis.curves)",
+    )
     ps.set_defaults(func=_status)
 
 
@@ -393,14 +399,39 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _pred_field(preds: dict, name: str) -> dict:
+    if name not in preds:
+        return {}
+    p = preds[name]
+    return {"predicted_final_loss": p} if isinstance(p, dict) else {"prediction_note": p}
+
+
+def _pred_text(p: object) -> str:
+    if p is None:
+        return ""
+    if isinstance(p, str):
+        return f"n/a ({p})"
+    lo, hi = p["pi"]
+    iv = f" [{lo:.3f}, {hi:.3f}]" if lo == lo else ""  # NaN when the PI cannot be formed
+    return f"{p['value']:.3f}{iv}"
+
+
 def _status(args: argparse.Namespace) -> int:
     from sweeps.status import count_states, sweep_status
 
     spec = _load(args.sweep)
     statuses = sweep_status(spec, args.runs_dir)
     counts = count_states(statuses)
+    preds: dict = {}
+    if getattr(args, "predict", False):
+        from analysis.curve_eval import running_predictions
+
+        live = [s.run_name for s in statuses if s.state in ("running", "incomplete")]
+        sweep_dir = f"{args.runs_dir}/{spec.name}"
+        preds = running_predictions(sweep_dir, live) if live else {}
     if args.json:
-        print(json.dumps({"counts": counts, "runs": [s.to_dict() for s in statuses]}, indent=2))
+        runs = [dict(s.to_dict(), **_pred_field(preds, s.run_name)) for s in statuses]
+        print(json.dumps({"counts": counts, "runs": runs}, indent=2))
         return 0
     rows = []
     for s in statuses:
@@ -408,11 +439,15 @@ def _status(args: argparse.Namespace) -> int:
         rows.append(
             {"run_name": s.run_name, "state": s.state, "step": progress, "detail": s.detail or ""}
         )
-    cols = [("run_name", "run_name"), ("state", "state"), ("step", "step"), ("detail", "detail")]
+        if preds:
+            rows[-1]["predicted"] = _pred_text(preds.get(s.run_name))
+    cols = [("run_name", "run_name"), ("state", "state"), ("step", "step")]
     if any(s.batch for s in statuses):  # trained in batches: each member's own state, its batch
         for row, s in zip(rows, statuses, strict=True):
             row["batch"] = s.batch or ""
         cols.insert(2, ("batch", "batch"))
-    print(_table(rows, cols))
+    if preds:
+        cols.append(("predicted", "predicted final val/loss [95% PI]"))
+    print(_table(rows, [*cols, ("detail", "detail")]))
     print(f"{len(statuses)} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return 0
