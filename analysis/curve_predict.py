@@ -116,8 +116,9 @@ def predict_final(
             else np.zeros(0)
         )
     ci = percentile_ci(draws, lvl) if draws.size else (math.nan, math.nan)
-    centres = np.log(draws[draws > 0]) if draws.size else np.array([math.log(value)])
-    pi = prediction_interval(centres, fit.residuals, fit.n_free, lvl)
+    log_point = math.log(value) if value > 0 else math.nan
+    centres = np.log(draws[draws > 0]) if draws.size else np.zeros(0)
+    pi = prediction_interval(centres, fit.residuals, fit.n_free, lvl, log_point=log_point)
     notes = [horizon_note(fit, t, n_params)] if horizon_note(fit, t, n_params) else []
     if fit.residual_kind == "every point":
         notes.append("PI from every point's residual (fewer runs than coefficients)")
