@@ -24,7 +24,7 @@ from analysis.calibration import (
     headline_interval,
 )
 from analysis.fit_inputs import FitData
-from analysis.regime import drop_off_trend_head, format_regime, regime_check
+from analysis.regime import drop_off_trend_head, regime_check
 
 
 def regime_for(data: FitData, n_convention: str, flop_formula: str, seed: int = 0) -> dict:
@@ -121,8 +121,12 @@ def limits_paragraphs(
     collapse: dict[str, Any] | None,
     dropped: dict[str, Any] | None,
 ) -> list[str]:
-    """The report section's paragraphs (markdown), in order: regime, calibration, collapse."""
-    paras = ["```\n" + format_regime(check) + "\n```"]
+    """The report section's paragraphs (markdown), in order: calibration, collapse, dropped.
+
+    The regime check itself is preformatted text (``format_regime``): the report shows it as
+    the section's ``pre`` block, so both pages keep its line breaks.
+    """
+    paras: list[str] = []
     if cal.get("error"):
         paras.append(f"Backtest calibration: {cal['error']}; the headline uses the model PI.")
     if not cal.get("error"):

@@ -34,6 +34,7 @@ from analysis.estimates import Estimate, to_jsonable
 from analysis.fit_inputs import FitData, data_from_runs, fit_all
 from analysis.load import RunsWarning
 from analysis.query import ComputeOptimal, compute_optimal
+from analysis.regime import format_regime
 from analysis.report_pages import Section as _Section
 from analysis.report_pages import render_pages, write_sections
 
@@ -698,6 +699,7 @@ def _sections(rep: Report, data: FitData) -> list[_Section]:
                     lim["regime"], lim["calibration"], lim["collapse"], lim["dropped"]
                 )
                 + [lim["lr_check"]["text"]],
+                pre=format_regime(lim["regime"]),
             )
         )
     out += [_exponents(rep), _forecast(rep), _sensitivity(rep)]
