@@ -108,24 +108,9 @@ def ours_step(cfg: ModelConfig, batch: int, device: str, bf16: bool, compile_: b
 
 def nanogpt_step(nanogpt, cfg: ModelConfig, batch: int, device: str, bf16: bool, compile_: bool):
     """nanoGPT's own model and optimizer, as its ``train.py`` runs on a GPU (module docstring)."""
-    import contextlib
-    import io
+    from train_throughput import build_nanogpt
 
-    gpt_cls, config_cls = nanogpt
-    torch.manual_seed(0)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints parameter counts
-        model = gpt_cls(
-            config_cls(
-                block_size=cfg.seq_len,
-                vocab_size=cfg.vocab_size,
-                n_layer=cfg.n_layers,
-                n_head=cfg.n_heads,
-                n_embd=cfg.d_model,
-                dropout=0.0,
-                bias=False,
-            )
-        ).to(device)
-        opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), device)
+    model, opt = build_nanogpt(nanogpt, cfg, bias=False, lr=6e-4, device=device)
     return _closure(model, opt, *_batch(cfg, batch, device), device, bf16, compile_)
 
 

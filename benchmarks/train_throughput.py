@@ -191,6 +191,16 @@ def make_nanogpt_step(nanogpt, cfg: ModelConfig):
     dropout), ``configure_optimizers(weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95), "cpu")``
     (non-fused AdamW on CPU), ``zero_grad(set_to_none=True)``; same batch as ``make_step``.
     """
+    model, opt = build_nanogpt(nanogpt, cfg, bias=True, lr=1e-3, device="cpu")
+    return _step_closure(model, opt)
+
+
+def build_nanogpt(nanogpt, cfg: ModelConfig, *, bias: bool, lr: float, device: str):
+    """nanoGPT's ``GPT`` for ``cfg`` (dropout 0, seed 0) on ``device``, with its own AdamW.
+
+    ``configure_optimizers(weight_decay=0.1, lr, betas=(0.9, 0.95), device)``, as its
+    ``train.py`` calls it; nanoGPT's printing of parameter counts is silenced.
+    """
     gpt_cls, config_cls = nanogpt
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints parameter counts
@@ -202,11 +212,11 @@ def make_nanogpt_step(nanogpt, cfg: ModelConfig):
                 n_head=cfg.n_heads,
                 n_embd=cfg.d_model,
                 dropout=0.0,
-                bias=True,
+                bias=bias,
             )
-        )
-        opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-    return _step_closure(model, opt)
+        ).to(device)
+        opt = model.configure_optimizers(0.1, lr, (0.9, 0.95), device)
+    return model, opt
 
 
 def peak_by_size(sizes: tuple[int, ...] = (256, 512, 1024, 1536, 2048)) -> dict[int, float]:
