@@ -231,9 +231,12 @@ def main() -> int:
         )
     r = res[laws[0]]
     print(
+        f"baselines: last_observed={r['early_base']:.4f} "
+        f"other_schedule={r['schedule_base']:.4f} approach3={r['size_base']:.4f}"
+    )
+    print(
         f"curve_law: early_err={r['early_err']:.4f} schedule_err={r['schedule_err']:.4f} "
-        f"size_err={r['size_err']:.4f} (baselines: last_observed={r['early_base']:.4f} "
-        f"other_schedule={r['schedule_base']:.4f} approach3={r['size_base']:.4f})"
+        f"size_err={r['size_err']:.4f}"
     )
     return 0
 
