@@ -16,15 +16,16 @@ from sweeps.spec import GridSweep
 from sweeps.status import sweep_status
 
 
-def _spec(corpus, name="lrseeds"):
-    # two shapes x two seeds x two LRs: two classes of four same-shape runs
+def lr_seed_spec(corpus, name="lrseeds", widths=(32, 48), group_size=None):
+    """Widths x two seeds x two LRs, 12 steps each: one class of four same-shape runs per width."""
     base = tiny_base(corpus, eval_every_steps=6, log_every_steps=2)
-    return GridSweep(name=name, base=base, widths=(32, 48), depths=(1,), d_head=16,
-                     n_tokens=(256 * 12,), seeds=(0, 1), lr_multipliers=(0.5, 1.0))  # fmt: skip
+    return GridSweep(name=name, base=base, widths=widths, depths=(1,), d_head=16,
+                     n_tokens=(256 * 12,), seeds=(0, 1), lr_multipliers=(0.5, 1.0),
+                     group_size=group_size)  # fmt: skip
 
 
 def test_group_runs_groups_same_shape_runs_only(tiny_corpus):
-    runs = plan(_spec(tiny_corpus))
+    runs = plan(lr_seed_spec(tiny_corpus))
     cfgs = [r.config for r in runs]
     assert len(cfgs) == 8
     groups = batches.group_runs(cfgs, 4)
@@ -45,7 +46,7 @@ def test_group_runs_groups_same_shape_runs_only(tiny_corpus):
 def test_debug_launch_trains_batches_equal_to_runs_alone_and_status_names_them(
     tiny_corpus, tmp_path
 ):
-    spec = _spec(tiny_corpus)
+    spec = lr_seed_spec(tiny_corpus)
     alone = launch(spec, tmp_path / "alone", executor="debug", progress=False, group_size=1)
     assert alone.ok and not (tmp_path / "alone" / spec.name / batches.BATCHES_JSONL).exists()
     # one run is being trained by another process: the launch leaves it alone
@@ -81,7 +82,7 @@ def test_debug_launch_trains_batches_equal_to_runs_alone_and_status_names_them(
 
 
 def test_local_launch_runs_a_batch_in_one_process(tiny_corpus, tmp_path):
-    spec = _spec(tiny_corpus, name="local")
+    spec = lr_seed_spec(tiny_corpus, name="local")
     result = launch(spec, tmp_path, executor="local", parallel=2, progress=False, group_size=4)
     assert result.ok and result.counts == {"complete": 8}
     logs = sorted(p.name for p in (tmp_path / spec.name / ".logs").iterdir())
