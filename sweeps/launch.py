@@ -405,8 +405,8 @@ def launch(
 
     runs = plan(spec) if planned is None else planned
     world_size = params.get("nodes", 1) * params.get("tasks_per_node", 1)
-    _check_data_parallel(runs, world_size)
     size = _group_size(group_size, spec, runs, world_size, params.get("gpus_per_node"))
+    _check_data_parallel(runs, world_size)
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from test_sweeps_launch import tiny_base
 
 from scaling import rundir
 from scaling.config import BranchFrom
 from sweeps import batches
 from sweeps.execute import run_group, run_lock
-from sweeps.launch import launch
+from sweeps.launch import LaunchError, launch
 from sweeps.plan import plan
 from sweeps.spec import GridSweep
 from sweeps.status import sweep_status
@@ -104,3 +105,65 @@ def test_a_batch_that_cannot_start_trains_each_run_alone(make_cfg, tmp_path):
     assert [o.status for o in out] == ["complete", "failed"]
     assert "checkpoint" in out[1].error and (tmp_path / "bad" / "error.txt").exists()
     assert (tmp_path / "bad" / "checkpoint.pt").read_bytes() == b"garbage"
+
+
+SWEEP_DEF = '''
+from scaling.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+from sweeps.spec import GridSweep
+
+
+def sweep():
+    base = RunConfig(
+        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=128, seq_len=32),
+        data=DataConfig(source="text", path={corpus!r}, val_fraction=0.2, val_tokens=1024),
+        optim=OptimConfig(lr=1e-2), batch_size_tokens=256, micro_batch_size=8, device="cpu",
+    )
+    return GridSweep(name="grouped", base=base, widths=(32, 48), depths=(1,), d_head=16,
+                     n_tokens=(256 * 12,), seeds=(0, 1), lr_multipliers=(0.5, 1.0),
+                     group_size={group_size!r})
+'''
+
+
+def test_group_size_from_the_flag_else_the_spec_else_the_device_and_bad_values_refused(
+    tiny_corpus, tmp_path, capsys
+):
+    from test_cli import one_line_error, run_cli
+
+    def plan_cli(group_size, *flags):
+        path = tmp_path / f"grouped_{group_size}.py"
+        path.write_text(SWEEP_DEF.format(corpus=str(tiny_corpus), group_size=group_size))
+        return run_cli(["sweep", "plan", path, "--no-measure", *flags], capsys)
+
+    # two shapes x four same-shape runs: the spec's 2 gives four batches, the flag overrides it
+    rc, out, _ = plan_cli(2)
+    assert rc == 0 and "batches: 4 of same-shape runs (8 runs; column batch), 0 runs alone" in out
+    column = [ln.split()[-1] for ln in out.splitlines() if ln.startswith("L1-")]
+    assert sorted(column) == ["b1", "b1", "b2", "b2", "b3", "b3", "b4", "b4"]
+    rc, out, _ = plan_cli(2, "--group-size", "4")
+    assert rc == 0 and "batches: 2 of same-shape runs (8 runs" in out
+    rc, out, _ = plan_cli(None)  # CPU: the default trains every run alone
+    assert rc == 0 and "batches:" not in out
+    rc, out, _ = plan_cli(None, "--group-size", "3")
+    assert rc == 0 and "batches: 2 of same-shape runs (6 runs; column batch), 2 runs alone" in out
+    # bad values: one line naming the field, before any run is measured or written
+    for value, flags, needle in [
+        (2, ("--group-size", "0"), "--group-size must be a positive integer"),
+        (2, ("--group-size", "-3"), "--group-size must be a positive integer"),
+        (2, ("--group-size", "two"), "--group-size: invalid int value: 'two'"),
+        (0, (), "GridSweep.group_size must be a positive integer"),
+        (-1, (), "GridSweep.group_size must be a positive integer"),
+        (1.5, (), "GridSweep.group_size must be a positive integer"),
+        ("4", (), "GridSweep.group_size must be a positive integer"),
+        (True, (), "GridSweep.group_size must be a positive integer"),
+    ]:
+        assert needle in one_line_error(*plan_cli(value, *flags)[::2])
+    spec = lr_seed_spec(tiny_corpus, group_size=2)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(LaunchError, match="--group-size must be a positive integer"):
+            launch(spec, tmp_path / "runs", executor="debug", progress=False, group_size=bad)
+    # a batch is one process: refused with data parallelism, naming where the size came from
+    with pytest.raises(LaunchError, match="lrseeds's group_size = 2 with 2 processes per run"):
+        launch(spec, tmp_path / "runs", executor="slurm", tasks_per_node=2, progress=False)
+    with pytest.raises(LaunchError, match="--group-size = 4 with 2 processes per run"):
+        launch(spec, tmp_path / "runs", executor="slurm", nodes=2, group_size=4, progress=False)
+    assert not (tmp_path / "runs").exists()  # nothing written for bad input
