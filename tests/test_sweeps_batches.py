@@ -92,6 +92,29 @@ def test_local_launch_runs_a_batch_in_one_process(tiny_corpus, tmp_path):
     assert again.n_submitted == 0 and again.counts == {"skipped": 8}
 
 
+def test_fresh_interpreter_trains_a_batch_as_the_warm_worker_does(tiny_corpus, tmp_path):
+    # local_start="fresh": a batch is `python -m sweeps.execute DIR DIR ...` with the configs'
+    # JSON list on stdin, in a new interpreter (a worker without the warm server)
+    spec = lr_seed_spec(tiny_corpus, name="fresh", widths=(32,))
+    fresh = launch(spec, tmp_path / "fresh", executor="local", progress=False, group_size=4,
+                   local_start="fresh")  # fmt: skip
+    assert fresh.ok and fresh.counts == {"complete": 4}, [o.error for o in fresh.outcomes]
+    assert len(list((tmp_path / "fresh" / spec.name / ".logs").iterdir())) == 1  # one process
+    statuses = sweep_status(spec, tmp_path / "fresh")
+    assert {(s.state, s.batch) for s in statuses} == {("complete", "batch 1 (4 runs)")}
+    # the same batch trained in this process: the same rows, to the bit
+    assert launch(spec, tmp_path / "warm", executor="debug", progress=False, group_size=4).ok
+    for run in plan(spec):
+        curves = [
+            [(r["step"], r["train/loss"]) for r in rundir.read_metrics(d / run.run_name)]
+            for d in (tmp_path / "fresh" / spec.name, tmp_path / "warm" / spec.name)
+        ]
+        assert curves[0] == curves[1]
+    again = launch(spec, tmp_path / "fresh", executor="local", progress=False, group_size=4,
+                   local_start="fresh")  # fmt: skip
+    assert again.n_submitted == 0 and again.counts == {"skipped": 4}
+
+
 def test_a_batch_that_cannot_start_trains_each_run_alone(make_cfg, tmp_path):
     # one member's checkpoint is corrupt: the batch refuses to start, so each run trains alone;
     # the bad one records its own error.txt (its file kept), the other completes
