@@ -40,6 +40,10 @@ def test_group_runs_groups_same_shape_runs_only(tiny_corpus):
     # on CPU the default is to train alone (batching measured no gain there)
     assert batches.default_group_size(cfgs[0].replace(device="cpu")) == 1
     assert batches.default_group_size(cfgs[0].replace(device="cuda")) == batches.CUDA_GROUP_SIZE
+    # device "auto" on Slurm: the job's GPUs decide (--gpus-per-node), not the launching machine
+    auto = cfgs[0].replace(device="auto")
+    assert batches.default_group_size(auto, cuda=True) == batches.CUDA_GROUP_SIZE
+    assert batches.default_group_size(auto, cuda=False) == 1
     branch = cfgs[0].replace(branch_from=BranchFrom(run_name="trunk", step=2))
     assert batches.group_runs([branch, cfgs[1]], 4) == [[0], [1]]  # branches wait alone
 
