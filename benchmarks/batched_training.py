@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/batched_training.py              # ~5-10 min on a quiet core
     .venv/bin/python benchmarks/batched_training.py --rounds 1 --shapes 1,16,2
+    python benchmarks/batched_training.py --device cuda --steps 10,50   # GPU (scripts/gpu_check.sh)
 
 What is timed is the real code end to end: ``scaling.batched.train_batched`` on K members, and
 ``scaling.train.train`` on each of the same K members one after another, at the main job's
@@ -33,6 +34,14 @@ line's is the largest over every shape and K). Float rounding differences grow w
 and the LR (chaotic training), so it depends on ``--steps``: docs/LOG.md compares it with the
 drift of a run trained alone with another ``micro_batch_size``.
 
+GPU mode (``--device cuda``): the same measurement on the first CUDA device, timed in wall-clock
+seconds (``time.perf_counter`` between ``torch.cuda.synchronize()`` calls: GPU work is
+asynchronous, so CPU time says nothing there), in the runs' default precision on CUDA (bf16
+autocast; ``--precision fp32`` for fp32 with TF32 matmuls). In bf16 the members' losses differ
+from the runs trained alone by bf16 rounding, far above the fp32 tolerance of 1e-5, so
+``max_rel_dloss`` is then a report, not the target's check. Without a CUDA device it stops at
+once with a one-line error (exit 2).
+
 Last line: ``batched_training: k4_small_speedup=... k4_large_speedup=... max_rel_dloss=...``,
 the K=4 speed-up at the smallest d_model <= 32 shape measured and at the largest d_model >= 48
 (the issue's targets: >= 2x small, large reported).
@@ -58,7 +67,7 @@ from scaling.train import train
 # main-job shapes (n_layers, d_model, n_heads) from sweeps/defs/cpu_isoflop.py
 SHAPES = ((1, 16, 2), (2, 32, 2), (2, 64, 4))
 KS = (1, 2, 4, 8)
-LR = {16: 2e-2, 32: 1.5e-2, 48: 9e-3, 64: 6e-3}
+LR = {16: 2e-2, 32: 1.5e-2, 48: 9e-3, 64: 6e-3, 128: 3e-3}  # 128: 64's x 64/128 (1/width)
 SEQ_LEN, BATCH_TOKENS, MICRO = 128, 2048, 16  # the main job's batch: 16 sequences of 128
 CORPUS = ("argparse.py", "ast.py", "inspect.py", "pathlib.py", "typing.py", "zipfile.py")
 
@@ -72,7 +81,14 @@ def _corpus(root: Path) -> Path:
     return out
 
 
-def member(shape: tuple[int, int, int], i: int, n_steps: int, corpus: Path) -> RunConfig:
+def member(
+    shape: tuple[int, int, int],
+    i: int,
+    n_steps: int,
+    corpus: Path,
+    device: str = "cpu",
+    precision: str = "auto",
+) -> RunConfig:
     """Member ``i`` of the benchmark's group at ``shape``, trained ``n_steps`` steps."""
     n_layers, d_model, n_heads = shape
     return RunConfig(
@@ -87,29 +103,45 @@ def member(shape: tuple[int, int, int], i: int, n_steps: int, corpus: Path) -> R
         eval_interval_tokens=BATCH_TOKENS * n_steps,
         checkpoint_interval_steps=n_steps,
         n_threads=1,
+        device=device,
+        precision=precision,
         wandb_mode="disabled",
     )
 
 
 def _cpu(fn: object, *args: object) -> float:
+    # CPU seconds of one call (one thread: the time the code ran)
     t = time.process_time()
     fn(*args, progress=False)  # type: ignore[operator]
     return time.process_time() - t
 
 
-def measure(shape, k, steps, corpus, work, tag):
-    """Per-step CPU seconds of (sequential, batched, one model on a K-times batch).
+def _cuda(fn: object, *args: object) -> float:
+    # wall-clock seconds of one call, the GPU's queue drained before and after
+    import torch
 
-    The run directories of the first two are kept for the loss comparison.
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn(*args, progress=False)  # type: ignore[operator]
+    torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def measure(shape, k, steps, corpus, work, tag, device="cpu", precision="auto"):
+    """Per-step seconds of (sequential, batched, one model on a K-times batch).
+
+    CPU seconds on the CPU, wall-clock seconds on CUDA. The run directories of the first two
+    are kept for the loss comparison.
     """
     short, long = steps
+    clock = _cuda if device == "cuda" else _cpu
     seq = batched = bound = 0.0
     for n, sign in ((long, 1.0), (short, -1.0)):
-        cfgs = [member(shape, i, n, corpus) for i in range(k)]
+        cfgs = [member(shape, i, n, corpus, device, precision) for i in range(k)]
         dirs = [work / f"{tag}-n{n}-b" / f"m{i}" for i in range(k)]
-        batched += sign * _cpu(train_batched, cfgs, dirs)
+        batched += sign * clock(train_batched, cfgs, dirs)
         for i, cfg in enumerate(cfgs):
-            seq += sign * _cpu(train, cfg, work / f"{tag}-n{n}-s" / f"m{i}")
+            seq += sign * clock(train, cfg, work / f"{tag}-n{n}-s" / f"m{i}")
         # the bound of any stacking: one model, one call per op, on K members' tokens
         big = cfgs[0].replace(
             batch_size_tokens=k * BATCH_TOKENS,
@@ -117,7 +149,7 @@ def measure(shape, k, steps, corpus, work, tag):
             n_tokens=k * BATCH_TOKENS * n,
             eval_interval_tokens=k * BATCH_TOKENS * n,
         )
-        bound += sign * _cpu(train, big, work / f"{tag}-n{n}-bound")
+        bound += sign * clock(train, big, work / f"{tag}-n{n}-bound")
     return seq / (long - short), batched / (long - short), bound / (long - short)
 
 
@@ -138,7 +170,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="4,20", help="the two lengths, in steps (short,long)")
     p.add_argument("--shapes", nargs="*", default=None, help="n_layers,d_model,n_heads ...")
     p.add_argument("--ks", default=",".join(map(str, KS)))
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the runs' precision (auto: fp32 on CPU, bf16 autocast on CUDA)",
+    )
     args = p.parse_args(argv)
+    if args.device == "cuda":  # refused before any work
+        import torch
+
+        if not torch.cuda.is_available():
+            print(
+                f"batched_training: --device cuda, but torch {torch.__version__} sees no CUDA "
+                f"device (built with CUDA {torch.version.cuda}); run it on a GPU machine "
+                "(scripts/gpu_check.sh) or use --device cpu",
+                file=sys.stderr,
+            )
+            return 2
     steps = tuple(int(s) for s in args.steps.split(","))
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
     ks = [int(k) for k in args.ks.split(",")]
@@ -151,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             per = {k: ([], [], []) for k in ks}
             dloss = dict.fromkeys(ks, 0.0)
             # warm-up (first calls pay one-time costs: vmap's and the kernels' first use)
-            warm = [member(shape, i, 2, corpus) for i in range(2)]
+            warm = [member(shape, i, 2, corpus, args.device, args.precision) for i in range(2)]
             train_batched(warm, [work / "warm-b" / f"m{i}" for i in range(2)], progress=False)
             train(warm[0], work / "warm-s" / "m0", progress=False)
             for d in work.glob("warm-*"):
@@ -159,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for k in ks:  # interleaved: each K's batched and sequential runs back to back
                     tag = f"L{shape[0]}d{shape[1]}-k{k}-r{r}"
-                    measured = measure(shape, k, steps, corpus, work, tag)
+                    measured = measure(
+                        shape, k, steps, corpus, work, tag, args.device, args.precision
+                    )
                     for column, value in zip(per[k], measured, strict=True):
                         column.append(value)
                     n = steps[1]
@@ -170,9 +222,14 @@ def main(argv: list[str] | None = None) -> int:
                         dloss[k] = max(dloss[k], d)
                     for d in work.glob(f"{tag}-*"):
                         shutil.rmtree(d)
+            how = (
+                f"{args.device}, precision {args.precision}, wall-clock time"
+                if args.device == "cuda"
+                else "1 thread, CPU time"
+            )
             print(
                 f"\nshape n_layers={shape[0]} d_model={shape[1]} n_heads={shape[2]} "
-                f"({BATCH_TOKENS} tokens/step, 1 thread, CPU time)"
+                f"({BATCH_TOKENS} tokens/step, {how})"
             )
             print(
                 f"{'K':>3} {'seq tok/s':>11} {'batched tok/s':>14} {'speedup':>8} "

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 24): one command, under 8 minutes on one H200, output in one folder.
+# The prepared GPU check (issues 24, 23): one command, on one H200, output in one folder.
 #
 #   bash scripts/gpu_check.sh [OUT]             # OUT defaults to gpu-check/<date-time>
 #   NANOGPT=~/src/nanoGPT bash scripts/gpu_check.sh OUT   # time nanoGPT's own model beside ours
 #   DRY_RUN=1 bash scripts/gpu_check.sh OUT     # every stage on this CPU with tiny shapes: checks
 #                                               # the script, measures nothing
 #
-# Stages, each with its own time limit (so the whole stays under 8 minutes), each writing
+# Stages, each with its own time limit (together at most 11 min 40 s), each writing
 # OUT/<stage>.txt; OUT/summary.txt has one line per stage (exit status, seconds) and the result
 # lines:
 #   env         GPU, driver, torch, CUDA, bf16 support
@@ -16,6 +16,10 @@
 #               (H100/H200 SXM dense bf16) and against the best bf16 matmul measured
 #   smoke       the `smoke` sweep on CUDA in bf16, once eager and once with torch.compile
 #               (debug executor, in-process), and their val/loss side by side
+#   batched     benchmarks/batched_training.py --device cuda: K = 1, 2, 4, 8 same-shape runs
+#               trained as one stacked model against one after another (bf16, wall-clock time),
+#               at the main job's shapes and one wider; its last line is the result
+#               (`batched_training: k4_small_speedup=... k4_large_speedup=... max_rel_dloss=...`)
 #   pytest      the `gpu`-marked tests (tests/*.py that carry the marker)
 #
 # Needs: python with torch (CUDA build), numpy, tqdm, pytest. wandb and submitit are not
@@ -42,7 +46,8 @@ stage() {  # stage NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NA
     rc=$?
     [ $rc -eq 124 ] && echo "(killed at its ${limit} s limit)" >> "$OUT/$name.txt"
     echo "$name: exit $rc, $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
-    grep -E "^result|passed|failed|skipped|error" "$OUT/$name.txt" | tail -n 3 | tee -a "$OUT/summary.txt"
+    grep -E "^result|^batched_training:|passed|failed|skipped|error" "$OUT/$name.txt" | tail -n 3 \
+        | tee -a "$OUT/summary.txt"
     [ $rc -eq 0 ] || STATUS=1
 }
 
@@ -133,6 +138,18 @@ EOF
 export -f smoke_both
 export OUT PY
 stage smoke $([ "$DRY" = 1 ] && echo 1200 || echo 120) bash -c smoke_both
+
+# -- batched training of same-shape runs (issue 23): K = 1, 2, 4, 8 ----------------------------
+# The main job's shapes (d_model 16, 32, 64) and one wider (d_model 128), one round, per-step
+# time from 10- and 40-step runs differenced; a stage killed at its limit keeps the tables of
+# the shapes it finished (printed shape by shape).
+if [ "$DRY" = 1 ]; then
+    stage batched 600 "$PY" benchmarks/batched_training.py --device cpu --rounds 1 \
+        --steps 2,4 --shapes 1,16,2 --ks 1,2
+else
+    stage batched 180 "$PY" benchmarks/batched_training.py --device cuda --rounds 1 \
+        --steps 10,40 --shapes 1,16,2 2,32,2 2,64,4 4,128,4 --ks 1,2,4,8
+fi
 
 # -- the gpu-marked tests -----------------------------------------------------------------------
 mapfile -t GPU_TESTS < <(grep -l "pytest.mark.gpu" tests/test_*.py)

@@ -7,8 +7,9 @@ similar length together (a member leaves the batch when it finishes, so similar 
 batch full). WSD branches are not grouped (each waits for its own trunk checkpoint, which a batch
 would have to wait for all at once); trunks and plain runs are.
 
-The group size comes from ``launch(group_size=...)`` / ``scaling sweep launch --group-size``;
-the default is ``default_group_size``: 1 (no batching) on CPU, where batching was measured to
+The group size comes from ``launch(group_size=...)`` / ``scaling sweep launch --group-size``,
+else from the sweep spec's ``group_size`` (``resolve_group_size``); the default is
+``default_group_size``: 1 (no batching) on CPU, where batching was measured to
 pay nothing at the main job's shapes (``benchmarks/batched_training.py``: the step is bound by
 kernels whose cost is linear in tokens, not by per-op overhead), and ``CUDA_GROUP_SIZE`` on a
 GPU, where small models leave the device idle between kernel launches (HFTA, Wang et al. 2021).
@@ -36,32 +37,65 @@ CUDA_GROUP_SIZE = 8
 CPU_GROUP_SIZE = 1
 
 
-def default_group_size(cfg: RunConfig) -> int:
+def default_group_size(cfg: RunConfig, cuda: bool | None = None) -> int:
     """Runs per batch for ``cfg``'s device: ``CUDA_GROUP_SIZE`` on CUDA, ``CPU_GROUP_SIZE`` else.
 
-    ``device="auto"`` counts as CUDA when torch sees a CUDA device (torch is imported then).
+    Args:
+        cfg: a run's config; its ``device`` decides.
+        cuda: for ``device="auto"``: whether the runs will see a CUDA device (the Slurm
+            executor passes whether it asks for GPUs: the launching machine may have none);
+            ``None``: whether torch sees one here (torch is imported then).
     """
     device = cfg.device
     if device == "auto":
-        import torch
+        if cuda is None:
+            import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+            cuda = torch.cuda.is_available()
+        device = "cuda" if cuda else "cpu"
     return CUDA_GROUP_SIZE if device == "cuda" else CPU_GROUP_SIZE
 
 
-def check_group_size(group_size: int | None) -> None:
+def check_group_size(group_size: object, field: str = "--group-size") -> None:
     """Refuse a group size that is not a positive integer (``None`` means the default).
 
+    Args:
+        group_size: the value to check.
+        field: how the error names where the value came from (the flag, or a spec's field).
+
     Raises:
-        ValueError: naming ``--group-size`` and the fix.
+        ValueError: naming ``field`` and the fix.
     """
     if group_size is not None and (
         not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1
     ):
         raise ValueError(
-            f"--group-size must be a positive integer (runs per batch; 1 trains every run "
+            f"{field} must be a positive integer (runs per batch; 1 trains every run "
             f"alone), got {group_size!r}"
         )
+
+
+def resolve_group_size(
+    flag: int | None, spec_size: int | None, cfg: RunConfig, cuda: bool | None = None
+) -> int:
+    """The group size a launch or plan uses: the flag, else the spec's, else the device default.
+
+    Args:
+        flag: ``--group-size`` / ``launch(group_size=)``, or ``None``.
+        spec_size: the sweep spec's ``group_size``, or ``None``.
+        cfg: the first run's config (its device gives the default: ``default_group_size``).
+        cuda: passed to ``default_group_size``.
+
+    Raises:
+        ValueError: ``flag`` is not a positive integer (naming ``--group-size``).
+    """
+    check_group_size(flag)
+    check_group_size(spec_size, "SweepSpec.group_size")
+    if flag is not None:
+        return flag
+    if spec_size is not None:
+        return spec_size
+    return default_group_size(cfg, cuda)
 
 
 def group_runs(configs: list[RunConfig], group_size: int | None = None) -> list[list[int]]:

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 _GROUP_SIZE_HELP = (
-    "debug/local: most same-shape runs (seeds, LR variants) trained as one batch in one "
-    "process (default: 1 on CPU, where batching measured no gain; 8 on CUDA)"
+    "most same-shape runs (seeds, LR variants) trained as one batch in one process (a local "
+    "worker, a Slurm array task); overrides the sweep's group_size (default: 1 on CPU, where "
+    "batching measured no gain; 8 on CUDA)"
 )
 
 
@@ -176,13 +177,16 @@ def _load(name: str) -> Any:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sweeps.batches import group_runs
+    from sweeps.batches import group_runs, resolve_group_size
     from sweeps.plan import plan, plan_totals
     from sweeps.spec import corpus_train_tokens, sci_notation
     from sweeps.throughput import estimate
 
     spec = _load(args.sweep)
     runs = plan(spec)  # PlanError (a ValueError) -> listed by scaling.cli, exit 2
+    # the flag, else the spec's group_size, else the device's default; refused before measuring
+    first = runs[0].config if runs else spec.base
+    size = resolve_group_size(args.group_size, spec.group_size, first)
     if args.lr_check:
         from sweeps.lr_check import lr_check_runs
 
@@ -203,7 +207,7 @@ def _plan(args: argparse.Namespace) -> int:
         "est_wall_s": sum(r["est_wall_s"] for r in rows),
         **plan_totals(runs),
     }
-    groups = group_runs([r.config for r in runs], args.group_size)  # same-shape batches
+    groups = group_runs([r.config for r in runs], size)  # same-shape batches
     batched = [g for g in groups if len(g) > 1]
     for k, g in enumerate(batched):
         for i in g:

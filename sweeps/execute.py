@@ -209,28 +209,38 @@ except ImportError:  # pragma: no cover
 class SlurmRun(_Checkpointable):
     """Callable submitted to Slurm: ``SlurmRun()(cfg_dict, run_dir) -> RunOutcome``.
 
+    ``SlurmRun()([cfg_dict, ...], [run_dir, ...]) -> [RunOutcome, ...]`` trains a batch of
+    same-shape runs in the job (``run_group``: every member's lock taken in the job, members
+    held by another process left to it).
+
     A ``submitit.helpers.Checkpointable``: when Slurm signals preemption or timeout, submitit
     calls ``checkpoint`` (below) and requeues the returned ``DelayedSubmission``; the next
-    attempt calls ``run_one`` again, and ``train`` resumes from ``checkpoint.pt`` (rows logged
-    after that checkpoint are rewritten, not duplicated; see ``scaling.train``).
+    attempt calls ``run_one`` (or ``run_group``) again, and ``train`` (``train_batched``)
+    resumes from each run's ``checkpoint.pt`` (rows logged after that checkpoint are rewritten,
+    not duplicated; see ``scaling.train``).
     """
 
-    def __call__(self, cfg_dict: dict[str, Any], run_dir: str) -> RunOutcome:
-        """Run (or resume) one run in the Slurm job; see ``run_one``.
+    def __call__(
+        self, cfg_dict: dict[str, Any] | list[dict[str, Any]], run_dir: str | list[str]
+    ) -> RunOutcome | list[RunOutcome]:
+        """Run (or resume) one run, or a batch of runs, in the Slurm job; see ``run_one``.
 
         A job with several tasks (``tasks_per_node > 1``) trains the run data-parallel: each
         task exports torchrun's variables from Slurm's
         (``submitit.helpers.TorchDistributedEnvironment``), keeping every GPU visible so rank
-        ``LOCAL_RANK`` takes ``cuda:LOCAL_RANK``.
+        ``LOCAL_RANK`` takes ``cuda:LOCAL_RANK``. A batch is one process (the launcher never
+        submits one with several tasks).
         """
         import submitit
 
+        if isinstance(cfg_dict, list):  # a batch of same-shape runs (sweeps.batches)
+            return run_group(cfg_dict, list(run_dir))
         if submitit.JobEnvironment().num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run_one(cfg_dict, run_dir)
+        return run_one(cfg_dict, run_dir)  # type: ignore[arg-type]
 
-    def checkpoint(self, cfg_dict: dict[str, Any], run_dir: str) -> Any:
-        """Requeue this same call; state lives in ``run_dir/checkpoint.pt``, not in ``self``."""
+    def checkpoint(self, cfg_dict: Any, run_dir: Any) -> Any:
+        """Requeue this same call; state lives in the runs' ``checkpoint.pt``, not in ``self``."""
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, cfg_dict, run_dir)

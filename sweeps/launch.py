@@ -16,6 +16,10 @@ present) and runs whose lock is held (being trained elsewhere), and hands the re
   branches (``sweeps.branching``) go in a second array that depends on the first
   (``--dependency=afterany``; why in ``sweeps.slurm.run_slurm``).
 
+Every executor trains a batch of same-shape runs (``group_size``, else the spec's, else the
+device's default; ``sweeps.batches``) in one process: debug in this process, local in one
+worker, Slurm in one array task, all through ``sweeps.execute.run_group``.
+
 With WSD branches a branch starts only when its trunk's ``checkpoint-step<N>.pt`` exists: the
 local pool starts trunks first and fills free cores with branches as their checkpoints appear
 (``sweeps.readiness.local_order``, ``next_ready``); a launch refuses to start when a finished
@@ -72,8 +76,10 @@ class LaunchResult:
         n_planned: runs in the plan.
         n_submitted: runs handed to the executor by this launch.
         wall_s: seconds the launch took.
-        job_ids: Slurm job ids submitted (empty otherwise).
-        jobs: the submitit ``Job`` objects (Slurm only; e.g. ``job._interrupt()`` in tests).
+        job_ids: Slurm job ids submitted, one per run handed to Slurm (a batch's members
+            share their array task's id); empty otherwise.
+        jobs: the submitit ``Job`` objects, one per array task (Slurm only; e.g.
+            ``job._interrupt()`` in tests).
     """
 
     sweep_dir: Path
@@ -298,6 +304,37 @@ def _check_data_parallel(runs: list[PlannedRun], world_size: int) -> None:
         )
 
 
+def _group_size(
+    flag: int | None,
+    spec: SweepSpec,
+    runs: list[PlannedRun],
+    world_size: int,
+    gpus_per_node: int | None,
+) -> int:
+    # the flag, else the spec's group_size, else the device's default (sweeps.batches); a
+    # data-parallel launch trains every run alone (a batch is one process, train_batched)
+    try:
+        size = batches.resolve_group_size(
+            flag,
+            spec.group_size,
+            runs[0].config if runs else spec.base,
+            cuda=bool(gpus_per_node) if gpus_per_node is not None else None,
+        )
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
+    if world_size == 1:
+        return size
+    given = flag if flag is not None else spec.group_size
+    if given is not None and given > 1:
+        where = "--group-size" if flag is not None else f"{spec.name}'s group_size"
+        raise LaunchError(
+            f"{where} = {given} with {world_size} processes per run (--nodes x "
+            "--tasks-per-node): a batch of runs trains in one process, data parallelism is "
+            "for one run; use group size 1 or one process per run"
+        )
+    return 1
+
+
 def launch(
     spec: SweepSpec,
     runs_dir: str | Path,
@@ -333,17 +370,21 @@ def launch(
             ``timeout_min``, ``signal_delay_s``, ``array_parallelism``, ``account``, ``qos``,
             ``mem_gb``, ``slurm_args``, ``job_name``). ``nodes * tasks_per_node > 1`` trains each
             run data-parallel over that many processes (one per GPU; ``scaling.distributed``).
-        group_size: debug and local only: most same-shape runs trained as one batch by one
-            process (``sweeps.batches``, ``scaling.batched``); ``None``: the device's default
-            (1 on CPU, where batching measured no gain; 8 on CUDA); 1 trains every run alone.
+        group_size: most same-shape runs trained as one batch by one process (a local
+            worker, a Slurm array task; ``sweeps.batches``, ``scaling.batched``); ``None``:
+            ``spec.group_size``, else the device's default (1 on CPU, where batching measured
+            no gain; 8 on CUDA; on Slurm with ``device="auto"``, CUDA when ``gpus_per_node``
+            is given); 1 trains every run alone. Data-parallel runs are never batched.
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
 
     Raises:
         PlanError: the plan has invalid runs (nothing is started).
-        LaunchError: unknown executor, Slurm options given to another executor, bad values,
-            or ``nodes * tasks_per_node`` that does not divide a run's micro-batches per step.
+        LaunchError: unknown executor, Slurm options given to another executor, bad values
+            (a group size that is not a positive integer), a group size above 1 with
+            ``nodes * tasks_per_node > 1``, or ``nodes * tasks_per_node`` that does not divide
+            a run's micro-batches per step.
     """
     t0 = time.perf_counter()
     if executor not in EXECUTORS:
@@ -352,10 +393,6 @@ def launch(
         raise LaunchError(f"Slurm options {sorted(slurm_kwargs)} need executor='slurm'")
     if parallel is not None and (executor != "local" or parallel < 1):
         raise LaunchError("parallel must be a positive integer and needs executor='local'")
-    if group_size is not None and (executor == "slurm" and group_size != 1):
-        raise LaunchError(
-            "group_size needs executor='debug' or 'local' (on Slurm each run is one job)"
-        )
     try:
         batches.check_group_size(group_size)
     except ValueError as e:
@@ -367,7 +404,9 @@ def launch(
         params.setdefault("name", f"sweep-{spec.name}")
 
     runs = plan(spec) if planned is None else planned
-    _check_data_parallel(runs, params.get("nodes", 1) * params.get("tasks_per_node", 1))
+    world_size = params.get("nodes", 1) * params.get("tasks_per_node", 1)
+    size = _group_size(group_size, spec, runs, world_size, params.get("gpus_per_node"))
+    _check_data_parallel(runs, world_size)
     sweep_dir = Path(runs_dir) / spec.name
     write_sweep_json(spec, runs, sweep_dir)
 
@@ -392,12 +431,10 @@ def launch(
     job_ids: list[str] = []
     jobs: list[Any] = []
     if todo:
-        groups = None
-        if executor != "slurm":  # same-shape runs share a process (sweeps.batches)
-            groups = batches.group_runs([r.config for r, _ in todo], group_size)
-            size = group_size or batches.default_group_size(todo[0][0].config)
-            names = [[todo[i][0].run_name for i in g] for g in groups]
-            batches.record_groups(sweep_dir, names, size)
+        # same-shape runs share a process (a local worker, a Slurm array task): sweeps.batches
+        groups = batches.group_runs([r.config for r, _ in todo], size)
+        names = [[todo[i][0].run_name for i in g] for g in groups]
+        batches.record_groups(sweep_dir, names, size)
         if executor == "debug":
             done = _run_debug(todo, progress, groups)
         elif executor == "local":
@@ -405,7 +442,7 @@ def launch(
             done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start, groups)
         else:
             done, job_ids, jobs = run_slurm(
-                todo, sweep_dir, params, progress, wait, poll_s, queued
+                todo, sweep_dir, params, progress, wait, poll_s, queued, groups
             )
         for o in done:
             outcomes[o.run_name] = o

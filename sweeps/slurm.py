@@ -3,7 +3,9 @@
 ``run_slurm`` submits the runs a launch has to do as ONE ``map_array`` of ``SlurmRun``
 (Checkpointable: requeued on preemption/timeout, resumes from ``checkpoint.pt``), with submitit
 files in ``<sweep>/.submitit`` and job ids appended to ``<sweep>/slurm_jobs.jsonl``; WSD
-branches go in a second array that depends on the first (why in ``run_slurm``).
+branches go in a second array that depends on the first (why in ``run_slurm``). A batch of
+same-shape runs (``sweeps.batches``) is one array task that trains them in one process
+(``sweeps.execute.run_group``, the same code as the local executor's batches).
 ``live_slurm_jobs`` reads that record back so that a relaunch does not resubmit queued runs;
 ``slurm_parameters`` turns launch options into submitit's. ``sweeps.launch.launch`` is the
 entry point.
@@ -12,6 +14,7 @@ entry point.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import io
 import json
@@ -69,7 +72,6 @@ def live_slurm_jobs(sweep_dir: str | Path) -> dict[str, str]:
         return {}
     states = dict(ln.split("|", 1) for ln in r.stdout.split() if "|" in ln)
     return {run: jid for run, jid in latest.items() if states.get(jid) in LIVE_SLURM_STATES}
-
 
 
 def slurm_parameters(
@@ -136,15 +138,21 @@ def slurm_parameters(
 
 
 def submit_array(
-    part: list[tuple[PlannedRun, Path]],
+    units: list[list[tuple[PlannedRun, Path]]],
     sweep_dir: Path,
     params: dict[str, Any],
     dependency: str | None,
 ) -> list[Any]:
-    """Submit ``part`` as one job array (``afterany`` on ``dependency`` if given); record ids.
+    """Submit ``units`` as one job array, one task per unit; record every run's job id.
+
+    A unit of one run is a ``SlurmRun()(cfg_dict, run_dir)`` task; a unit of several is a batch
+    of same-shape runs (``sweeps.batches``): ``SlurmRun()([cfg_dict, ...], [run_dir, ...])``
+    trains them in one process (``sweeps.execute.run_group``). ``slurm_jobs.jsonl`` gets one
+    line per run, a batch's members all naming their task's job id. With ``dependency``, the
+    array starts ``afterany`` of it.
 
     Returns:
-        The submitit ``Job`` objects, in ``part``'s order.
+        The submitit ``Job`` objects, in ``units``' order.
 
     Raises:
         LaunchError: sbatch refused the array (nothing more is submitted).
@@ -159,11 +167,15 @@ def submit_array(
         extra = dict(params.get("slurm_additional_parameters", {}), dependency=dependency)
         params = dict(params, slurm_additional_parameters=extra)
     executor.update_parameters(**params)
+    cfgs: list[Any] = []
+    dirs: list[Any] = []
+    for unit in units:
+        unit_cfgs, unit_dirs = [r.config.to_dict() for r, _ in unit], [str(d) for _, d in unit]
+        cfgs.append(unit_cfgs if len(unit) > 1 else unit_cfgs[0])
+        dirs.append(unit_dirs if len(unit) > 1 else unit_dirs[0])
     try:  # submitit echoes sbatch's stderr on failure; it goes into the one-line error instead
         with contextlib.redirect_stderr(io.StringIO()):
-            jobs = executor.map_array(
-                SlurmRun(), [r.config.to_dict() for r, _ in part], [str(d) for _, d in part]
-            )
+            jobs = executor.map_array(SlurmRun(), cfgs, dirs)
     except FailedJobError as e:  # sbatch refused the array
         reason = " ".join(str(e).split())
         raise LaunchError(
@@ -172,10 +184,10 @@ def submit_array(
         ) from None
     stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with open(sweep_dir / "slurm_jobs.jsonl", "a") as f:
-        for (run, _), job in zip(part, jobs, strict=True):
-            f.write(
-                json.dumps({"run_name": run.run_name, "job_id": job.job_id, "at": stamp}) + "\n"
-            )
+        for unit, job in zip(units, jobs, strict=True):
+            for run, _ in unit:
+                rec = {"run_name": run.run_name, "job_id": job.job_id, "at": stamp}
+                f.write(json.dumps(rec) + "\n")
     return jobs
 
 
@@ -187,13 +199,18 @@ def run_slurm(
     wait: bool,
     poll_s: float,
     queued: dict[str, str] | None = None,
+    groups: list[list[int]] | None = None,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
     """Submit ``todo`` (trunks and plain runs first, WSD branches in a dependent second array).
 
+    ``groups`` (indices into ``todo``; ``sweeps.batches.group_runs``) makes each batch of
+    same-shape runs ONE array task; default: one task per run. Branches are never batched.
+
     Returns:
-        ``(outcomes in todo's order, job ids, submitit jobs)``; outcomes are ``"submitted"``
-        when not ``wait``ing, else what each job returned (``"failed"`` with ``error.txt``
-        written when a job died without returning).
+        ``(outcomes in todo's order, job ids, submitit jobs)``; ``job_ids[i]`` is the job of
+        ``todo[i]`` (a batch's members share theirs), ``jobs`` holds each submitted task once.
+        Outcomes are ``"submitted"`` when not ``wait``ing, else what each job returned
+        (``"failed"`` with ``error.txt`` written when a job died without returning).
     """
     # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
     # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
@@ -209,25 +226,27 @@ def run_slurm(
     # lock held by another process) is not waited for: its branches fail if they start before
     # its checkpoint exists, and the next launch retries them. The cost: branches wait for the
     # slowest trunk of the launch, not just their own.
-    order = {id(item): k for k, item in enumerate(todo)}
-    first = [item for item in todo if item[0].config.branch_from is None]
-    second = [item for item in todo if item[0].config.branch_from is not None]
+    units = sorted(groups or [[i] for i in range(len(todo))], key=min)
+    first = [u for u in units if all(todo[i][0].config.branch_from is None for i in u)]
+    second = [u for u in units if u not in first]
     t0 = time.perf_counter()
-    jobs_by_item: list[tuple[tuple[PlannedRun, Path], Any]] = []
+    job_of: dict[int, Any] = {}  # unit's first index -> its job
     after: list[str] = []
     if first:
-        jobs = submit_array(first, sweep_dir, params, None)
-        jobs_by_item += list(zip(first, jobs, strict=True))
+        jobs = submit_array([[todo[i] for i in u] for u in first], sweep_dir, params, None)
+        job_of.update((u[0], job) for u, job in zip(first, jobs, strict=True))
         after.append(jobs[0].job_id.split("_")[0])
     if second:
-        trunks = {b.run_name for b in (r.config.branch_from for r, _ in second) if b is not None}
+        parents = [todo[i][0].config.branch_from for u in second for i in u]
+        trunks = {b.run_name for b in parents if b is not None}
         after += sorted({jid for name, jid in (queued or {}).items() if name in trunks})
         dependency = f"afterany:{':'.join(after)}" if after else None
-        jobs = submit_array(second, sweep_dir, params, dependency)
-        jobs_by_item += list(zip(second, jobs, strict=True))
-    jobs_by_item.sort(key=lambda pair: order[id(pair[0])])
-    jobs = [job for _, job in jobs_by_item]
-    job_ids = [j.job_id for j in jobs]
+        jobs = submit_array([[todo[i] for i in u] for u in second], sweep_dir, params, dependency)
+        job_of.update((u[0], job) for u, job in zip(second, jobs, strict=True))
+    units = sorted(units, key=lambda u: u[0])
+    jobs = [job_of[u[0]] for u in units]
+    unit_of = {i: u for u in units for i in u}
+    job_ids = [job_of[unit_of[i][0]].job_id for i in range(len(todo))]
     if not wait:
         outs = [
             RunOutcome(r.run_name, str(d), "submitted", time.perf_counter() - t0) for r, d in todo
@@ -236,25 +255,40 @@ def run_slurm(
     results: dict[int, RunOutcome] = {}
     arrays = " ".join(sorted({j.split("_")[0] for j in job_ids}))
     with progress_bar(len(todo), progress, f"runs (slurm arrays {arrays})") as bar:
-        while len(results) < len(jobs):
-            for i, job in enumerate(jobs):
-                if i in results or not job.done():
+        while len(results) < len(todo):
+            for unit, job in zip(units, jobs, strict=True):
+                if unit[0] in results or not job.done():
                     continue
-                run, run_dir = todo[i]
                 wall = time.perf_counter() - t0
-                try:
-                    out = job.results()[0]  # task 0 (rank 0) speaks for a data-parallel job
-                    results[i] = RunOutcome(
-                        out.run_name, out.run_dir, out.status, wall, out.run_wall_time_s, out.error
-                    )
-                except Exception as e:  # job died: scancel, node failure, out of memory
-                    msg = f"Slurm job {job.job_id} did not return: {type(e).__name__}: {e}"
-                    if not (run_dir / rundir.ERROR).exists():
-                        rundir.write_error(run_dir, msg)
-                    results[i] = RunOutcome(
-                        run.run_name, str(run_dir), "failed", wall, None, msg.splitlines()[0]
-                    )
-                bar.update(1)
-            if len(results) < len(jobs):
+                outs = _unit_outcomes(job, [todo[i] for i in unit], wall)
+                results.update(zip(unit, outs, strict=True))
+                bar.update(len(unit))
+            if len(results) < len(todo):
                 time.sleep(poll_s)
-    return [results[i] for i in range(len(jobs))], job_ids, jobs
+    return [results[i] for i in range(len(todo))], job_ids, jobs
+
+
+def _unit_outcomes(job: Any, unit: list[tuple[PlannedRun, Path]], wall: float) -> list[RunOutcome]:
+    """What a finished array task returned for each of its runs (one, or a batch's members).
+
+    A task that died without returning (scancel, node failure, out of memory) leaves each of its
+    runs without a summary ``"failed"``, ``error.txt`` written if the run has none; a batch
+    member that finished before the task died keeps its status.
+    """
+    try:
+        out = job.results()[0]  # task 0 (rank 0) speaks for a data-parallel job
+    except Exception as e:
+        msg = f"Slurm job {job.job_id} did not return: {type(e).__name__}: {e}"
+        outs = []
+        for run, run_dir in unit:
+            summary = rundir.read_summary(run_dir)
+            if summary is not None:
+                status, run_wall = str(summary["status"]), summary.get("wall_time_s")
+                outs.append(RunOutcome(run.run_name, str(run_dir), status, wall, run_wall))
+                continue
+            if not (run_dir / rundir.ERROR).exists():
+                rundir.write_error(run_dir, msg)
+            first_line = msg.splitlines()[0]
+            outs.append(RunOutcome(run.run_name, str(run_dir), "failed", wall, None, first_line))
+        return outs
+    return [dataclasses.replace(o, wall_s=wall) for o in (out if isinstance(out, list) else [out])]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from scaling.config import ConfigError, DataConfig, ModelConfig, RunConfig
-from scaling.counting import flops_per_token, param_counts, training_flops
+from scaling.counting import flops_per_token, training_flops
 from scaling.families import default_d_mlp
 from scaling.shapes import NConvention, ShapeRule, ShapeRuleError, count_params
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
@@ -196,6 +196,8 @@ class SweepSpec:
         branching: ``WsdBranches(...)`` plans every point as a cooldown branch off a shared
             warmup-stable-decay trunk (``sweeps.branching``); ``None`` trains every point from
             scratch with the base schedule.
+        group_size: most same-shape runs trained as one batch by one process (``sweeps.batches``;
+            ``--group-size`` overrides it); ``None``: the device's default (1 CPU, 8 CUDA).
     """
 
     kind: ClassVar[str] = "base"
@@ -212,8 +214,14 @@ class SweepSpec:
     mlp_ratio: int = 4
     description: str = ""
     branching: WsdBranches | None = None
+    group_size: int | None = None
 
     def __post_init__(self) -> None:
+        if (g := self.group_size) is not None and (type(g) is not int or g < 1):
+            raise SweepSpecError(
+                f"{type(self).__name__}.group_size must be a positive integer (runs per batch; "
+                f"1 trains every run alone) or None (the device's default), got {g!r}"
+            )
         if self.branching is not None and not isinstance(self.branching, WsdBranches):
             raise SweepSpecError(
                 f"{type(self).__name__}.branching must be WsdBranches(...) or None, "
@@ -456,7 +464,7 @@ class SweepSpec:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if (f.name == "branching" and value is None) or (
+            if (f.name in ("branching", "group_size") and value is None) or (
                 f.name == "seeds_by_budget" and not value
             ):
                 continue  # sweeps without these keep the sweep.json they had
@@ -773,12 +781,6 @@ def _value_or_error(fn) -> Any:
         return fn()
     except ValueError as e:  # ConfigError, ShapeRuleError, SweepSpecError, LRRuleError
         return str(e)
-
-
-def n_params_of(cfg: RunConfig) -> dict[str, int]:
-    """``{"n_params_non_embedding", "n_params_total"}`` of a config's model (exact)."""
-    c = param_counts(cfg.model)
-    return {"n_params_non_embedding": c.non_embedding, "n_params_total": c.total}
 
 
 __all__ = [

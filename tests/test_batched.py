@@ -12,6 +12,7 @@ import math
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -203,3 +204,82 @@ def test_batched_branches_start_from_their_trunk_checkpoints(make_cfg, tmp_path)
             == rundir.read_config(tmp_path / f"a{i}")["parent"]
         )
         _assert_same_curve(read_metrics(tmp_path / f"a{i}"), read_metrics(tmp_path / f"b{i}"))
+
+
+def _wandb_records(run_dir):
+    """The records of ``run_dir``'s one offline wandb run, read from its ``.wandb`` file.
+
+    The file is wandb's transaction log (LevelDB's log format: a 7-byte header ``:W&B``, magic
+    0xBEE1, version 0; then 32 KiB blocks of records, each a 7-byte header: CRC-32, length,
+    type 1 full / 2 first / 3 middle / 4 last) of ``wandb_internal_pb2.Record`` messages.
+    """
+    (run,) = (run_dir / "wandb").glob("offline-run-*")
+    (path,) = run.glob("*.wandb")
+    # wandb's service may still be flushing the file when finish() returns: wait for the
+    # run's exit record (the last one wandb writes), 30 s at most
+    deadline = time.monotonic() + 30
+    while True:
+        records = _read_wandb_log(path.read_bytes())
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return run, records
+        assert time.monotonic() < deadline, f"{path} has no exit record after 30 s"
+        time.sleep(0.2)
+
+
+def _read_wandb_log(data: bytes) -> list:
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    assert data[:7] == b":W&B\xe1\xbe\x00", data[:7]
+    records, chunk, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if pos + 7 + length > len(data):  # a record still being written
+            break
+        chunk += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(chunk)
+            records.append(rec)
+            chunk = b""
+    return records
+
+
+def test_each_member_mirrors_to_its_own_offline_wandb_run(make_cfg, tmp_path, monkeypatch):
+    # real wandb (offline): K members in one process are K wandb runs, each with its own name,
+    # id, config and rows, the same as the run trained alone would have
+    import json
+
+    from scaling.loggers import wandb_run_id
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    base = make_cfg(n_tokens=512 * 6, log_interval_steps=2, wandb_mode="offline",
+                    sweep_name="wb")  # fmt: skip
+    cfgs = [base, base.replace(seed=1, optim=OptimConfig(lr=3e-3))]
+    dirs = [tmp_path / "run_a", tmp_path / "run_b"]
+    summaries = train_batched(cfgs, dirs, progress=False)
+    assert [s.status for s in summaries] == ["complete", "complete"]
+    for cfg, run_dir in zip(cfgs, dirs, strict=True):
+        run, records = _wandb_records(run_dir)
+        assert run.name.endswith(wandb_run_id(run_dir.name, "wb"))  # its own deterministic id
+        headers = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        assert len(headers) == 1, [r.WhichOneof("record_type") for r in records]
+        header = headers[0]
+        assert header.display_name == run_dir.name and header.run_group == "wb"
+        config = {i.key: json.loads(i.value_json) for i in header.config.update}
+        assert config["seed"] == cfg.seed and config["optim"]["lr"] == cfg.optim.lr
+        history = [
+            {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            for r in records
+            if r.WhichOneof("record_type") == "history"
+        ]
+        rows = read_metrics(run_dir)  # the mirror holds exactly this member's rows
+        assert [h["_step"] for h in history] == [r["step"] for r in rows]
+        assert [h["train/loss"] for h in history] == [r["train/loss"] for r in rows]
+    # the two members' rows differ: no member mirrored the other's
+    assert read_metrics(dirs[0])[-1]["train/loss"] != read_metrics(dirs[1])[-1]["train/loss"]

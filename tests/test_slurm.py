@@ -18,9 +18,11 @@ import pytest
 from test_sweeps_launch import curve, file_mtimes, long_spec
 
 from scaling import rundir
+from sweeps.execute import run_lock
 from sweeps.launch import LaunchError, launch
 from sweeps.plan import plan
 from sweeps.registry import load_sweep
+from sweeps.slurm import live_slurm_jobs
 from sweeps.status import sweep_status
 
 pytestmark = pytest.mark.slurm
@@ -345,8 +347,6 @@ def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, ti
     assert all(j.done() for j in first.jobs), [(j.job_id, j.state) for j in first.jobs]
     # submitit calls a job done once its result file exists; Slurm still lists it RUNNING
     # until the job's process has exited, and a relaunch rightly leaves live jobs alone
-    from sweeps.slurm import live_slurm_jobs
-
     deadline = time.monotonic() + 60
     while live_slurm_jobs(tmp_path / "slurm" / "wsd_slurm") and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -366,5 +366,86 @@ def test_branched_sweep_trunk_killed_then_relaunched(slurm_cluster, tmp_path, ti
         assert steps == sorted(set(steps)) and steps[-1] == r.config.n_steps
         assert got == curve(tmp_path / "ref" / "wsd_slurm" / r.run_name)
         assert rundir.run_state(tmp_path / "slurm" / "wsd_slurm" / r.run_name) == "complete"
+    third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
+    assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm
+
+
+def _release(array_id: str) -> None:
+    # a pending array submitted with --begin in the future: start it now
+    subprocess.check_call(["scontrol", "update", f"JobId={array_id}", "StartTime=now"])
+
+
+def test_batches_are_one_array_task_each_with_member_locks_taken_in_the_job(
+    slurm_cluster, tmp_path, tiny_corpus
+):
+    from test_sweeps_batches import lr_seed_spec
+
+    spec = lr_seed_spec(tiny_corpus, name="batches_slurm", widths=(32,), group_size=2)
+    runs = plan(spec)
+    assert len(runs) == 4  # one shape x two seeds x two LRs: two batches of two
+    sweep_dir = tmp_path / "slurm" / spec.name
+    # submitted held back (--begin): a pending batch holds no lock yet
+    first = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, wait=False,
+        timeout_min=TIMEOUT_MIN, slurm_args={"begin": "now+600"},
+    )  # fmt: skip
+    try:
+        assert first.n_submitted == 4 and len(first.jobs) == 2  # one array task per batch
+        assert len({j.split("_")[0] for j in first.job_ids}) == 1  # ONE array
+        job_of = dict(zip([r.run_name for r in runs], first.job_ids, strict=True))
+        statuses = sweep_status(spec, tmp_path / "slurm")
+        assert {s.state for s in statuses} == {"queued"}
+        labels = sorted(s.batch for s in statuses)
+        assert labels == ["batch 1 (2 runs)"] * 2 + ["batch 2 (2 runs)"] * 2
+        for s in statuses:  # a batch's members share their task, and its label
+            mates = [t for t in statuses if t.batch == s.batch]
+            assert {job_of[t.run_name] for t in mates} == {job_of[s.run_name]}
+            assert s.detail == f"Slurm job {job_of[s.run_name]}"
+        again = launch(
+            spec, tmp_path / "slurm", executor="slurm", progress=False, wait=False,
+            timeout_min=TIMEOUT_MIN,
+        )  # fmt: skip
+        assert again.n_submitted == 0 and again.counts == {"queued": 4}
+        # another process trains one member when its batch starts: the job takes the other
+        # member's lock, trains it, and leaves the held one alone
+        held = runs[1].run_name
+        with run_lock(sweep_dir / held) as got:
+            assert got
+            _release(first.job_ids[0].split("_")[0])
+            # the runs trained alone, meanwhile (the reference curves)
+            ref = launch(spec, tmp_path / "ref", executor="debug", progress=False, group_size=1)
+            assert ref.ok
+            deadline = time.monotonic() + 240
+            while not all(j.done() for j in first.jobs) and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert all(j.done() for j in first.jobs), [j.state for j in first.jobs]
+        results = {o.run_name: o for job in first.jobs for o in job.result()}
+        assert sorted(results) == sorted(r.run_name for r in runs)
+        assert [results[r.run_name].status for r in runs] == [
+            "running" if r.run_name == held else "complete" for r in runs
+        ]
+    finally:
+        for job in first.jobs:
+            job.cancel(check=False)
+    deadline = time.monotonic() + 60  # Slurm lists a job until its process has exited
+    while live_slurm_jobs(sweep_dir) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    states = {s.run_name: s.state for s in sweep_status(spec, tmp_path / "slurm")}
+    assert states == {r.run_name: "pending" if r.run_name == held else "complete" for r in runs}
+    # the relaunch trains the one left (alone: its partner is finished), then nothing
+    second = launch(
+        spec, tmp_path / "slurm", executor="slurm", progress=False, timeout_min=TIMEOUT_MIN,
+        poll_s=0.25,
+    )  # fmt: skip
+    assert second.n_submitted == 1 and second.ok, [(o.status, o.error) for o in second.outcomes]
+    for r in runs:  # every member's curve is the run trained alone's
+        got, want = curve(sweep_dir / r.run_name), curve(tmp_path / "ref" / spec.name / r.run_name)
+        assert [row["step"] for row in got] == [row["step"] for row in want]
+        for row, ref_row in zip(got, want, strict=True):
+            for key, value in ref_row.items():
+                if isinstance(value, float):
+                    assert math.isclose(row[key], value, rel_tol=1e-5), (r.run_name, key)
+                else:
+                    assert row[key] == value
     third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
     assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm
