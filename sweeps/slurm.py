@@ -187,13 +187,15 @@ def run_slurm(
     wait: bool,
     poll_s: float,
     queued: dict[str, str] | None = None,
+    monitor: Any = None,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
     """Submit ``todo`` (trunks and plain runs first, WSD branches in a dependent second array).
 
     Returns:
         ``(outcomes in todo's order, job ids, submitit jobs)``; outcomes are ``"submitted"``
         when not ``wait``ing, else what each job returned (``"failed"`` with ``error.txt``
-        written when a job died without returning).
+        written when a job died without returning). ``monitor`` (``sweeps.early_stop``) is
+        polled while waiting.
     """
     # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
     # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
@@ -256,5 +258,7 @@ def run_slurm(
                     )
                 bar.update(1)
             if len(results) < len(jobs):
+                if monitor is not None:
+                    monitor.poll()
                 time.sleep(poll_s)
     return [results[i] for i in range(len(jobs))], job_ids, jobs
