@@ -167,6 +167,12 @@ def register(subparsers: Any) -> None:
     pf.add_argument(
         "--neighbours", action="store_true", help="also train 0.5x and 2x the N at the same C"
     )
+    pf.add_argument(
+        "--curve-law",
+        action="store_true",
+        help="also forecast the rung with the multi-power loss-curve law fitted to the sweep's "
+        "curves, shown beside approach 3's (the check stays approach 3's)",
+    )
     pf.add_argument("--executor", choices=("debug", "local"), default="local")
     pf.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
     pf.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -428,6 +434,7 @@ def _forecast(args: argparse.Namespace) -> int:
         factor=args.factor,
         flops=args.flops,
         neighbours=args.neighbours,
+        curve_law=args.curve_law,
         executor=args.executor,
         parallel=args.parallel,
         progress=not args.no_progress,

@@ -210,3 +210,39 @@ def test_branched_sweep_then_rung_end_to_end(tmp_path, fit_file, capsys):
     assert record["actual_loss"] == summary["val/loss"]
     assert record["n_tokens"] == summary["n_tokens"]
     assert "forecast rung at C" in capsys.readouterr().out
+
+
+def test_rung_curve_law_forecast_beside_approach_3(tmp_path, fit_file):
+    # issue 21: `--curve-law` adds the loss-curve law's forecast of the rung beside approach 3's,
+    # made before the rung trains and scored after; the rung check stays approach 3's
+    from analysis.rung import forecast_text
+    from sweeps.launch import launch
+    from sweeps.rung import forecast_rung
+
+    spec = load_sweep("smoke_wsd")
+    dense = dataclasses.replace(  # an evaluation every 8 steps: curves of 5+ points
+        spec, base=spec.base.replace(eval_interval_tokens=8 * spec.base.batch_size_tokens)
+    )
+    assert launch(dense, tmp_path, executor="debug", progress=False).ok
+    done = forecast_rung(
+        dense,
+        fit_file,
+        tmp_path,
+        tmp_path / "out",
+        executor="debug",
+        progress=False,
+        curve_law=True,
+    )
+    curve = done.record["curve_law"]
+    assert "error" not in curve, curve
+    assert curve["law"] == "multi_power" and curve["n_curves"] >= 2
+    assert curve["n_curves"] + curve["skipped"] == 4  # the 4 branches (a short one: < 5 points)
+    (m,) = curve["members"]
+    assert m["run_name"] == done.record["run_name"]
+    assert m["actual_loss"] == done.record["actual_loss"]  # scored on the same rung run
+    p = m["predicted_loss"]
+    assert p["pi"][0] < p["value"] < p["pi"][1]
+    assert m["rel_error"] == pytest.approx(p["value"] / m["actual_loss"] - 1)
+    assert done.record["fit"]["approach"] == "parametric"  # the check itself is unchanged
+    text = forecast_text(done.record)
+    assert "curve law beside it (multi_power" in text and "not the check" in text
