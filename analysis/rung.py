@@ -290,8 +290,8 @@ def score_forecast(
     return out
 
 
-#: bootstrap refits of the curve law's rung forecast (each a joint fit: ~0.1-0.3 s on one core)
-CURVE_BOOTSTRAP = 50
+#: bootstrap refits of the curve law's rung forecast (each a joint fit; cost in docs/LOG.md)
+CURVE_BOOTSTRAP = 20
 
 
 def curve_forecast(
