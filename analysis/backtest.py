@@ -121,7 +121,8 @@ def backtest_forecasts(
         (vertex vs CI of the mean widened by the vertex's se; see the module docstring) and,
         for approach 3, ``runs_in_pi``; largest-N rows: ``L_obs``, ``L_pred``, ``L_pi``,
         ``L_err``, ``L_in_pi``, ``runs_in_pi``; curve-law rows (``approach`` ``"curves"``):
-        ``runs_in_pi``, ``run_L_err``, ``run_rel_errs``, ``fit_seconds``; or ``approach``,
+        ``runs_in_pi``, ``run_L_err``, ``run_rel_errs``, ``n_fitted_curves``,
+        ``n_held_without_curve``, ``fit_seconds``; or ``approach``,
         ``held_out`` and ``error`` when the refit failed.
     """
     kw = dict(n_convention=n_convention, flop_formula=flop_formula)
@@ -369,6 +370,7 @@ def _curve_rows(data, full, usable, kw, n_bootstrap):
                 else math.nan,
                 "run_rel_errs": [p["value"] / a - 1 for p, a in pairs],
                 "n_fitted_curves": len(fitted),
+                "n_held_without_curve": int(held.sum()) - len(targets),  # < MIN_POINTS points
                 "fit_seconds": time.perf_counter() - t0,
             }
         )

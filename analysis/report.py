@@ -595,6 +595,8 @@ def _forecast(rep: Report) -> _Section:
             n_cell = "–"
             errs = ", ".join(f"{e:+.1%}" for e in r["run_rel_errs"])
             l_cell = f"held-out runs' final loss: errors {errs} (mean {r['run_L_err']:+.4f})"
+            if r.get("n_held_without_curve"):
+                l_cell += f"; {r['n_held_without_curve']} run(s) with too short a curve"
         else:  # one held-out run against its one-run PI
             n_cell = "–"
             l_cell = (

@@ -170,6 +170,7 @@ def test_curve_law_is_a_method_of_the_leave_one_budget_out_backtest(tmp_path, mo
         assert held and not held & seen  # the held-out runs never reach the refit
         assert seen == set(budget) - held and r["n_fitted_curves"] == len(seen)
         assert r["runs_in_pi"][1] == len(r["run_rel_errs"]) == len(held)
+        assert r["n_held_without_curve"] == 0
         assert all(math.isfinite(e) for e in r["run_rel_errs"])
     assert out["summary"]["curves"]["median_abs_run_rel_err"] > 0
     assert "curve law" in out["note"]
