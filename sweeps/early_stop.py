@@ -167,12 +167,21 @@ class EarlyStopMonitor:
         self.groups = {k: v for k, v in groups.items() if len(v) > 1}
 
     def poll(self) -> list[StopDecision]:
-        """``check()`` when ``interval_s`` has passed since the last one, else nothing."""
+        """``check()`` when ``interval_s`` has passed since the last one, else nothing.
+
+        A check that cannot read the runs (a damaged file: ``OSError``, ``ValueError``,
+        ``KeyError``) is skipped with one line on ``log``: the launcher and its runs go on.
+        """
         now = time.monotonic()
         if now - self._last < self.rule.interval_s or not self.groups:
             return []
         self._last = now
-        return self.check()
+        try:
+            return self.check()
+        except (OSError, ValueError, KeyError) as e:  # a damaged file must not stop the launcher
+            if self.log is not None:
+                print(f"early stop: check skipped ({type(e).__name__}: {e})", file=self.log)
+            return []
 
     def check(self) -> list[StopDecision]:
         """Judge every running run past ``min_fraction`` now; write a stop request per verdict.

@@ -105,3 +105,22 @@ def test_early_stop_bad_input_is_refused_before_anything_runs(tmp_path, tiny_cor
     with pytest.raises(LaunchError, match="early stopping needs"):
         launch(spec, tmp_path, executor="debug", progress=False, early_stop=EarlyStopRule())
     assert not (tmp_path / spec.name).exists()
+
+
+def test_a_damaged_run_never_stops_the_launcher(tmp_path, tiny_corpus):
+    # the monitor polls inside the launcher's loop: run directories it cannot read (here every
+    # config.json is damaged, which once raised KeyError in analysis.curve_data) are skipped
+    import io
+
+    from sweeps.early_stop import EarlyStopMonitor
+
+    spec = lr_pair_spec(tiny_corpus)
+    good, bad = _good_bad(spec)
+    sweep = tmp_path / spec.name
+    for r in (good, bad):
+        (sweep / r.run_name).mkdir(parents=True)
+        (sweep / r.run_name / rundir.CONFIG).write_text("{not json")
+    log = io.StringIO()
+    monitor = EarlyStopMonitor(sweep, plan(spec), EarlyStopRule(interval_s=0.0), log=log)
+    assert monitor.poll() == [] and monitor.check() == []
+    assert not any(rundir.stop_requested(sweep / r.run_name) for r in (good, bad))
