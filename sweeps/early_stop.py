@@ -6,7 +6,7 @@ request reaches the run through the run-directory contract (``stop_request.json`
 ``scaling.rundir``), and ``scaling.train`` honours it at its next evaluation or checkpoint step,
 ending the run with ``status: "stopped"`` (never ``"complete"``: no fit reads it as a point).
 
-The rule (fixed before it was tried on any run):
+The rule (its first version was tried once, on the test pair, and changed: see **Comparison**):
 
 - **Neighbours** of a run are the other planned runs with the same ``point_key``: the same shape
   at the same budget (or token count), differing only in learning rate or seed. They compete for
@@ -29,8 +29,8 @@ The rule (fixed before it was tried on any run):
   will be lower (loss falls under a non-increasing schedule), so the comparison only errs
   towards not stopping. Its predicted final loss is not used: a law fitted to a run's early
   stretch is unreliable, in both directions. Measured before this rule was fixed: on
-  ``cpu_isoflop`` branches cut at 30% (still at constant LR) the Tissue law over-predicted the
-  final loss by 5-13%; on a run with a 100x too small LR (tests/test_early_stop.py's pair, cut
+  five ``cpu_isoflop`` branches cut at 30% (still at constant LR) the Tissue and multi-power
+  laws over-predicted the final loss by 4-14%; on a run with a 100x too small LR (tests/test_early_stop.py's pair, cut
   at 114 of 300 steps, loss still 5.0) it predicted 1.29 nats against an actual 4.73, because the
   annealing coefficient is not identified before the decay starts. A first version that compared
   predictions with predictions stopped the *good* run of that pair.
