@@ -28,11 +28,12 @@ The rule (its first version was tried once, on the test pair, and changed: see *
   ``min_fraction``). The neighbour's standard is its *observed* loss at that step: its final loss
   will be lower (loss falls under a non-increasing schedule), so the comparison only errs
   towards not stopping. Its predicted final loss is not used: a law fitted to a run's early
-  stretch is unreliable, in both directions. Measured before this rule was fixed: on
-  five ``cpu_isoflop`` branches cut at 30% (still at constant LR) the Tissue and multi-power
-  laws over-predicted the final loss by 4-14%; on a run with a 100x too small LR (tests/test_early_stop.py's pair, cut
-  at 114 of 300 steps, loss still 5.0) it predicted 1.29 nats against an actual 4.73, because the
-  annealing coefficient is not identified before the decay starts. A first version that compared
+  stretch is unreliable, in both directions. Measured before this rule was fixed: on five
+  ``cpu_isoflop`` branches cut at 30% (still at constant LR) the Tissue and multi-power laws
+  over-predicted the final loss by 4-14%; on a run with a 100x too small LR
+  (tests/test_early_stop.py's pair, cut at 114 of 300 steps, loss still 5.0) the Tissue law
+  predicted 1.29 nats against an actual 4.73, because the annealing coefficient is not
+  identified before the decay starts. A first version that compared
   predictions with predictions stopped the *good* run of that pair.
 - **Stop** when, for some neighbour, the lower end of the run's PI lies above that neighbour's
   loss at the same step: even the run's optimistic final loss is worse than what the neighbour
