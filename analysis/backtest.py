@@ -25,6 +25,17 @@ too, so that it extrapolates (``kind``); every other row is an interpolation. A 
 serves every budget of its (shape, LR, seed): ``shared`` counts the held-out runs whose trunk
 also has fitted branches (shared initialisation, data order and trunk prefix).
 
+The loss-curve law (issue 21; opt-in, ``curve_law=True``, the report's ``--curve-law``) is one
+more method in the leave-one-budget-out design: the multi-power law (Luo et al. 2025,
+``analysis.curves``) fitted jointly over N to the kept points' whole curves (WSD branches spliced
+onto their trunks, ``analysis.curve_data``) predicts each held-out run's final loss on its own
+planned schedule, with a one-run PI (``analysis.curve_predict``; ``CURVE_BOOTSTRAP`` resamples
+over trunk clusters at most). It names no N_opt, so its rows carry only ``runs_in_pi``,
+``run_L_err`` (mean of predicted - actual over the held-out runs, nats) and ``run_rel_errs``
+(each held-out run's predicted / actual - 1). A held-out branch's curve is never fitted, but
+its trunk's rows up to the branch step may be (in another budget's branch): the ``shared``
+count says how many.
+
 Grid or ladder data (no budget labels: binning C would turn a grid's diagonals into false
 budgets), or fewer than 3 usable budgets: the runs with the largest N are held out, approach 3 is
 refitted on the rest, and each held-out run's loss is predicted at its (N, D) with a PI.
@@ -44,6 +55,8 @@ from analysis.fits import budget_groups
 from analysis.parametric import IdentifiabilityWarning
 
 LEVEL = 0.95
+#: most bootstrap resamples per curve-law refit (each a joint fit; cost measured in docs/LOG.md)
+CURVE_BOOTSTRAP = 20
 
 
 def _subset(data: FitData, keep: np.ndarray) -> FitData:
@@ -83,6 +96,7 @@ def backtest_forecasts(
     seed: int = 0,
     window: int | None = None,
     workers: int | None = None,
+    curve_law: bool = False,
 ) -> dict[str, Any]:
     """Score every approach's forecasts on held-out budgets (or the largest-N runs).
 
@@ -94,6 +108,8 @@ def backtest_forecasts(
         seed: bootstrap seed.
         window: approach 2's points per parabola (as in the full fit), or None.
         workers: processes for the approach-3 bootstrap.
+        curve_law: add the loss-curve law as a method (leave-one-budget-out only; needs
+            ``data.meta["source"]``, the runs directory the curves are read from).
 
     Returns:
         ``{"design": "isoflop" | "largest_n", "rows": [...], "summary": {approach: {...}},
@@ -104,8 +120,10 @@ def backtest_forecasts(
         ``N_in_iv``, ``L_obs``, ``L_pred``, ``L_ci``, ``L_iv``, ``L_err``, ``L_in_iv``
         (vertex vs CI of the mean widened by the vertex's se; see the module docstring) and,
         for approach 3, ``runs_in_pi``; largest-N rows: ``L_obs``, ``L_pred``, ``L_pi``,
-        ``L_err``, ``L_in_pi``, ``runs_in_pi``; or ``approach``, ``held_out`` and ``error``
-        when the refit failed.
+        ``L_err``, ``L_in_pi``, ``runs_in_pi``; curve-law rows (``approach`` ``"curves"``):
+        ``runs_in_pi``, ``run_L_err``, ``run_rel_errs``, ``n_fitted_curves``,
+        ``n_held_without_curve``, ``fit_seconds``; or ``approach``,
+        ``held_out`` and ``error`` when the refit failed.
     """
     kw = dict(n_convention=n_convention, flop_formula=flop_formula)
     budget = data.points.get("flops_budget")
@@ -116,6 +134,13 @@ def backtest_forecasts(
         err = "no IsoFLOP budget labels (flops_budget)"
     if len(usable) >= 3:
         out = _leave_one_budget_out(data, full, usable, kw, n_bootstrap, seed, window, workers)
+        if curve_law:
+            out["rows"] += _curve_rows(data, full, usable, kw, min(n_bootstrap, CURVE_BOOTSTRAP))
+            out["note"] += (
+                "; the curve law (multi-power, joint over N) predicts each held-out run's final "
+                "loss from the kept points' whole curves, with its one-run 95% PI "
+                f"({min(n_bootstrap, CURVE_BOOTSTRAP)} bootstrap resamples)"
+            )
     else:
         out = _largest_n_out(data, kw, n_bootstrap, seed, workers)
         if "error" in out:
@@ -289,6 +314,69 @@ def _leave_one_budget_out(data, full, usable, kw, n_bootstrap, seed, window, wor
     }
 
 
+def _curve_rows(data, full, usable, kw, n_bootstrap):
+    """The curve law's leave-one-budget-out rows (module docstring), one per usable budget."""
+    import time
+
+    from analysis.curve_data import run_curves
+    from analysis.curve_predict import predict_final
+    from analysis.curves import CurveError, fit_curves
+
+    arr = data.arrays(kw["n_convention"], kw["flop_formula"])
+    groups = budget_groups(arr["C"], arr["budget"], full.meta.get("bin_dex", 0.1))
+    names = data.points["run_name"].to_numpy(str)
+    cluster = arr["cluster"] if arr["cluster"] is not None else names
+    source = (data.meta or {}).get("source")
+    try:
+        curves, _ = run_curves(source, data.loss_col, n_convention=kw["n_convention"])
+    except (OSError, TypeError, ValueError) as e:
+        return [{"approach": "curves", "held_out": "every budget", "error": f"no curves: {e}"}]
+    by_name = {c.run: c for c in curves}
+    largest = max(o["C"] for o in usable)
+    above = [o["flops_budget"] for o in full.optima if not o["used"] and o["C"] > largest]
+    rows: list[dict[str, Any]] = []
+    for o in sorted(usable, key=lambda o: o["C"]):
+        held = np.isclose(groups, o["flops_budget"], rtol=1e-9)
+        drop = held.copy()
+        if o["C"] == largest:
+            for b in above:
+                drop |= np.isclose(groups, b, rtol=1e-9)
+        row: dict[str, Any] = {"approach": "curves", "held_out": f"C = {o['C']:.3g}", "C": o["C"]}
+        row["largest"] = o["C"] == largest
+        row["kind"] = "extrapolation" if row["largest"] else "interpolation"
+        row["shared"] = [int(np.isin(cluster[held], cluster[~drop]).sum()), int(held.sum())]
+        fitted = [by_name[n] for n in names[~drop] if n in by_name]
+        targets = [by_name[n] for n in names[held] if n in by_name]
+        t0 = time.perf_counter()
+        try:
+            fit = fit_curves(fitted, "multi_power", n_bootstrap=n_bootstrap, level=LEVEL)
+            preds = [predict_final(fit, c.lrs, n_params=c.n_params, level=LEVEL) for c in targets]
+        except (CurveError, ValueError) as e:
+            rows.append({**row, "error": f"curve-law refit failed: {e}"})
+            continue
+        actual = [float(c.loss[-1]) for c in targets]  # the run's final val/loss, one run
+        pairs = list(zip(preds, actual, strict=True))
+        inside = [
+            bool(p["pi"][0] <= a <= p["pi"][1])
+            for p, a in pairs
+            if all(math.isfinite(x) for x in p["pi"])
+        ]
+        rows.append(
+            {
+                **row,
+                "runs_in_pi": [sum(inside), len(inside)],
+                "run_L_err": float(np.mean([p["value"] - a for p, a in pairs]))
+                if pairs
+                else math.nan,
+                "run_rel_errs": [p["value"] / a - 1 for p, a in pairs],
+                "n_fitted_curves": len(fitted),
+                "n_held_without_curve": int(held.sum()) - len(targets),  # < MIN_POINTS points
+                "fit_seconds": time.perf_counter() - t0,
+            }
+        )
+    return rows
+
+
 def _largest_n_out(data, kw, n_bootstrap, seed, workers):
     arr = data.arrays(kw["n_convention"], kw["flop_formula"])
     N = arr["N"]
@@ -369,8 +457,11 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             s["N_in_iv"] = sum(bool(r["N_in_iv"]) for r in ok)
             s["L_in_iv"] = sum(bool(r["L_in_iv"]) for r in ok)
             s["iv_na"] = sum(r["L_in_iv"] is None for r in ok)
-        if ok:
+        if ok and "L_err" in ok[0]:
             s["mean_abs_L_err"] = float(np.mean([abs(r["L_err"]) for r in ok]))
+        rel = [abs(x) for r in ok for x in r.get("run_rel_errs", [])]
+        if rel:  # the curve law: every held-out run's |relative error| of its final loss
+            s["median_abs_run_rel_err"] = float(np.median(rel))
         counts = [r["runs_in_pi"] for r in ok if "runs_in_pi" in r]
         if counts:
             k, m = sum(c[0] for c in counts), sum(c[1] for c in counts)

@@ -176,7 +176,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--curve-law",
         action="store_true",
         help="add a figure of every curve, the multi-power curve law's fit and each size's "
-        "final loss predicted from its first 30%% of steps (one fit per size)",
+        "final loss predicted from its first 30%% of steps (one fit per size), and the curve "
+        "law as a method of the leave-one-budget-out backtest",
     )
     r.set_defaults(func=_report)
 

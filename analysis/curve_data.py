@@ -80,7 +80,8 @@ def run_curves(
     runs = load_runs(root, warn=False)
     runs = runs[runs["status"] != "damaged"]
     by_name = {r["run_name"]: r for _, r in runs.iterrows()}
-    has_branches = set(runs["parent_run"].dropna())
+    # (no such column when every run is damaged)
+    has_branches = set(runs["parent_run"].dropna()) if "parent_run" in runs else set()
     rows_cache: dict[str, list[dict[str, Any]]] = {}
 
     def rows(name: str) -> list[dict[str, Any]]:
@@ -90,7 +91,7 @@ def run_curves(
 
     curves, skipped = [], []
     for name, r in sorted(by_name.items()):
-        if r["status"] not in statuses or (r["role"] == "trunk" and name in has_branches):
+        if r["status"] not in statuses or (r.get("role") == "trunk" and name in has_branches):
             continue
         own = rows(name)
         parent, pstep = r.get("parent_run"), r.get("parent_step")

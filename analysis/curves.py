@@ -81,6 +81,8 @@ _NAMES = {
     "multi_power": ("L0", "A", "alpha", "B", "C", "beta", "gamma"),
     "tissue": ("L0", "A", "alpha", "C"),
 }
+#: Coefficients of each law fitted to one run (a prediction interval needs more points than this).
+N_COEFFICIENTS = {law: len(names) for law, names in _NAMES.items()}
 _SIZE_DEPENDENT = {"multi_power": ("L0", "A", "B"), "tissue": ("L0", "A", "C")}
 _LOG_PARAMS = {"multi_power": ("A", "B", "C"), "tissue": ("A", "C")}
 _BOUNDS = {

@@ -43,6 +43,7 @@ LABELS = {
     "isoflop": "approach 2 (IsoFLOP)",
     "parametric": "approach 3 (parametric)",
     "kaplan": "Kaplan power laws",
+    "curves": "curve law (multi-power)",
 }
 # Published compute-optimal exponents (a: N_opt ∝ C^a, b: D_opt ∝ C^b): Hoffmann et al. 2022
 # Table 2 (their approaches 1, 2, 3) and Kaplan et al. 2020 Sec. 6.1 (0.73, 0.27).
@@ -229,7 +230,8 @@ def make_report(
         drop_off_trend: leave out the off-trend head of the budgets (``analysis.regime``'s
             rule) for every fit; the fit on all budgets is shown beside it.
         curve_law: add the loss-curve law's figure (``analysis.curve_plots``; one fit per
-            size, so minutes on a large sweep).
+            size, so minutes on a large sweep) and the law as a method of the
+            leave-one-budget-out backtest (``analysis.backtest``).
 
     Returns:
         Report (``Report.text()`` is the printable summary).
@@ -327,6 +329,7 @@ def make_report(
         seed=seed,
         window=window,
         workers=workers,
+        curve_law=curve_law,
     )
     sens = None
     if sensitivity:
@@ -588,6 +591,12 @@ def _forecast(rep: Report) -> _Section:
             l_cell = (
                 f"{r['L_pred']:.4f} vs {r['L_obs']:.4f} ({r['L_err']:+.4f}) {_yes_no(r['L_in_iv'])}"
             )
+        elif "run_rel_errs" in r:  # the curve law: each held-out run's final loss
+            n_cell = "–"
+            errs = ", ".join(f"{e:+.1%}" for e in r["run_rel_errs"])
+            l_cell = f"held-out runs' final loss: errors {errs} (mean {r['run_L_err']:+.4f})"
+            if r.get("n_held_without_curve"):
+                l_cell += f"; {r['n_held_without_curve']} run(s) with too short a curve"
         else:  # one held-out run against its one-run PI
             n_cell = "–"
             l_cell = (
@@ -626,6 +635,8 @@ def _forecast(rep: Report) -> _Section:
             )
         if "mean_abs_L_err" in s:
             parts.append(f"mean |loss error| {s['mean_abs_L_err']:.4f} nats")
+        if "median_abs_run_rel_err" in s:
+            parts.append(f"median |relative error| of a run {s['median_abs_run_rel_err']:.2%}")
         if "runs_in_pi" in s:
             k, m = s["runs_in_pi"]
             lo, hi = s["runs_in_pi_ci"]

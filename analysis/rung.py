@@ -16,6 +16,13 @@ shapes into runs and trains them; the ``scaling sweep forecast`` command joins t
    (``forecast_text``) and shown in the report's ``index.html``/``summary.md``, which
    ``analysis.report_pages.render_pages`` composes from what is in the report folder.
 
+4. ``curve_forecast`` (opt-in, ``scaling sweep forecast --curve-law``; issue 21): the loss-curve
+   law's forecast of the same runs *beside* approach 3's, recorded as ``forecast.json``'s
+   ``"curve_law"``: the multi-power law (Luo et al. 2025, ``analysis.curves``) fitted jointly
+   over N to every curve of the study's sweep, predicting each rung run's final loss on its
+   planned schedule at its N. It is shown, scored, and never used for the rung check: the check
+   is approach 3's, chosen and committed before the rung ran (``sweeps/defs/cpu_isoflop.py``).
+
 ``read_fit`` and ``rung_budget`` check the inputs before anything is planned; ``forecast_rows``
 turns the planned runs into the members' forecasts. ``sweeps.rung.forecast_rung`` is the one
 path through all of this: it asks this module what to train, plans once, trains, and scores.
@@ -283,6 +290,86 @@ def score_forecast(
     return out
 
 
+#: bootstrap refits of the curve law's rung forecast (each a joint fit; cost in docs/LOG.md)
+CURVE_BOOTSTRAP = 20
+
+
+def curve_forecast(
+    curves_root: str | Path,
+    members: list[dict[str, Any]],
+    schedules: dict[str, Any],
+    n_convention: str = "non_embedding",
+    law: str = "multi_power",
+    n_bootstrap: int = CURVE_BOOTSTRAP,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The curve law's forecast of the rung's members, beside approach 3's (module item 4).
+
+    Args:
+        curves_root: the study's sweep folder (complete runs' curves; ``analysis.curve_data``).
+        members: ``forecast_rows`` (``run_name``, ``n_params`` in ``n_convention``).
+        schedules: run name -> its planned per-step LRs, shape (T,) (``planned_lrs``).
+        n_convention: the N of the joint fit, as the approach-3 fit's.
+        law: ``"multi_power"`` (default) or ``"tissue"``.
+        n_bootstrap: bootstrap refits over trunk clusters (CI; the PI adds the residuals).
+        level: interval coverage.
+
+    Returns:
+        ``{"law", "n_curves", "skipped", "fit_seconds", "note", "members": [{"role",
+        "run_name", "n_params", "predicted_loss": {"value", "ci", "pi", "level", "note"},
+        "actual_loss": None}]}``; with no fit possible, ``{"law", "error"}`` instead (the rung
+        goes on).
+    """
+    import time
+
+    from analysis.curve_data import run_curves
+    from analysis.curve_predict import predict_final
+    from analysis.curves import CurveError, fit_curves
+
+    t0 = time.perf_counter()
+    curves, skipped = run_curves(curves_root, n_convention=n_convention)
+    try:
+        fit = fit_curves(curves, law, n_bootstrap=n_bootstrap, level=level)
+        rows = [
+            {
+                "role": m["role"],
+                "run_name": m["run_name"],
+                "n_params": m["n_params"],
+                "predicted_loss": predict_final(
+                    fit, schedules[m["run_name"]], n_params=m["n_params"], level=level
+                ),
+                "actual_loss": None,
+            }
+            for m in members
+        ]
+    except (CurveError, ValueError) as e:
+        return {"law": law, "error": f"no curve-law forecast: {e}"}
+    return {
+        "law": law,
+        "n_curves": len(curves),
+        "skipped": len(skipped),
+        "fit_seconds": time.perf_counter() - t0,
+        "n_bootstrap": n_bootstrap,
+        "note": "beside approach 3's; the rung check is approach 3's, chosen before the rung ran",
+        "members": rows,
+    }
+
+
+def score_curve_forecast(record: dict[str, Any] | None, actual: dict[str, float | None]):
+    """``curve_forecast``'s record with each member's actual loss, error and PI hit filled in.
+
+    Args:
+        record: ``curve_forecast``'s answer (or None).
+        actual: run name -> final ``val/loss`` (None when not trained).
+    """
+    if not record or "members" not in record:
+        return record
+    members = [
+        {**m, **_score(m["predicted_loss"], actual.get(m["run_name"]))} for m in record["members"]
+    ]
+    return {**record, "members": members}
+
+
 def write_forecast(path: str | Path, record: dict[str, Any]) -> Path:
     """Write ``record`` as JSON atomically (``rundir.write_json``); NaN is written as null."""
 
@@ -323,8 +410,27 @@ def forecast_text(record: dict[str, Any]) -> str:
             f"  headline 95% interval [{lo:.4f}, {hi:.4f}] ({record['headline_source']}): "
             f"actual {inside[record.get('inside_headline')]}"
         )
+    lines += _curve_lines(record.get("curve_law"))
     lines += [f"  warning: {w}" for w in record.get("shape_warnings") or []]
     return "\n".join(lines)
+
+
+def _curve_lines(curve: dict[str, Any] | None) -> list[str]:
+    # the curve law's forecast beside approach 3's (never the check)
+    if not curve:
+        return []
+    if "error" in curve:
+        return [f"  curve law ({curve['law']}): {curve['error']}"]
+    lines = [
+        f"  curve law beside it ({curve['law']}, joint fit to {curve['n_curves']} curves, "
+        f"{curve['n_bootstrap']} bootstrap refits, {curve['fit_seconds']:.1f} s; not the check, "
+        "which is approach 3's, chosen before the rung ran):"
+    ]
+    for m in curve["members"]:
+        lines.append("  " + _member_line(m))
+        if m["predicted_loss"].get("note"):
+            lines.append(f"          ({m['predicted_loss']['note']})")
+    return lines
 
 
 def _member_line(m: dict[str, Any]) -> str:

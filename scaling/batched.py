@@ -64,6 +64,7 @@ from scaling.train import (
     make_summary,
     open_run_dir,
     resolve_device,
+    stop_reason,
     tune_allocator,
 )
 
@@ -192,6 +193,7 @@ class _Member:
     step_row: int = 0
     status: str = "complete"
     diverged_step: int | None = None
+    stop_reason: str | None = None
     summary: RunSummary | None = None
 
 
@@ -387,6 +389,7 @@ def _train_members(
             wall_time_s=m.elapsed_before + now - t_start,
             diverged_step=m.diverged_step,
             n_train_tokens=data.info.n_train_tokens,
+            stop_reason=m.stop_reason,
         )
         rundir.write_summary(m.run_dir, m.summary.to_dict())
 
@@ -506,6 +509,14 @@ def _member_step(
         kept = rundir.step_checkpoint_path(m.run_dir, done)
         if rundir.checkpoint_problem(kept) is not None:
             checkpoint(m, done, m.elapsed_before + time.perf_counter() - t_start, kept)
-    if done % cfg.checkpoint_interval_steps == 0 or done == cfg.n_steps or keep:
+    periodic = done % cfg.checkpoint_interval_steps == 0
+    if periodic or done == cfg.n_steps or keep:
         checkpoint(m, done, m.elapsed_before + time.perf_counter() - t_start)
+    # a stop request (sweeps.early_stop), looked for at the steps train() looks: this member
+    # alone leaves with status "stopped", the others go on
+    if done < cfg.n_steps and (is_eval or periodic) and rundir.stop_requested(m.run_dir):
+        m.status, m.stop_reason = "stopped", stop_reason(m.run_dir)
+        if not (periodic or keep):
+            checkpoint(m, done, m.elapsed_before + time.perf_counter() - t_start)
+        return True
     return done == cfg.n_steps

@@ -19,7 +19,13 @@
   by a later step; branches start from them (``RunConfig.branch_from``). A branch's
   ``config.json`` adds ``"parent": {"run_name", "step", "checkpoint", "checkpoint_sha256"}``;
 - ``summary.json``: written last, atomically; its presence means the run ended
-  (``status`` ``"complete"`` or ``"diverged"``);
+  (``status`` ``"complete"``, ``"diverged"`` or ``"stopped"``: ended early on a stop request,
+  its ``stop_reason`` saying why; never fitted as complete);
+- ``stop_request.json``: written by a launcher's early-stopping monitor (``sweeps.early_stop``)
+  to ask a running run to stop: ``{"reason", "requested_at", ...}`` (what the monitor saw).
+  Training checks for it at every evaluation and checkpoint step, and ends the run there with a
+  checkpoint and ``status: "stopped"``. Removed (with the summary) when a stopped run is resumed
+  on request (``reopen_stopped``);
 - ``error.txt``: the traceback of a run that raised (written by the executor wrapper), removed
   when the run starts again.
 
@@ -55,9 +61,11 @@ CHECKPOINT = "checkpoint.pt"
 STEP_CHECKPOINT = "checkpoint-step{step}.pt"  # a trunk's kept checkpoint after step N
 SUMMARY = "summary.json"
 ERROR = "error.txt"
+STOP_REQUEST = "stop_request.json"  # asks a running run to stop early (sweeps.early_stop)
 SWEEP = "sweep.json"  # in the sweep's folder, beside its run directories
 
-RUN_STATES = ("pending", "incomplete", "complete", "diverged", "failed")
+RUN_STATES = ("pending", "incomplete", "complete", "diverged", "stopped", "failed")
+ENDED = ("complete", "diverged", "stopped")  # summary.json statuses
 
 
 class CheckpointError(ValueError):
@@ -230,8 +238,9 @@ def read_sweep(sweep_dir: str | Path) -> dict[str, Any] | None:
 def run_state(run_dir: str | Path) -> str:
     """State of a run directory, one of ``RUN_STATES``.
 
-    ``"complete"``/``"diverged"``: ``summary.json`` says so. ``"failed"``: ``error.txt`` and no
-    summary. ``"incomplete"``: ``config.json`` and no summary. ``"pending"``: none of these.
+    ``"complete"``/``"diverged"``/``"stopped"``: ``summary.json`` says so. ``"failed"``:
+    ``error.txt`` and no summary. ``"incomplete"``: ``config.json`` and no summary.
+    ``"pending"``: none of these.
 
     Raises:
         ValueError: ``summary.json`` is damaged (see ``read_summary``).
@@ -331,6 +340,62 @@ def write_error(run_dir: str | Path, text: str) -> None:
 def clear_error(run_dir: str | Path) -> None:
     """Remove ``error.txt`` if present (a run is starting again)."""
     (Path(run_dir) / ERROR).unlink(missing_ok=True)
+
+
+def write_stop_request(run_dir: str | Path, reason: str, **detail: Any) -> None:
+    """Ask the run training in ``run_dir`` to stop at its next evaluation or checkpoint step.
+
+    Writes ``stop_request.json`` atomically: ``{"reason", "requested_at", **detail}``. The run
+    then ends with ``status: "stopped"`` (``scaling.train``); a run that has ended ignores it.
+
+    Raises:
+        RunDirWriteError: the file could not be written.
+    """
+    doc = {
+        "reason": reason,
+        "requested_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **detail,
+    }
+    atomic_write_text(Path(run_dir) / STOP_REQUEST, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def read_stop_request(run_dir: str | Path) -> dict[str, Any] | None:
+    """``stop_request.json`` as a dict, or ``None`` when no stop was requested.
+
+    A damaged file still asks for a stop (``{"reason": "stop requested (stop_request.json
+    unreadable: ...)"}``): its presence is the request.
+    """
+    path = Path(run_dir) / STOP_REQUEST
+    try:
+        d = _read_json_object(path, "", key="reason")
+    except ValueError as e:
+        return {"reason": f"stop requested ({STOP_REQUEST} unreadable: {e})"}
+    return d
+
+
+def stop_requested(run_dir: str | Path) -> bool:
+    """True when ``stop_request.json`` exists (one ``stat``: cheap enough for every eval step)."""
+    return (Path(run_dir) / STOP_REQUEST).exists()
+
+
+def reopen_stopped(run_dir: str | Path) -> bool:
+    """Make a stopped run resumable: remove its ``summary.json`` and ``stop_request.json``.
+
+    The run's ``checkpoint.pt`` (written at the stop step) and ``metrics.jsonl`` are kept, so the
+    next launch resumes it where it stopped. Runs with another status are left untouched.
+
+    Returns:
+        True when the run was stopped and is now resumable.
+
+    Raises:
+        ValueError: ``summary.json`` is damaged (see ``read_summary``).
+    """
+    summary = read_summary(run_dir)
+    if summary is None or summary.get("status") != "stopped":
+        return False
+    (Path(run_dir) / SUMMARY).unlink()
+    (Path(run_dir) / STOP_REQUEST).unlink(missing_ok=True)
+    return True
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:

@@ -25,6 +25,13 @@ group with an ``lr_multiplier``, such as muP's hidden matrices, used that multip
 ``elapsed_s`` the wall time since the run first started (summed over resumed segments). A loss
 or gradient norm that is not finite stops the run as diverged before the update is applied.
 
+Early stopping on request: at every evaluation and checkpoint step the loop looks for
+``stop_request.json`` in the run directory (``scaling.rundir``; written by a launcher's
+monitor, ``sweeps.early_stop``; ``train`` never decides this itself). If present, the run writes
+a checkpoint and ends there with ``status: "stopped"`` and the request's ``stop_reason`` in
+``summary.json``: never ``"complete"``, so no fit reads it as a finished point. In a
+data-parallel run rank 0 reads the file and all ranks agree through one all-reduce.
+
 Units: losses are mean cross-entropy in nats per token; ``val/bpb`` is bits per byte,
 ``val/loss / (ln 2 * bytes_per_token)`` (``null`` for token files without a ``scaling prepare``
 manifest, whose bytes per token are unknown); ``flops`` are counted training FLOPs (Hoffmann
@@ -67,7 +74,8 @@ class RunSummary:
     ``val/bpb``; every other key is the attribute name.
 
     Attributes:
-        status: ``"complete"`` or ``"diverged"``.
+        status: ``"complete"``, ``"diverged"`` or ``"stopped"`` (ended early on a stop
+            request; ``stop_reason`` says why).
         step: last optimizer step done (``n_steps`` when complete).
         n_steps: planned optimizer steps.
         n_tokens: tokens actually trained, ``step * batch_size_tokens``.
@@ -115,6 +123,8 @@ class RunSummary:
             fraction of an epoch leaves some text unseen and some seen twice). Muennighoff et
             al. 2023 (Fig. 3) find up to ~4 epochs cost little loss. ``None`` in summaries
             written before this field existed.
+        stop_reason: why a ``"stopped"`` run was stopped (the stop request's ``reason``), else
+            ``None``.
     """
 
     status: str
@@ -155,6 +165,7 @@ class RunSummary:
     parent_run: str | None = None
     parent_step: int | None = None
     epochs: float | None = None
+    stop_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json`` content (contract keys)."""
@@ -182,6 +193,7 @@ def make_summary(
     diverged_step: int | None,
     world_size: int = 1,
     n_train_tokens: int | None = None,
+    stop_reason: str | None = None,
 ) -> RunSummary:
     """Assemble the ``RunSummary`` of a run that stopped after ``step`` optimizer steps.
 
@@ -233,6 +245,7 @@ def make_summary(
         parent_run=parent.run_name if parent is not None else None,
         parent_step=parent.step if parent is not None else None,
         epochs=n_tokens / n_train_tokens if n_train_tokens else None,
+        stop_reason=stop_reason,
     )
 
 
@@ -282,6 +295,28 @@ def _is_eval_step(done: int, cfg: RunConfig) -> bool:
     # or this is the last step
     b, e = cfg.batch_size_tokens, cfg.eval_interval_tokens
     return done == cfg.n_steps or (done * b) // e > ((done - 1) * b) // e
+
+
+def stop_now(run_dir: Path, env: distributed.DistEnv, device: str) -> bool:
+    """True when a stop was requested (``stop_request.json``); all data-parallel ranks agree.
+
+    Rank 0 alone reads the run directory; with several processes one all-reduce shares its
+    answer, so every rank leaves the loop at the same step.
+    """
+    asked = env.is_main and rundir.stop_requested(run_dir)
+    if not env.enabled:
+        return asked
+    import torch
+
+    flag = torch.tensor(float(asked), device=device)
+    distributed.all_reduce_sum(flag, env)
+    return bool(flag.item() > 0)
+
+
+def stop_reason(run_dir: Path) -> str:
+    """The stop request's reason for ``summary.json`` (``"stop requested"`` when it has none)."""
+    request = rundir.read_stop_request(run_dir) or {}
+    return str(request.get("reason") or "stop requested")
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> RunSummary:
@@ -658,8 +693,15 @@ def _train_loop(
                 kept = rundir.step_checkpoint_path(run_dir, done)
                 if rundir.checkpoint_problem(kept) is not None:
                     checkpoint(done, elapsed_before + time.perf_counter() - t_start, kept)
-            if is_main and (done % cfg.checkpoint_interval_steps == 0 or done == n_steps or keep):
+            periodic = done % cfg.checkpoint_interval_steps == 0
+            if is_main and (periodic or done == n_steps or keep):
                 checkpoint(done, elapsed_before + time.perf_counter() - t_start)
+            # a stop request (sweeps.early_stop), looked for at evaluation and checkpoint steps
+            if done < n_steps and (is_eval or periodic) and stop_now(run_dir, dist_env, device):
+                status = "stopped"
+                if is_main and not (periodic or keep):
+                    checkpoint(done, elapsed_before + time.perf_counter() - t_start)
+                break
     except BaseException:
         bar.close()
         logger.close("interrupted")
@@ -679,6 +721,7 @@ def _train_loop(
         diverged_step=diverged_step,
         world_size=dist_env.world_size,
         n_train_tokens=data.info.n_train_tokens,
+        stop_reason=stop_reason(run_dir) if status == "stopped" and is_main else None,
     )
     if is_main:
         rundir.write_summary(run_dir, summary.to_dict())

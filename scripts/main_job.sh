@@ -13,6 +13,11 @@
 #      The forecaster the rung is judged by is pre-registered in sweeps/defs/cpu_isoflop.py
 #      (third edition: the rung at 3 x 3.2e12 = 9.6e12 FLOPs; a test keeps RUNG_FACTOR's default
 #      equal to that file's RUNG_FACTOR).
+#      `--curve-law` (issue 21): the report adds the loss-curve law's figure and the law as one
+#      more method of its leave-one-budget-out backtest, and the rung's forecast.json records
+#      the curve law's forecast beside approach 3's, made before the rung trains. The rung
+#      CHECK stays approach 3's (pre-registered); the curve law's forecast is shown, not used.
+#      Cost: ~19 s of CPU (docs/LOG.md, issue 21).
 # Environment: RUNS_DIR (default runs), REPORT_DIR (default reports/cpu_isoflop), BOOTSTRAP (200),
 # RUNG_FACTOR (3), RUNG_NEIGHBOURS (unset: the optimum only).
 set -euo pipefail
@@ -28,8 +33,8 @@ scaling sweep plan cpu_isoflop
 echo; echo "== launch (local executor) =="
 scaling sweep launch cpu_isoflop --executor local --runs-dir "$runs_dir"
 echo; echo "== report =="
-scaling report --runs-dir "$runs_dir/cpu_isoflop" --out "$report_dir" --bootstrap "${BOOTSTRAP:-200}" --n-convention non_embedding
+scaling report --runs-dir "$runs_dir/cpu_isoflop" --out "$report_dir" --bootstrap "${BOOTSTRAP:-200}" --n-convention non_embedding --curve-law
 echo; echo "== forecast rung: predicted vs actual =="
 scaling sweep forecast cpu_isoflop --fit "$report_dir/fit_parametric.json" --runs-dir "$runs_dir" \
-  --out "$report_dir" --factor "${RUNG_FACTOR:-3}" ${RUNG_NEIGHBOURS:+--neighbours}
+  --out "$report_dir" --factor "${RUNG_FACTOR:-3}" ${RUNG_NEIGHBOURS:+--neighbours} --curve-law
 echo; echo "main job done in $(( $(date +%s) - start )) s; open $report_dir/index.html"

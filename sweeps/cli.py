@@ -76,6 +76,38 @@ def register(subparsers: Any) -> None:
         help="also train LR variants (0.5x, 2x) of the best point of the smallest and largest "
         "budgets, found among the finished runs in --runs-dir (sweeps.lr_check)",
     )
+    es = pl.add_argument_group("early stopping (opt-in; sweeps.early_stop states the rule)")
+    es.add_argument(
+        "--early-stop",
+        action="store_true",
+        help="local, or slurm without --no-wait: stop a run once its predicted final val/loss "
+        "is worse than a neighbour's (same point_key: its LR and seed variants) by more than "
+        "its prediction interval; it ends with status 'stopped' and is never fitted",
+    )
+    es.add_argument(
+        "--early-stop-fraction",
+        type=float,
+        default=0.3,
+        help="fraction of its planned steps a run trains before it may be stopped (default 0.3)",
+    )
+    es.add_argument(
+        "--early-stop-law",
+        choices=("tissue", "multi_power"),
+        default="tissue",
+        help="curve law that predicts (default tissue: a PI from 5 points; multi_power needs 8)",
+    )
+    es.add_argument(
+        "--early-stop-interval",
+        type=float,
+        default=30.0,
+        help="seconds between two checks of the running runs (default 30)",
+    )
+    es.add_argument(
+        "--resume-stopped",
+        action="store_true",
+        help="resume runs an earlier launch stopped early (default: a stopped run is ended and "
+        "skipped)",
+    )
     g = pl.add_argument_group("slurm")
     g.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
     g.add_argument("--gpus-per-node", type=int, help="GPUs per node for each run (count)")
@@ -135,6 +167,12 @@ def register(subparsers: Any) -> None:
     )
     pf.add_argument(
         "--neighbours", action="store_true", help="also train 0.5x and 2x the N at the same C"
+    )
+    pf.add_argument(
+        "--curve-law",
+        action="store_true",
+        help="also forecast the rung with the multi-power loss-curve law fitted to the sweep's "
+        "curves, shown beside approach 3's (the check stays approach 3's)",
     )
     pf.add_argument("--executor", choices=("debug", "local"), default="local")
     pf.add_argument("--parallel", type=int, help="local: concurrent runs (default: CPU cores)")
@@ -323,6 +361,18 @@ def _launch(args: argparse.Namespace) -> int:
             "slurm_args": extra or None,
         }
         slurm = {k: v for k, v in slurm.items() if v is not None}
+    early_stop = None
+    if args.early_stop:
+        from sweeps.early_stop import EarlyStopRule
+
+        try:
+            early_stop = EarlyStopRule(
+                min_fraction=args.early_stop_fraction,
+                law=args.early_stop_law,
+                interval_s=args.early_stop_interval,
+            )
+        except ValueError as e:
+            raise LaunchError(f"--early-stop: {e}") from None
     spec = _load(args.sweep)
     planned = None
     if args.lr_check:  # the study's runs (finished ones are skipped) and the LR variants
@@ -339,6 +389,8 @@ def _launch(args: argparse.Namespace) -> int:
         wait=not args.no_wait,
         group_size=args.group_size,
         planned=planned,
+        early_stop=early_stop,
+        resume_stopped=args.resume_stopped,
         **slurm,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
@@ -351,6 +403,8 @@ def _launch(args: argparse.Namespace) -> int:
     for o in result.outcomes:
         if o.status == "failed":
             print(f"  failed {o.run_name}: {o.error}", file=sys.stderr)
+        elif o.status == "stopped":
+            print(f"  stopped early {o.run_name}", file=sys.stderr)
     return 0 if result.ok or (args.no_wait and args.executor == "slurm") else 1
 
 
@@ -384,6 +438,7 @@ def _forecast(args: argparse.Namespace) -> int:
         factor=args.factor,
         flops=args.flops,
         neighbours=args.neighbours,
+        curve_law=args.curve_law,
         executor=args.executor,
         parallel=args.parallel,
         progress=not args.no_progress,

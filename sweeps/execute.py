@@ -65,7 +65,8 @@ class RunOutcome:
     Attributes:
         run_name: the run directory's name.
         run_dir: the run directory (string path).
-        status: ``"complete"``, ``"diverged"``, ``"failed"`` (``error`` holds the last line of
+        status: ``"complete"``, ``"diverged"``, ``"stopped"`` (ended early on a stop request,
+            ``sweeps.early_stop``), ``"failed"`` (``error`` holds the last line of
             the traceback), ``"running"`` (lock held elsewhere; nothing done) or ``"skipped"``
             (already finished before this call; nothing done).
         wall_s: seconds this call took (including imports and data loading).
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     Several run directories (``RUN_DIR RUN_DIR ...``) with a JSON list of their configs train as
     one batch (``run_group``); the exit code is then 0 once every member is recorded.
 
-    Exit codes: 0 complete/diverged/skipped, 1 failed (``error.txt`` written), 75 lock held.
+    Exit codes: 0 complete/diverged/stopped/skipped, 1 failed (``error.txt`` written), 75 lock held.
     """
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 1:

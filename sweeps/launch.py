@@ -27,6 +27,13 @@ trunk lost a checkpoint an unfinished branch needs (``check_trunk_checkpoints``)
 
 Relaunching a finished sweep does no training work and submits nothing; an incomplete run
 resumes from its checkpoint; a failed run (``error.txt``) is retried.
+
+Early stopping (opt-in, ``early_stop=EarlyStopRule()``; ``sweeps.early_stop`` states the rule):
+the local pool loop and the Slurm wait loop call an ``EarlyStopMonitor``, which writes
+``stop_request.json`` into a run whose predicted final loss is worse than a neighbour's by more
+than its PI; the run ends at its next evaluation with ``status: "stopped"``. A stopped run is
+ended: a relaunch skips it unless ``resume_stopped=True``, which makes it resume from the
+checkpoint written where it stopped.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 
 from scaling import __version__, rundir
 from sweeps import batches, workers
+from sweeps.early_stop import EarlyStopMonitor, EarlyStopRule
 from sweeps.execute import (
     EXIT_RUNNING,
     LaunchError,
@@ -100,8 +108,10 @@ class LaunchResult:
 
     @property
     def ok(self) -> bool:
-        """True when every run is finished (complete, diverged or skipped as finished)."""
-        return all(o.status in ("complete", "diverged", "skipped") for o in self.outcomes)
+        """True when every run is finished (complete, diverged, stopped early or skipped)."""
+        return all(
+            o.status in ("complete", "diverged", "stopped", "skipped") for o in self.outcomes
+        )
 
 
 def _versions() -> dict[str, Any]:
@@ -177,6 +187,7 @@ def _run_local(
     log_dir: Path,
     local_start: str = "forkserver",
     groups: list[list[int]] | None = None,
+    monitor: EarlyStopMonitor | None = None,
 ) -> list[RunOutcome]:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -190,7 +201,9 @@ def _run_local(
     active: dict[int, tuple[workers.RunProcess, float, Path]] = {}
     with progress_bar(len(todo), progress, f"runs (local x{parallel})") as bar:
         try:
-            _pool_loop(todo, pending, active, results, parallel, env, log_dir, bar, start, members)
+            _pool_loop(
+                todo, pending, active, results, parallel, env, log_dir, bar, start, members, monitor
+            )
         finally:  # Ctrl-C or an error in the launcher: do not leave orphan trainers behind
             for proc, _, _ in active.values():
                 proc.terminate()
@@ -209,12 +222,14 @@ def _pool_loop(
     bar: Any,
     start: Any,
     members: dict[int, list[int]] | None = None,
+    monitor: EarlyStopMonitor | None = None,
 ) -> None:
     """Keep ``parallel`` run processes busy until ``pending`` and ``active`` are empty.
 
     ``start(cfg_dict, run_dir, log_path, env)`` starts one (``sweeps.workers``). ``members``
     maps a batch's first run (in ``pending``) to all its runs (``sweeps.batches``): one process
-    trains them, and its exit gives each member's outcome.
+    trains them, and its exit gives each member's outcome. ``monitor`` (early stopping) is
+    polled every turn; it checks at most every ``rule.interval_s``.
     """
     members = members or {}
     while pending or active:
@@ -237,6 +252,8 @@ def _pool_loop(
                 proc = start(run.config.to_dict(), run_dir, log_path, env)
             active[i] = (proc, t0, log_path)
         time.sleep(0.05)
+        if monitor is not None and active:
+            monitor.poll()
         for i, code in [(i, p.poll()) for i, (p, _, _) in list(active.items())]:
             if code is None:
                 continue
@@ -347,6 +364,8 @@ def launch(
     local_start: str = "forkserver",
     group_size: int | None = None,
     planned: list[PlannedRun] | None = None,
+    early_stop: EarlyStopRule | None = None,
+    resume_stopped: bool = False,
     **slurm_kwargs: Any,
 ) -> LaunchResult:
     """Plan and run a sweep; finished runs are skipped, incomplete ones resume.
@@ -375,6 +394,11 @@ def launch(
             ``spec.group_size``, else the device's default (1 on CPU, where batching measured
             no gain; 8 on CUDA; on Slurm with ``device="auto"``, CUDA when ``gpus_per_node``
             is given); 1 trains every run alone. Data-parallel runs are never batched.
+        early_stop: local, and Slurm with ``wait``: stop runs early by this rule
+            (``sweeps.early_stop``); ``None`` (default): never.
+        resume_stopped: resume runs an earlier launch stopped early (their summary and stop
+            request are removed first; they continue from the checkpoint at the stop step);
+            default: a stopped run is ended and skipped like a complete one.
 
     Returns:
         A ``LaunchResult``; ``result.ok`` is True when every run finished.
@@ -383,8 +407,9 @@ def launch(
         PlanError: the plan has invalid runs (nothing is started).
         LaunchError: unknown executor, Slurm options given to another executor, bad values
             (a group size that is not a positive integer), a group size above 1 with
-            ``nodes * tasks_per_node > 1``, or ``nodes * tasks_per_node`` that does not divide
-            a run's micro-batches per step.
+            ``nodes * tasks_per_node > 1``, ``nodes * tasks_per_node`` that does not divide
+            a run's micro-batches per step, or ``early_stop`` with the debug executor or a
+            Slurm launch that does not wait.
     """
     t0 = time.perf_counter()
     if executor not in EXECUTORS:
@@ -397,6 +422,11 @@ def launch(
         batches.check_group_size(group_size)
     except ValueError as e:
         raise LaunchError(str(e)) from None
+    if early_stop is not None and (executor == "debug" or (executor == "slurm" and not wait)):
+        raise LaunchError(
+            "early stopping needs a launcher that watches its runs: use executor='local', or "
+            "'slurm' without --no-wait (the debug executor trains one run at a time)"
+        )
     if local_start not in workers.STARTERS:
         raise LaunchError(f"local_start must be one of {workers.STARTERS}, got {local_start!r}")
     params = slurm_parameters(**slurm_kwargs) if executor == "slurm" else {}
@@ -416,6 +446,8 @@ def launch(
     queued = live_slurm_jobs(sweep_dir) if executor == "slurm" else {}
     for run in runs:
         run_dir = sweep_dir / run.run_name
+        if resume_stopped and not lock_held(run_dir):
+            rundir.reopen_stopped(run_dir)  # asked: a stopped run resumes where it stopped
         finished = _finished_outcome(run, run_dir)
         if finished is not None:
             outcomes[run.run_name] = finished
@@ -430,6 +462,7 @@ def launch(
 
     job_ids: list[str] = []
     jobs: list[Any] = []
+    monitor = EarlyStopMonitor(sweep_dir, runs, early_stop) if early_stop is not None else None
     if todo:
         # same-shape runs share a process (a local worker, a Slurm array task): sweeps.batches
         groups = batches.group_runs([r.config for r, _ in todo], size)
@@ -439,10 +472,12 @@ def launch(
             done = _run_debug(todo, progress, groups)
         elif executor == "local":
             n_workers = parallel or usable_cores()
-            done = _run_local(todo, n_workers, progress, sweep_dir / ".logs", local_start, groups)
+            done = _run_local(
+                todo, n_workers, progress, sweep_dir / ".logs", local_start, groups, monitor
+            )
         else:
             done, job_ids, jobs = run_slurm(
-                todo, sweep_dir, params, progress, wait, poll_s, queued, groups
+                todo, sweep_dir, params, progress, wait, poll_s, queued, groups, monitor
             )
         for o in done:
             outcomes[o.run_name] = o

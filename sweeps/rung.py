@@ -104,6 +104,7 @@ def forecast_rung(
     executor: str = "local",
     parallel: int | None = None,
     progress: bool = True,
+    curve_law: bool = False,
 ) -> RungResult:
     """Train the rung the approach-3 fit in ``fit_path`` names and score its forecast.
 
@@ -118,6 +119,9 @@ def forecast_rung(
         executor: ``"debug"`` or ``"local"`` (``sweeps.launch.launch``).
         parallel: local executor: concurrent runs.
         progress: progress bar.
+        curve_law: also forecast the rung with the loss-curve law fitted to the sweep's curves
+            (``analysis.rung.curve_forecast``), recorded beside approach 3's as
+            ``forecast.json``'s ``"curve_law"``; the check stays approach 3's.
 
     Raises:
         FileNotFoundError, ValueError: a bad fit or budget (``analysis.rung.read_fit``,
@@ -151,7 +155,16 @@ def forecast_rung(
         by_shape[key] = r
     rows = arung.forecast_rows(fit, members, by_shape)
     path = Path(out) / "forecast.json"
-    first = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
+    curve = None
+    if curve_law:  # before training, as approach 3's: nothing of the rung is seen
+        from analysis.curve_data import planned_lrs
+
+        schedules = {r.run_name: planned_lrs(r.config.to_dict()) for r in by_shape.values()}
+        curve = arung.curve_forecast(
+            Path(runs_dir) / spec.name, rows, schedules, n_convention=fit.n_convention
+        )
+    extra = {"shape_warnings": shape_notes, **({"curve_law": curve} if curve else {})}
+    first = {**arung.score_forecast(fit, c, rows, str(fit_path)), **extra}
     first.update(rung_intervals(Path(out) / "limits.json", first))
     arung.write_forecast(path, first)  # before training
     result = launch(
@@ -161,7 +174,11 @@ def forecast_rung(
         summary = rundir.read_summary(result.sweep_dir / row["run_name"]) or {}
         if summary.get("status") == "complete":
             row["actual_loss"] = summary.get("val/loss")
-    record = {**arung.score_forecast(fit, c, rows, str(fit_path)), "shape_warnings": shape_notes}
+    if curve:
+        extra["curve_law"] = arung.score_curve_forecast(
+            curve, {row["run_name"]: row["actual_loss"] for row in rows}
+        )
+    record = {**arung.score_forecast(fit, c, rows, str(fit_path)), **extra}
     record.update(rung_intervals(Path(out) / "limits.json", record))
     arung.write_forecast(path, record)
     return RungResult(record, path, render_pages(out), result)

@@ -200,6 +200,7 @@ def run_slurm(
     poll_s: float,
     queued: dict[str, str] | None = None,
     groups: list[list[int]] | None = None,
+    monitor: Any = None,
 ) -> tuple[list[RunOutcome], list[str], list[Any]]:
     """Submit ``todo`` (trunks and plain runs first, WSD branches in a dependent second array).
 
@@ -211,6 +212,7 @@ def run_slurm(
         ``todo[i]`` (a batch's members share theirs), ``jobs`` holds each submitted task once.
         Outcomes are ``"submitted"`` when not ``wait``ing, else what each job returned
         (``"failed"`` with ``error.txt`` written when a job died without returning).
+        ``monitor`` (``sweeps.early_stop``) is polled while waiting.
     """
     # WSD branches go in a SECOND job array that depends on the first (--dependency=afterany on
     # the trunks' array and on live trunk jobs of earlier launches), not one job per branch with
@@ -264,6 +266,8 @@ def run_slurm(
                 results.update(zip(unit, outs, strict=True))
                 bar.update(len(unit))
             if len(results) < len(todo):
+                if monitor is not None:
+                    monitor.poll()
                 time.sleep(poll_s)
     return [results[i] for i in range(len(todo))], job_ids, jobs
 

@@ -1,7 +1,8 @@
 """Per-run state of a sweep, read from the run directories only.
 
 States come from ``scaling.rundir.run_state`` (``pending``, ``incomplete``, ``complete``,
-``diverged``, ``failed``), plus ``running`` when a process holds the run's lock
+``diverged``, ``stopped`` (ended early by ``sweeps.early_stop``, its reason as detail),
+``failed``), plus ``running`` when a process holds the run's lock
 (``sweeps.execute.lock_held``) and ``queued`` when the run's latest Slurm job (from
 ``slurm_jobs.jsonl``) is pending or requeued per ``squeue``. Incomplete runs report their last
 logged step; failed runs the last line of ``error.txt``. A run whose files are damaged (a
@@ -38,6 +39,7 @@ STATES = (
     "incomplete",
     "failed",
     "diverged",
+    "stopped",
     "complete",
     "damaged",
 )
@@ -82,12 +84,12 @@ def run_status(run_dir: str | Path, n_steps: int, queued_job: str | None = None)
     run_dir = Path(run_dir)
     try:
         state = rundir.run_state(run_dir)
-        summary = rundir.read_summary(run_dir) if state in ("complete", "diverged") else None
+        summary = rundir.read_summary(run_dir) if state in rundir.ENDED else None
         step = int(summary["step"]) if summary is not None else None
     except (ValueError, KeyError, TypeError) as e:  # a damaged summary.json
         detail = str(e) if isinstance(e, ValueError) else f"summary.json lacks a 'step' ({e})"
         return RunStatus(run_dir.name, "damaged", None, n_steps, detail)
-    if state not in ("complete", "diverged"):
+    if state not in rundir.ENDED:
         if lock_held(run_dir):
             state = "running"
         elif queued_job is not None:
@@ -95,6 +97,10 @@ def run_status(run_dir: str | Path, n_steps: int, queued_job: str | None = None)
     details = []
     if state == "queued":
         details.append(f"Slurm job {queued_job}")
+    if state == "stopped":
+        details.append(str(summary.get("stop_reason") or "stopped early") if summary else "")
+    elif summary is None and rundir.stop_requested(run_dir):
+        details.append("stop requested (stops at its next evaluation)")
     if state == "failed":
         text = (run_dir / rundir.ERROR).read_text(errors="replace").strip().splitlines()
         last = next((ln for ln in reversed(text) if ln.strip()), None)

@@ -135,3 +135,51 @@ def test_seed_means_get_the_interval_of_a_seed_mean():
     # a 4-seed mean's noise is half of one run's; the estimation error is the same
     assert lo1 < lo4 < hi4 < hi1
     assert math.log(hi4 / lo4) < 0.8 * math.log(hi1 / lo1)
+
+
+def test_curve_law_is_a_method_of_the_leave_one_budget_out_backtest(tmp_path, monkeypatch):
+    # issue 21: with curve_law=True each usable budget gets a curve-law row whose refit saw only
+    # the other budgets' curves and which predicts every held-out run's final loss
+    import warnings
+
+    import analysis.curves
+    from analysis.fit_inputs import data_from_runs
+    from analysis.synthetic import write_synthetic_sweep
+
+    sweep = write_synthetic_sweep(tmp_path, n_models=5, n_log=8, budgets=(3e13, 1e14, 3e14))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = data_from_runs(sweep)
+    fitted_sets = []
+    real_fit = analysis.curves.fit_curves
+
+    def spy(curves, *args, **kwargs):  # the real fit, recording which runs it saw
+        fitted_sets.append({c.run for c in curves})
+        return real_fit(curves, *args, **kwargs)
+
+    monkeypatch.setattr(analysis.curves, "fit_curves", spy)
+    out = backtest_forecasts(
+        data, n_convention="non_embedding", flop_formula="counted", n_bootstrap=0, curve_law=True
+    )
+    rows = [r for r in out["rows"] if r["approach"] == "curves"]
+    budget = dict(zip(data.points["run_name"], data.points["flops_budget"], strict=True))
+    assert [r["C"] for r in rows] == sorted(r["C"] for r in rows) and len(rows) == 3
+    assert len(fitted_sets) == 3
+    for r, seen in zip(rows, fitted_sets, strict=True):
+        held = {n for n, b in budget.items() if np.isclose(b, r["C"], rtol=0.05)}
+        assert held and not held & seen  # the held-out runs never reach the refit
+        assert seen == set(budget) - held and r["n_fitted_curves"] == len(seen)
+        assert r["runs_in_pi"][1] == len(r["run_rel_errs"]) == len(held)
+        assert r["n_held_without_curve"] == 0
+        assert all(math.isfinite(e) for e in r["run_rel_errs"])
+    assert out["summary"]["curves"]["median_abs_run_rel_err"] > 0
+    assert "curve law" in out["note"]
+    # the report's held-out section shows the rows (the main job runs `report --curve-law`)
+    from types import SimpleNamespace
+
+    from analysis.report import _forecast
+
+    sec = _forecast(SimpleNamespace(forecast=out))
+    cells = [row for row in sec.table[1] if row[1] == "curve law (multi-power)"]
+    assert len(cells) == 3 and all("held-out runs' final loss" in row[4] for row in cells)
+    assert any("median |relative error| of a run" in p for p in sec.paragraphs)

@@ -192,14 +192,24 @@ def test_branched_sweep_then_rung_end_to_end(tmp_path, fit_file, capsys):
     from analysis.fit_inputs import data_from_runs
     from sweeps.launch import launch
 
-    spec = load_sweep("smoke_wsd")
+    # smoke_wsd with an evaluation every 8 steps, so the curve law (issue 21) has curves of 5+
+    # points; the CLI loads the definition from its file
+    defn = tmp_path / "smoke_wsd_dense.py"
+    defn.write_text(
+        "import dataclasses\nfrom sweeps.registry import load_sweep\n\n\ndef sweep():\n"
+        "    spec = load_sweep('smoke_wsd')\n"
+        "    base = spec.base.replace(eval_interval_tokens=8 * spec.base.batch_size_tokens)\n"
+        "    return dataclasses.replace(spec, base=base)\n"
+    )
+    spec = load_sweep(defn)
     result = launch(spec, tmp_path, executor="debug", progress=False)
     assert result.ok and result.counts == {"complete": 6}  # 2 trunks + 4 branches
     data = data_from_runs(tmp_path / "smoke_wsd")
     assert len(data.points) == 4 and set(data.points["role"]) == {"branch"}
     assert set(data.curves["role"]) == {"trunk", "branch"}  # trunk curves kept for approach 1
-    cmd = ["sweep", "forecast", "smoke_wsd", "--fit", str(fit_file), "--runs-dir", str(tmp_path)]
-    assert main([*cmd, "--out", str(tmp_path), "--executor", "debug", "--no-progress"]) == 0
+    cmd = ["sweep", "forecast", str(defn), "--fit", str(fit_file), "--runs-dir", str(tmp_path)]
+    cmd += ["--out", str(tmp_path), "--executor", "debug", "--no-progress", "--curve-law"]
+    assert main(cmd) == 0
     record = json.loads((tmp_path / "forecast.json").read_text())
     rung = tmp_path / "smoke_wsd-rung"
     cfg = rundir.read_config(rung / record["run_name"])["config"]
@@ -209,4 +219,18 @@ def test_branched_sweep_then_rung_end_to_end(tmp_path, fit_file, capsys):
     assert trunk["role"] == "trunk" and trunk["val/loss"] != summary["val/loss"]
     assert record["actual_loss"] == summary["val/loss"]
     assert record["n_tokens"] == summary["n_tokens"]
-    assert "forecast rung at C" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "forecast rung at C" in out
+    # --curve-law: the curve law's forecast of the same rung run beside approach 3's, scored on
+    # the same actual loss; the check itself stays approach 3's
+    curve = record["curve_law"]
+    assert "error" not in curve, curve
+    assert curve["law"] == "multi_power" and curve["n_curves"] >= 2
+    assert curve["n_curves"] + curve["skipped"] == 4  # the 4 branches (a short one: < 5 points)
+    (m,) = curve["members"]
+    assert m["run_name"] == record["run_name"] and m["actual_loss"] == record["actual_loss"]
+    p = m["predicted_loss"]
+    assert p["pi"][0] < p["value"] < p["pi"][1]
+    assert m["rel_error"] == pytest.approx(p["value"] / m["actual_loss"] - 1)
+    assert record["fit"]["approach"] == "parametric"
+    assert "curve law beside it (multi_power" in out and "not the check" in out

@@ -449,3 +449,32 @@ def test_batches_are_one_array_task_each_with_member_locks_taken_in_the_job(
                     assert row[key] == value
     third = launch(spec, tmp_path / "slurm", executor="slurm", progress=False)
     assert third.n_submitted == 0 and third.job_ids == []  # idempotent: nothing reaches Slurm
+
+
+def test_early_stop_stops_the_bad_run_of_a_slurm_array(slurm_cluster, tmp_path, tiny_corpus):
+    # the monitor runs in the launcher's wait loop; the request reaches the job through the run
+    # directory; the job ends "stopped" (issue 21; tests/test_early_stop.py for the local path)
+    from test_early_stop import N_STEPS, _good_bad, lr_pair_spec
+
+    from sweeps.early_stop import EarlyStopRule
+
+    # longer runs and an earlier judgement than the local test: each poll of the wait loop asks
+    # Slurm about every job (sacct), so the monitor gets a turn every second or two
+    n_steps = 2 * N_STEPS  # margin: under load a 600-step run was first judged at step ~560
+    spec = lr_pair_spec(tiny_corpus, name="es_slurm", n_steps=n_steps)
+    good, bad = _good_bad(spec)
+    result = launch(
+        spec,
+        tmp_path,
+        executor="slurm",
+        progress=False,
+        timeout_min=TIMEOUT_MIN,
+        poll_s=0.5,
+        early_stop=EarlyStopRule(min_fraction=0.15, interval_s=0.5),
+    )
+    status = {o.run_name: o.status for o in result.outcomes}
+    assert status == {good.run_name: "complete", bad.run_name: "stopped"}, result.outcomes
+    summary = rundir.read_summary(tmp_path / spec.name / bad.run_name)
+    assert summary["status"] == "stopped" and summary["step"] < n_steps
+    states = {s.run_name: s.state for s in sweep_status(spec, tmp_path)}
+    assert states[bad.run_name] == "stopped"

@@ -31,6 +31,7 @@ CONTRACT_SUMMARY_KEYS = {
     "world_size", "diverged_step", "seed", "lr", "n_layers", "d_model", "n_heads", "d_mlp",
     "vocab_size", "seq_len", "sweep_name", "point_key", "epochs",
     "flops_marginal", "role", "parent_run", "parent_step",  # WSD lineage (issue 9)
+    "stop_reason",  # early stopping (issue 21): why a "stopped" run stopped, else null
 }  # fmt: skip
 ROW_KEYS = {
     "step",
