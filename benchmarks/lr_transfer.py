@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/lr_transfer.py --quick   # 96 runs per seed x 3 seeds (~75 min
+    .venv/bin/python benchmarks/lr_transfer.py --quick   # 96 runs per seed x 3 seeds (~90 min
                                                          # on 2 shared cores, 2026-12-03)
     .venv/bin/python benchmarks/lr_transfer.py --quick --seeds 0   # issue 10's one-seed grid
     .venv/bin/python benchmarks/lr_transfer.py           # the full grid (hours on 2 cores)
