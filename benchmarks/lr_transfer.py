@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/lr_transfer.py --quick   # 88 runs per seed x 3 seeds (~21 min of
-                                                         # CPU on 2 quiet cores, estimated)
+    .venv/bin/python benchmarks/lr_transfer.py --quick   # 96 runs per seed x 3 seeds (~90 min
+                                                         # on 2 shared cores, 2026-12-03)
     .venv/bin/python benchmarks/lr_transfer.py --quick --seeds 0   # issue 10's one-seed grid
     .venv/bin/python benchmarks/lr_transfer.py           # the full grid (hours on 2 cores)
 
@@ -17,8 +17,8 @@ validation loss (16,384 fixed tokens). Models: GPT with 4 heads (so
 
 - Width (quick): ``d_model`` 32, 64, 128, 256 (8x) at 2 layers, SP against muP with base width 32
   (``MupLR``: the same LR at every width), 200 steps (204,800 tokens).
-- Depth (quick): CompleteP at ``d_model`` 64 (its base width), 2, 4, 8 layers (4x) with base
-  depth 2, 200 steps.
+- Depth (quick): CompleteP at ``d_model`` 64 (its base width), 2, 4, 8, 16 layers (8x) with
+  base depth 2, 200 steps (depth 16 added by issue 20; issue 10 ran 2-8).
 - LRs (quick): 8 values a factor 2 apart, 2^-10 .. 2^-3 (9.8e-4 .. 0.125).
 - Full mode: widths 32..512 (16x), depths 2..16 (8x, and muP at the same depths for
   comparison), 11 LRs 2^-12 .. 2^-2, 600 steps.
@@ -74,7 +74,7 @@ class Grid:
     mup_depths: bool  # also run muP (no depth rule) over the depths, for comparison
 
 
-QUICK = Grid((32, 64, 128, 256), (2, 4, 8), tuple(range(-10, -2)), 200, False)
+QUICK = Grid((32, 64, 128, 256), (2, 4, 8, 16), tuple(range(-10, -2)), 200, False)
 FULL = Grid((32, 64, 128, 256, 512), (2, 4, 8, 16), tuple(range(-12, -1)), 600, True)
 
 

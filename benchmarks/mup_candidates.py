@@ -15,9 +15,10 @@ reading were written in docs/LOG.md before the run):
 - ``mup_refwd``: ``mup`` with EleutherAI/nanoGPT-mup's weight decay: hidden matrices ``lambda``
   (ours ``lambda m``), token and position embeddings ``lambda`` (ours 0).
 - ``mup_emblr``: ``mup`` with the embeddings' LR ``eta / m`` like the hidden matrices.
-- ``mup_init2``: ``mup`` with every matrix's init std doubled (sigma 0.04).
+- ``mup_init2``: ``mup`` with every matrix's init std doubled: ``ModelConfig.init_std`` = 0.04
+  (sigma, the practitioner's guide's base-width init tunable).
 
-These what-ifs edit the built model's parameter groups (or the init scale) here, in the
+The weight-decay and LR what-ifs edit the built model's parameter groups here, in the
 experiment, and leave ``scaling/parametrization.py`` alone. Last line:
 ``mup_candidates: steps=S best=arm@width:loss,...``: each arm's best seed-mean loss over its LRs.
 """
@@ -49,6 +50,8 @@ LR_EXPONENTS = {
 def model_cfg(arm: str, width: int) -> ModelConfig:
     """The arm's shape: 2 layers, 4 heads, ``d_mlp = 4 d_model``, untied readout."""
     extra = {} if arm == "sp" else {"parametrization": "mup", "base_d_model": BASE_WIDTH}
+    if arm == "mup_init2":
+        extra["init_std"] = 2 * parametrization.INIT_STD
     return ModelConfig(
         n_layers=2, d_model=width, n_heads=4, d_mlp=4 * width, seq_len=SEQ_LEN, **extra
     )
@@ -84,13 +87,7 @@ def final_loss(arm: str, width: int, seed: int, lr: float, n_steps: int, data) -
     """Final validation loss of one arm's run (``nan`` when it diverges)."""
     cfg = model_cfg(arm, width)
     rc = run_config(cfg, seed, n_steps, lr)
-    std = parametrization.INIT_STD
-    if arm == "mup_init2":
-        parametrization.INIT_STD = 2 * std
-    try:
-        side = Side("ours", None, cfg, seed, rc.optim)
-    finally:
-        parametrization.INIT_STD = std
+    side = Side("ours", None, cfg, seed, rc.optim)
     regroup(arm, side, cfg, rc.optim)
     for step in range(n_steps):
         loss = side.step(*get_batch(data, rc, step, 0), lr_at(step, n_steps, rc.optim), 1.0)

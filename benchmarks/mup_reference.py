@@ -194,7 +194,7 @@ def _reference(ref, cfg: ModelConfig, optim: OptimConfig):
         n_embd=cfg.d_model,
         dropout=0.0,
         bias=False,
-        init_std=0.02,
+        init_std=cfg.init_std,
         mup_enabled=p != "sp",
         mup_width_multiplier=cfg.d_model / (cfg.base_d_model or cfg.d_model),
     )

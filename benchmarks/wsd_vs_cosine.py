@@ -32,7 +32,18 @@ where Z = FLOPs of trunks plus branches / FLOPs of the cosine runs (ideal with f
 A figure (``--out``/wsd_vs_cosine.png): left, the WSD trunks with their branches (val loss vs
 FLOPs); right, final loss vs tokens for both schedules per shape.
 
-Usage: python benchmarks/wsd_vs_cosine.py [--quick] [--runs-dir DIR] [--out DIR]
+At their own optima (``--own-optima``, issue 20, design in ``docs/LOG.md`` D2): each schedule
+is swept over ``--lr-multipliers`` (default 1/4, 1/2, 1, 2, 4) of the rule's LR with ``--seeds``
+(default 0 1) at every point; WSD gets one trunk per (shape, LR, seed). Per (shape, tokens)
+pair and schedule, "best" is the lowest seed-mean final loss over the LR grid (a grid point;
+flagged when it lies at the grid's edge), and the pair's dloss is best WSD - best cosine.
+Approach 3 is then fitted to each set of best points (WSD clustered by the trunk its best came
+from), with the compute-optimal exponents a = beta/(alpha+beta), b = alpha/(alpha+beta)
+(Hoffmann et al. 2022, Eq. 4) and their CIs. ``flops_ratio`` is still all WSD trunks and branches
+over all cosine runs (the same for every LR and seed). ``--widths`` cuts the shapes.
+
+Usage: python benchmarks/wsd_vs_cosine.py [--quick] [--own-optima] [--widths W ...]
+[--runs-dir DIR] [--out DIR]
 ``--quick`` (48-384 steps of 1024 tokens; under 6 minutes on 2 uncontended cores) vs the
 default (4x the tokens). The machine may be shared: wall times are noisy; the load average
 is printed.
@@ -60,8 +71,20 @@ WIDTHS = (32, 48, 64)
 DEPTH = 2
 
 
-def sweeps(quick: bool) -> tuple[GridSweep, GridSweep]:
-    """The cosine sweep and the WSD sweep over the same 12 (N, D) points."""
+def sweeps(
+    quick: bool,
+    widths: tuple[int, ...] = WIDTHS,
+    lr_multipliers: tuple[float, ...] = (1.0,),
+    seeds: tuple[int, ...] = (0,),
+) -> tuple[GridSweep, GridSweep]:
+    """The cosine sweep and the WSD sweep over the same (N, D) points (12 by default).
+
+    Args:
+        quick: 48-384 steps per point (else 4x).
+        widths: the shapes' ``d_model`` (a cut of ``WIDTHS``).
+        lr_multipliers: multipliers of ``WidthScaledLR``'s LR, every one run for both schedules.
+        seeds: seeds per (point, LR).
+    """
     n_min_steps = 48 if quick else 192
     batch = 1024
     base = RunConfig(
@@ -79,8 +102,10 @@ def sweeps(quick: bool) -> tuple[GridSweep, GridSweep]:
     )
     common = dict(
         base=base,
-        widths=WIDTHS,
+        widths=tuple(widths),
         depths=(DEPTH,),
+        lr_multipliers=tuple(lr_multipliers),
+        seeds=tuple(seeds),
         d_head=16,
         n_tokens=tuple(batch * n_min_steps * 2**k for k in range(4)),
         lr_rule=WidthScaledLR(base_lr=1.5e-2, base_d_model=32),
@@ -97,6 +122,43 @@ def _final(sweep_dir: Path, runs: list) -> dict:
     for r in runs:
         s = rundir.read_summary(sweep_dir / r.run_name)
         out[r.run_name] = s
+    return out
+
+
+def best_of_grid(runs: list, summaries: dict) -> dict:
+    """Per (d_model, n_tokens): the seed-mean final loss at each LR and the best LR on the grid.
+
+    Args:
+        runs: planned runs of one schedule (trunks are skipped).
+        summaries: ``{run_name: summary}`` with ``"val/loss"`` (nats/token).
+
+    Returns:
+        ``{(d_model, n_tokens): {"lr", "loss", "edge", "curve": {lr: (mean, [per seed])},
+        "n_params_total"}}``; ``edge`` is True when the best LR is the grid's smallest or
+        largest. A point where any seed's loss is missing or not finite is NaN at that LR.
+    """
+    by_point: dict = {}
+    for r in runs:
+        if r.role == "trunk":
+            continue
+        key = (r.config.model.d_model, r.config.n_tokens)
+        loss = summaries[r.run_name].get("val/loss")
+        loss = float(loss) if loss is not None else float("nan")
+        p = by_point.setdefault(key, {"n_params_total": r.n_params_total, "seeds": {}})
+        p["seeds"].setdefault(r.config.optim.lr, []).append(loss)
+    out = {}
+    for key, p in by_point.items():
+        lrs = sorted(p["seeds"])
+        curve = {lr: (float(np.mean(p["seeds"][lr])), p["seeds"][lr]) for lr in lrs}
+        finite = [lr for lr in lrs if np.isfinite(curve[lr][0])]
+        best = min(finite, key=lambda lr: curve[lr][0]) if finite else float("nan")
+        out[key] = {
+            "lr": best,
+            "loss": curve[best][0] if finite else float("nan"),
+            "edge": len(lrs) > 1 and best in (lrs[0], lrs[-1]),
+            "curve": curve,
+            "n_params_total": p["n_params_total"],
+        }
     return out
 
 
@@ -119,7 +181,7 @@ def _ci(fit, name: str) -> tuple[float, float, float]:
     return getattr(fit, name), lo, hi
 
 
-def _figure(runs_dir: Path, pairs: list[dict], out: Path) -> Path:
+def _figure(runs_dir: Path, pairs: list[dict], out: Path, widths: tuple[int, ...]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,15 +194,15 @@ def _figure(runs_dir: Path, pairs: list[dict], out: Path) -> Path:
     curves = load_curves(runs_dir / "wsd")
     plot_loss_curves(curves, ax=ax0)
     ax0.set_title("WSD trunks (solid) and cooldown branches (dashed)")
-    colors = {w: c for w, c in zip(WIDTHS, ("C0", "C1", "C2"), strict=True)}
-    for w in WIDTHS:
+    colors = {w: f"C{i}" for i, w in enumerate(widths)}
+    for w in widths:
         ps = sorted((p for p in pairs if p["d_model"] == w), key=lambda p: p["n_tokens"])
         x = [p["n_tokens"] for p in ps]
         ax1.plot(x, [p["cosine"] for p in ps], "o-", color=colors[w], label=f"d{w} cosine")
         ax1.plot(x, [p["wsd"] for p in ps], "s--", color=colors[w], label=f"d{w} WSD branch")
     ax1.set_xscale("log")
     ax1.set_xlabel("D (training tokens)")
-    ax1.set_ylabel("final val/loss (nats/token)")
+    ax1.set_ylabel("final val/loss (nats/token; best seed-mean over the LR grid)")
     ax1.set_title("final loss: cosine runs vs WSD branches")
     ax1.legend(fontsize=7)
     fig.tight_layout()
@@ -149,20 +211,62 @@ def _figure(runs_dir: Path, pairs: list[dict], out: Path) -> Path:
     return path
 
 
+def _print_exponents(f_cos, f_wsd: dict) -> None:
+    """alpha, beta, a, b of both fits with their CIs, and whether they agree."""
+    for name in ("alpha", "beta", "a", "b"):
+        c, c_lo, c_hi = _ci(f_cos, name)
+        w, w_lo, w_hi = _ci(f_wsd["rows"], name)
+        _, k_lo, k_hi = _ci(f_wsd["clusters"], name)
+        overlap = max(c_lo, w_lo) <= min(c_hi, w_hi)
+        print(
+            f"approach 3 {name}: cosine {c:.3f} [{c_lo:.3f}, {c_hi:.3f}]; WSD {w:.3f} "
+            f"[{w_lo:.3f}, {w_hi:.3f}] (rows), [{k_lo:.3f}, {k_hi:.3f}] (trunk clusters); "
+            f"row CIs overlap: {overlap}; each estimate inside the other's CI: "
+            f"{c_lo <= w <= c_hi and w_lo <= c <= w_hi}"
+        )
+    print(f"approach 3 E: cosine {f_cos.E:.3f}, WSD {f_wsd['rows'].E:.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="48-384 steps per point (< 6 min)")
+    ap.add_argument(
+        "--own-optima",
+        action="store_true",
+        help="sweep each schedule's LR (--lr-multipliers) with --seeds; compare best vs best",
+    )
+    ap.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS), help="d_model values")
+    ap.add_argument(
+        "--lr-multipliers",
+        type=float,
+        nargs="+",
+        default=[0.25, 0.5, 1.0, 2.0, 4.0],
+        help="--own-optima: multipliers of the rule's LR",
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="--own-optima: seeds")
     ap.add_argument("--runs-dir", help="where the runs go (default: a temporary folder)")
     ap.add_argument("--out", default=".", help="folder for the figure")
     ap.add_argument("--parallel", type=int, default=2, help="local workers")
     ap.add_argument("--bootstrap", type=int, default=200, help="approach-3 bootstrap resamples")
     args = ap.parse_args()
+    bad = [w for w in args.widths if w <= 0 or w % 16]
+    if bad:
+        ap.error(f"--widths must be positive multiples of the head width 16, got {bad}")
+    if any(not m > 0 for m in args.lr_multipliers):
+        ap.error(f"--lr-multipliers must be positive, got {args.lr_multipliers}")
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="wsd_vs_cosine-"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}  (2 cores; other jobs may be running)")
-    cosine, wsd = sweeps(args.quick)
+    mults, seeds = (
+        (tuple(args.lr_multipliers), tuple(args.seeds)) if args.own_optima else ((1.0,), (0,))
+    )
+    cosine, wsd = sweeps(args.quick, tuple(args.widths), mults, seeds)
     p_cos, p_wsd = plan(cosine), plan(wsd)
+    print(
+        f"runs: cosine {len(p_cos)}, WSD {len(p_wsd)} (trunks and branches); widths "
+        f"{args.widths}, LR multipliers {list(mults)}, seeds {list(seeds)}"
+    )
     walls = {}
     for spec in (cosine, wsd):
         t0 = time.perf_counter()
@@ -172,30 +276,42 @@ def main() -> int:
             bad = [(o.run_name, o.status, o.error) for o in res.outcomes if o.status != "complete"]
             print(f"{spec.name}: runs did not finish: {bad}", file=sys.stderr)
             return 1
-    s_cos, s_wsd = _final(runs_dir / "cosine", p_cos), _final(runs_dir / "wsd", p_wsd)
-    by_point = {(r.config.model.d_model, r.config.n_tokens): s_cos[r.run_name] for r in p_cos}
+    b_cos = best_of_grid(p_cos, _final(runs_dir / "cosine", p_cos))
+    b_wsd = best_of_grid(p_wsd, _final(runs_dir / "wsd", p_wsd))
     pairs = []
-    for r in p_wsd:
-        if r.role != "branch":
-            continue
-        c = by_point[(r.config.model.d_model, r.config.n_tokens)]
-        w = s_wsd[r.run_name]
+    for (d_model, n_tokens), w in sorted(b_wsd.items()):
+        c = b_cos[(d_model, n_tokens)]
         pairs.append(
             {
-                "d_model": r.config.model.d_model,
-                "n_tokens": r.config.n_tokens,
-                "lr": r.config.optim.lr,
-                "cosine": c["val/loss"],
-                "wsd": w["val/loss"],
-                "dloss": w["val/loss"] - c["val/loss"],
+                "d_model": d_model,
+                "n_tokens": n_tokens,
+                "lr": c["lr"],
+                "lr_wsd": w["lr"],
+                "cosine": c["loss"],
+                "wsd": w["loss"],
+                "dloss": w["loss"] - c["loss"],
+                "edge": ("cos " if c["edge"] else "") + ("wsd" if w["edge"] else ""),
                 "n_params_total": w["n_params_total"],
             }
         )
-    print(f"{'d_model':>7} {'n_tokens':>9} {'lr':>8} {'cosine':>8} {'wsd':>8} {'wsd-cos':>8}")
+    if args.own_optima:
+        print("seed-mean final val loss per LR (cosine | WSD):")
+        for key in sorted(b_cos):
+            cc, ww = b_cos[key]["curve"], b_wsd[key]["curve"]
+            print(
+                f"  d{key[0]} D={key[1]}: "
+                + " ".join(f"{lr:.3g}:{v[0]:.4f}" for lr, v in cc.items())
+                + " | "
+                + " ".join(f"{lr:.3g}:{v[0]:.4f}" for lr, v in ww.items())
+            )
+    print(
+        f"{'d_model':>7} {'n_tokens':>9} {'lr_cos':>8} {'cosine':>8} {'lr_wsd':>8} {'wsd':>8} "
+        f"{'wsd-cos':>8}  best at grid edge"
+    )
     for p in pairs:
         print(
             f"{p['d_model']:>7} {p['n_tokens']:>9} {p['lr']:>8.3g} {p['cosine']:>8.4f} "
-            f"{p['wsd']:>8.4f} {p['dloss']:>+8.4f}"
+            f"{p['lr_wsd']:>8.3g} {p['wsd']:>8.4f} {p['dloss']:>+8.4f}  {p['edge']}"
         )
     t_cos, t_wsd = plan_totals(p_cos), plan_totals(p_wsd)
     assert t_wsd["flops_from_scratch"] == t_cos["flops_total"]  # the same points
@@ -205,29 +321,22 @@ def main() -> int:
         f" (ratio {flops_ratio:.3f}); wall: cosine {walls['cosine']:.0f}s, WSD {walls['wsd']:.0f}s"
         f" (ratio {walls['wsd'] / walls['cosine']:.2f}), {args.parallel} workers"
     )
-    # approach 3 on both point sets
+    signed = np.array([p["dloss"] for p in pairs])
+    n_lower = int((signed < 0).sum())
+    print(
+        f"WSD lower in {n_lower} of {len(pairs)} pairs; signed mean dloss (WSD - cosine) "
+        f"{signed.mean():+.4f}"
+    )
+    # approach 3 on both point sets (a trunk cluster: the shape and the LR the best came from)
     cos_points = [dict(p, **{"val/loss": p["cosine"]}) for p in pairs]
     wsd_points = [dict(p, **{"val/loss": p["wsd"]}) for p in pairs]
-    trunks = [str(p["d_model"]) for p in pairs]  # one trunk per shape here
+    trunks = [f"{p['d_model']}/{p['lr_wsd']:g}" for p in pairs]
     f_cos = _fit(cos_points, None, args.bootstrap)["rows"]
     f_wsd = _fit(wsd_points, trunks, args.bootstrap)
-    agree = {}
-    for name in ("alpha", "beta"):
-        c, c_lo, c_hi = _ci(f_cos, name)
-        w, w_lo, w_hi = _ci(f_wsd["rows"], name)
-        _, k_lo, k_hi = _ci(f_wsd["clusters"], name)
-        overlap = max(c_lo, w_lo) <= min(c_hi, w_hi)
-        agree[name] = overlap
-        print(
-            f"approach 3 {name}: cosine {c:.3f} [{c_lo:.3f}, {c_hi:.3f}]; WSD {w:.3f} "
-            f"[{w_lo:.3f}, {w_hi:.3f}] (rows), [{k_lo:.3f}, {k_hi:.3f}] (3 trunk clusters); "
-            f"row CIs overlap: {overlap}; each estimate inside the other's CI: "
-            f"{c_lo <= w <= c_hi and w_lo <= c <= w_hi}"
-        )
-    print(f"approach 3 E: cosine {f_cos.E:.3f}, WSD {f_wsd['rows'].E:.3f}")
-    fig = _figure(runs_dir, pairs, out)
+    _print_exponents(f_cos, f_wsd)
+    fig = _figure(runs_dir, pairs, out, tuple(args.widths))
     print(f"figure: {fig}; runs: {runs_dir}")
-    d = np.abs([p["dloss"] for p in pairs])
+    d = np.abs(signed)
     print(
         f"wsd_vs_cosine: pairs={len(pairs)} mean_abs_dloss={d.mean():.4f} "
         f"max_abs_dloss={d.max():.4f} flops_ratio={flops_ratio:.3f}"

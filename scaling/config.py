@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,12 @@ class ModelConfig:
             (there the width rules equal SP's); must be omitted for ``sp``.
         base_n_layers: ``completep``: the depth at which the hyperparameters were tuned; must
             be omitted otherwise.
+        init_std: sigma, the base initialisation standard deviation (default 0.02, GPT-2's);
+            every matrix's init std is sigma times its parametrization's factor (the table in
+            ``scaling.parametrization``). Under muP / CompleteP it is the base width's init,
+            a tunable at ``base_d_model`` like the LR (Dey, Anthony & Hestness 2024, "The
+            practitioner's guide to muP", sigma_base). Positive and finite; left out of
+            ``config.json`` at its default.
     """
 
     n_layers: int
@@ -112,8 +119,17 @@ class ModelConfig:
     parametrization: Parametrization = field(default="sp", metadata=OMIT_IF_DEFAULT)
     base_d_model: int | None = field(default=None, metadata=OMIT_IF_DEFAULT)
     base_n_layers: int | None = field(default=None, metadata=OMIT_IF_DEFAULT)
+    init_std: float = field(default=0.02, metadata=OMIT_IF_DEFAULT)
 
     def __post_init__(self) -> None:
+        _require(
+            isinstance(self.init_std, (int, float))
+            and not isinstance(self.init_std, bool)
+            and math.isfinite(self.init_std)
+            and self.init_std > 0,
+            f"ModelConfig.init_std must be a positive finite number (sigma, default 0.02), "
+            f"got {self.init_std!r}",
+        )
         _require(
             isinstance(self.family, str)
             and (self.family in BUILTIN_FAMILIES or USER_FAMILY_RE.fullmatch(self.family)),

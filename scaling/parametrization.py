@@ -13,8 +13,11 @@ One table holds every rule; the model and the optimizer ask this module and hold
   stops depending on the depth as well.
 
 Symbols: ``m_N = d_model / base_d_model`` (width multiplier), ``m_L = n_layers / base_n_layers``
-(depth multiplier), ``alpha = 1`` (``DEPTH_ALPHA``), ``sigma = 0.02`` (``INIT_STD``), ``eta`` the
-configured peak LR, ``eps`` Adam's epsilon, ``lambda`` the weight decay, ``L = n_layers``.
+(depth multiplier), ``alpha = 1`` (``DEPTH_ALPHA``), ``sigma`` the base init std
+(``ModelConfig.init_std``, default 0.02 = ``INIT_STD``, GPT-2's), ``eta`` the configured peak
+LR, ``eps`` Adam's epsilon, ``lambda`` the weight decay, ``L = n_layers``. Under muP and
+CompleteP, sigma is the base width's init, a tunable there like eta (Dey, Anthony & Hestness
+2024, "The practitioner's guide to muP", sigma_base); every other width inherits it.
 
 ========================  ===============  =====================  =================================
 quantity / role           sp               mup                    completep
@@ -111,7 +114,7 @@ if TYPE_CHECKING:  # torch is imported lazily: config.json and analysis stay tor
 
 PARAMETRIZATIONS = ("sp", "mup", "completep")
 ROLES = ("hidden", "readout", "embedding", "vector", "block_vector")
-INIT_STD = 0.02  # sigma: GPT-2 / nanoGPT initialisation scale
+INIT_STD = 0.02  # default sigma (ModelConfig.init_std): GPT-2 / nanoGPT initialisation scale
 DEPTH_ALPHA = 1.0  # CompleteP's alpha (Dey et al. 2025): residual multiplier m_L^-alpha
 READOUT_NAMES = ("lm_head", "output")  # module names of the unembedding Linear
 _LAYER_INDEX = re.compile(r"\.\d+\.")  # "blocks.3.ln_1.weight": inside residual block 3
@@ -155,12 +158,14 @@ class Rules:
         depth_multiplier: ``m_L = n_layers / base_n_layers`` (1 for SP and muP).
         init_depth: ``L`` in the ``sigma / sqrt(2L)`` init of residual outputs: ``n_layers``,
             or ``base_n_layers`` for CompleteP.
+        sigma: the base init std (``ModelConfig.init_std``; default ``INIT_STD`` = 0.02).
     """
 
     name: str
     width_multiplier: float
     depth_multiplier: float
     init_depth: int
+    sigma: float = INIT_STD
 
     def _scale(self, exponents: tuple[float, float]) -> float:
         a, b = exponents
@@ -181,8 +186,12 @@ class Rules:
         return self._scale(_RESIDUAL[self.name])
 
     def init_std(self, role: str, *, residual_proj: bool = False) -> float:
-        """Initial standard deviation of a matrix of ``role`` (``vector``s are 1 / 0 instead)."""
-        std = INIT_STD * self._scale(_TABLE[self.name]["init"][role])
+        """Initial standard deviation of a matrix of ``role`` (``vector``s are 1 / 0 instead).
+
+        ``sigma`` times the role's factor in the table (module docstring), times
+        ``1 / sqrt(2 init_depth)`` for residual outputs (GPT-2, Radford et al. 2019, Sec. 2.3).
+        """
+        std = self.sigma * self._scale(_TABLE[self.name]["init"][role])
         return std / math.sqrt(2 * self.init_depth) if residual_proj else std
 
     def lr_multiplier(self, role: str) -> float:
@@ -215,6 +224,7 @@ def rules(model_cfg: ModelConfig) -> Rules:
         width_multiplier=model_cfg.d_model / base_d,
         depth_multiplier=model_cfg.n_layers / base_l,
         init_depth=base_l if name == "completep" else model_cfg.n_layers,
+        sigma=model_cfg.init_std,
     )
 
 
@@ -224,6 +234,7 @@ def inherited_fields(model_cfg: ModelConfig) -> dict[str, Any]:
         "parametrization": model_cfg.parametrization,
         "base_d_model": model_cfg.base_d_model,
         "base_n_layers": model_cfg.base_n_layers,
+        "init_std": model_cfg.init_std,
     }
 
 

@@ -37,6 +37,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "parametrization": ("model", "parametrization"),
     "base_d_model": ("model", "base_d_model"),
     "base_n_layers": ("model", "base_n_layers"),
+    "init_std": ("model", "init_std"),
     "data_source": ("data", "source"),
     "data_path": ("data", "path"),
     "data_val_path": ("data", "val_path"),
@@ -117,6 +118,11 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument("--base-d-model", type=int, help="mup/completep: width the LR was tuned at")
     m.add_argument("--base-n-layers", type=int, help="completep: depth the LR was tuned at")
+    m.add_argument(
+        "--init-std",
+        type=float,
+        help="sigma, the base init std (default 0.02); mup/completep: tune it at the base width",
+    )
 
     d = p.add_argument_group("data")
     d.add_argument(

@@ -391,3 +391,76 @@ def test_llama_takes_the_same_rules_as_gpt2():
                                    base_n_layers=None))  # fmt: skip
     assert (sp.output_multiplier, sp.residual_multiplier) == (1.0, 1.0)
     assert sp.attn_scale == 1 / math.sqrt(64)
+
+
+# -- sigma (ModelConfig.init_std): the base-width init tunable -----------------------------------
+_PARAMETRIZATIONS = [
+    {},
+    {"parametrization": "mup", "base_d_model": 16},
+    {"parametrization": "completep", "base_d_model": 16, "base_n_layers": 1},
+]
+
+
+@pytest.mark.parametrize("changes", _PARAMETRIZATIONS)
+def test_init_std_scales_every_matrix_of_every_role(changes):
+    # sigma multiplies every role's init std in the table (embedding, hidden, residual output,
+    # readout); vectors keep 1 / 0. Doubling sigma is exact in floating point, so from the same
+    # seed every matrix must be exactly twice the default's and every vector equal.
+    cfg = _model_cfg(**changes)  # m_N = 2 (and m_L = 2) away from the base shape
+    base, doubled = _build(cfg), _build(dataclasses.replace(cfg, init_std=2 * INIT_STD))
+    roles = set()
+    emb_ids = parametrization._embedding_ids(base)
+    for (name, p), (_, q) in zip(base.named_parameters(), doubled.named_parameters(), strict=True):
+        role = parametrization.role_of(name, p, emb_ids)
+        roles.add(role)
+        assert torch.equal(q, 2 * p if p.ndim == 2 else p), name
+    assert roles >= {"embedding", "hidden", "readout", "vector", "block_vector"}
+    r, r2 = parametrization.rules(cfg), parametrization.rules(doubled.cfg)
+    for role in ("embedding", "hidden", "readout"):
+        for resid in (False, True):
+            want = 2 * r.init_std(role, residual_proj=resid)
+            assert r2.init_std(role, residual_proj=resid) == pytest.approx(want, rel=1e-15)
+    described = parametrization.describe(RunConfig(model=doubled.cfg))["groups"]
+    assert described["hidden"]["init_std"] == pytest.approx(2 * r.init_std("hidden"))
+
+
+@pytest.mark.parametrize("changes", _PARAMETRIZATIONS[1:])
+def test_default_init_std_draws_the_table_with_sigma_002(changes):
+    # the default leaves the init exactly as before the field existed: the table written out
+    # with sigma = 0.02 (m_N = 2; CompleteP freezes the residual init at L_base = 1)
+    cfg = _model_cfg(**changes)
+    model = _build(cfg)
+    torch.manual_seed(5)
+    model.reset_parameters()
+    new = {n: p.detach().clone() for n, p in model.named_parameters()}
+    init_l = 1 if cfg.parametrization == "completep" else cfg.n_layers
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                std = INIT_STD if name == "lm_head" else 0.02 / math.sqrt(2)
+                if getattr(module, "is_residual_proj", False):
+                    std = std / math.sqrt(2 * init_l)
+                module.weight.normal_(0.0, std)
+            elif isinstance(module, torch.nn.Embedding):
+                module.weight.normal_(0.0, 0.02)
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, new[n]), n
+
+
+def test_init_std_is_omitted_at_its_default_and_round_trips():
+    cfg = RunConfig(model=_model_cfg(parametrization="mup", base_d_model=16))
+    assert "init_std" not in cfg.to_dict()["model"]  # old run names and hashes unchanged
+    tuned = cfg.replace(model=dataclasses.replace(cfg.model, init_std=0.04))
+    d = json.loads(tuned.to_json())
+    assert d["model"]["init_std"] == 0.04
+    assert RunConfig.from_dict(d) == tuned and RunConfig.from_dict(d) != cfg
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.02, math.nan, math.inf, "0.02", True, None])
+def test_bad_init_std_names_the_field(bad):
+    with pytest.raises(ConfigError, match=r"ModelConfig.init_std must be a positive finite"):
+        _model_cfg(init_std=bad)
