@@ -29,6 +29,7 @@ from typing import Any
 from scaling import rundir
 from scaling.batched import group_key
 from scaling.config import RunConfig
+from sweeps.spec import check_group_size
 
 BATCHES_JSONL = "batches.jsonl"
 #: runs per batch on a CUDA device when no group size is given (not measured here: no GPU)
@@ -54,25 +55,6 @@ def default_group_size(cfg: RunConfig, cuda: bool | None = None) -> int:
             cuda = torch.cuda.is_available()
         device = "cuda" if cuda else "cpu"
     return CUDA_GROUP_SIZE if device == "cuda" else CPU_GROUP_SIZE
-
-
-def check_group_size(group_size: object, field: str = "--group-size") -> None:
-    """Refuse a group size that is not a positive integer (``None`` means the default).
-
-    Args:
-        group_size: the value to check.
-        field: how the error names where the value came from (the flag, or a spec's field).
-
-    Raises:
-        ValueError: naming ``field`` and the fix.
-    """
-    if group_size is not None and (
-        not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1
-    ):
-        raise ValueError(
-            f"{field} must be a positive integer (runs per batch; 1 trains every run "
-            f"alone), got {group_size!r}"
-        )
 
 
 def resolve_group_size(

@@ -25,7 +25,6 @@ run is listed with its reason, and ``expand()`` raises ``PlanError`` holding all
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -38,10 +37,24 @@ from scaling.families import default_d_mlp
 from scaling.shapes import NConvention, ShapeRule, ShapeRuleError, count_params
 from sweeps.branching import WsdBranches, branch_configs, check_lineage
 from sweeps.lr import FixedLR, LRRule, LRRuleError
+from sweeps.names import config_hash, point_key, run_name, sci_notation, shape_tag
 
 
 class SweepSpecError(ValueError):
     """The sweep specification itself is malformed (names the field and the fix)."""
+
+
+def check_group_size(group_size: object, field: str = "--group-size") -> None:
+    """Refuse a group size (runs per batch) that is not a positive integer; ``None`` is the default.
+
+    Raises:
+        SweepSpecError: naming ``field`` (the flag, or a spec's field) and the fix.
+    """
+    if group_size is not None and (type(group_size) is not int or group_size < 1):
+        raise SweepSpecError(
+            f"{field} must be a positive integer (runs per batch; 1 trains every run alone) "
+            f"or None (the device's default), got {group_size!r}"
+        )
 
 
 class PlanError(ValueError):
@@ -73,51 +86,6 @@ class Candidate:
     label: str
     config: RunConfig | None
     reason: str | None = None
-
-
-# -------------------------------------------------------------------------------------------
-# names
-# -------------------------------------------------------------------------------------------
-def sci_notation(x: float, digits: int = 3) -> str:
-    """Compact scientific notation for names: ``1e12``, ``3e-3``, ``1.5e-2``, ``2.05e7``."""
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def shape_tag(model: ModelConfig) -> str:
-    """``L{n_layers}-d{d_model}-h{n_heads}``."""
-    return f"L{model.n_layers}-d{model.d_model}-h{model.n_heads}"
-
-
-def config_hash(cfg: RunConfig) -> str:
-    """First 8 hex digits of SHA-256 of ``cfg.to_json()`` (sorted keys)."""
-    return hashlib.sha256(cfg.to_json().encode()).hexdigest()[:8]
-
-
-def run_name(cfg: RunConfig) -> str:
-    """Deterministic run name, e.g. ``L2-d64-h4-C1e12-lr3e-3-s0-1a2b3c4d``.
-
-    The budget tag is ``C<flops_budget>`` when the config has one, else ``D<n_tokens>``; a WSD
-    trunk (``keep_checkpoint_steps`` set) is prefixed ``trunk-``. The
-    trailing hash covers the whole config, so two configs differing anywhere get different
-    names, and the same config always gets the same name.
-    """
-    amount = (
-        f"C{sci_notation(cfg.flops_budget)}"
-        if cfg.flops_budget
-        else f"D{sci_notation(cfg.n_tokens)}"
-    )
-    trunk = "trunk-" if cfg.keep_checkpoint_steps else ""  # a WSD trunk (sweeps.branching)
-    lr = sci_notation(cfg.optim.lr)
-    name = f"{shape_tag(cfg.model)}-{amount}-lr{lr}-s{cfg.seed}-{config_hash(cfg)}"
-    return trunk + name
-
-
-def point_key(model: ModelConfig, n_tokens: int, flops_budget: float | None) -> str:
-    """Key shared by LR/seed variants of one point: shape plus budget (or exact token count)."""
-    amount = f"C{sci_notation(flops_budget)}" if flops_budget else f"D{n_tokens}"
-    return f"{shape_tag(model)}-{amount}"
 
 
 # -------------------------------------------------------------------------------------------
@@ -217,11 +185,7 @@ class SweepSpec:
     group_size: int | None = None
 
     def __post_init__(self) -> None:
-        if (g := self.group_size) is not None and (type(g) is not int or g < 1):
-            raise SweepSpecError(
-                f"{type(self).__name__}.group_size must be a positive integer (runs per batch; "
-                f"1 trains every run alone) or None (the device's default), got {g!r}"
-            )
+        check_group_size(self.group_size, f"{type(self).__name__}.group_size")
         if self.branching is not None and not isinstance(self.branching, WsdBranches):
             raise SweepSpecError(
                 f"{type(self).__name__}.branching must be WsdBranches(...) or None, "
@@ -793,6 +757,7 @@ __all__ = [
     "SweepSpec",
     "SweepSpecError",
     "WsdBranches",
+    "check_group_size",
     "config_hash",
     "corpus_train_tokens",
     "point_key",
